@@ -1,0 +1,125 @@
+//! Crash-safe file replacement: temp file, fsync, rename, fsync the directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one, never
+/// a half-written file: the bytes go to a temporary file beside `path` (created with `mode`
+/// on Unix), which is flushed to disk and then renamed over `path`; the directory is synced
+/// so the rename itself survives a crash.
+///
+/// # Errors
+/// [`Error::Io`] naming the file when any step fails; the temporary file is removed.
+pub fn write_file_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let (tmp_path, mut file) = create_temp_beside(path, mode)?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| fs::rename(&tmp_path, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp_path);
+        return Err(Error::io_at(path, e));
+    }
+    sync_dir(dir)
+}
+
+/// Creates `path` with `bytes`, failing if it exists; durable like
+/// [`write_file_atomically`].
+pub(crate) fn create_file_durably(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    set_mode(&mut options, mode);
+    let mut file = options.open(path).map_err(|e| Error::io_at(path, e))?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        drop(file);
+        let _ = fs::remove_file(path);
+        return Err(Error::io_at(path, e));
+    }
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+fn create_temp_beside(path: &Path, mode: u32) -> Result<(PathBuf, File)> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".to_owned());
+    let pid = std::process::id();
+    for attempt in 0u32..100 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let tmp = path.with_file_name(format!(".{name}.tmp-{pid}-{nanos:x}-{attempt}"));
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        set_mode(&mut options, mode);
+        match options.open(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io_at(tmp, e)),
+        }
+    }
+    Err(Error::io_at(
+        path,
+        std::io::Error::new(std::io::ErrorKind::AlreadyExists, "no free temporary name"),
+    ))
+}
+
+#[cfg(unix)]
+fn set_mode(options: &mut OpenOptions, mode: u32) {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.mode(mode);
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &mut OpenOptions, _: u32) {}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io_at(dir, e))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_and_leaves_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("f");
+        write_file_atomically(&path, b"one", 0o600).unwrap_or_else(|e| panic!("{e}"));
+        write_file_atomically(&path, b"two", 0o600).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(fs::read(&path).ok().as_deref(), Some(&b"two"[..]));
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok();
+            assert_eq!(mode, Some(0o600));
+        }
+    }
+}

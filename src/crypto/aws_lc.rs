@@ -1,0 +1,178 @@
+//! The aws-lc-rs provider (default).
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::rsa::{
+    KeySize, OaepAlgorithm, OaepPrivateDecryptingKey, OaepPublicEncryptingKey,
+    PrivateDecryptingKey, PublicEncryptingKey, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256,
+};
+use aws_lc_rs::{digest, hkdf, rand};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::{CryptoFailure, CryptoOps, RsaPrivate, RsaPublic, SegmentCipher};
+use crate::format::WrapAlgorithm;
+
+pub(super) struct AwsLc;
+
+fn fail<E>(_: E) -> CryptoFailure {
+    CryptoFailure
+}
+
+fn oaep(algorithm: WrapAlgorithm) -> &'static OaepAlgorithm {
+    match algorithm {
+        WrapAlgorithm::RsaOaepSha1 => &OAEP_SHA1_MGF1SHA1,
+        WrapAlgorithm::RsaOaepSha256 => &OAEP_SHA256_MGF1SHA256,
+    }
+}
+
+/// HKDF output length for aws-lc's `KeyType`.
+struct OutputLen(usize);
+
+impl hkdf::KeyType for OutputLen {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+impl CryptoOps for AwsLc {
+    fn name(&self) -> &'static str {
+        "aws-lc"
+    }
+
+    fn fill_random(&self, out: &mut [u8]) -> Result<(), CryptoFailure> {
+        rand::fill(out).map_err(fail)
+    }
+
+    fn sha256(&self, data: &[u8]) -> [u8; 32] {
+        let d = digest::digest(&digest::SHA256, data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        out
+    }
+
+    fn hkdf_sha256(
+        &self,
+        salt: &[u8],
+        ikm: &[u8],
+        info: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoFailure> {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(ikm);
+        let info = [info];
+        prk.expand(&info, OutputLen(out.len()))
+            .map_err(fail)?
+            .fill(out)
+            .map_err(fail)
+    }
+
+    fn aes256_gcm(&self, key: &[u8; 32]) -> Result<Box<dyn SegmentCipher>, CryptoFailure> {
+        let key = UnboundKey::new(&AES_256_GCM, key).map_err(fail)?;
+        Ok(Box::new(Gcm(LessSafeKey::new(key))))
+    }
+
+    fn rsa_private_from_pkcs8(&self, der: &[u8]) -> Result<Box<dyn RsaPrivate>, CryptoFailure> {
+        let key = PrivateDecryptingKey::from_pkcs8(der).map_err(fail)?;
+        let public = key.public_key();
+        let private = OaepPrivateDecryptingKey::new(key).map_err(fail)?;
+        Ok(Box::new(Private { private, public }))
+    }
+
+    fn generate_rsa_pkcs8(&self, bits: usize) -> Result<Zeroizing<Vec<u8>>, CryptoFailure> {
+        let size = match bits {
+            2048 => KeySize::Rsa2048,
+            3072 => KeySize::Rsa3072,
+            4096 => KeySize::Rsa4096,
+            _ => return Err(CryptoFailure),
+        };
+        let key = PrivateDecryptingKey::generate(size).map_err(fail)?;
+        let der = AsDer::<Pkcs8V1Der>::as_der(&key).map_err(fail)?;
+        Ok(Zeroizing::new(der.as_ref().to_vec()))
+    }
+}
+
+struct Gcm(LessSafeKey);
+
+impl SegmentCipher for Gcm {
+    fn seal_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; 16], CryptoFailure> {
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                in_out,
+            )
+            .map_err(fail)?;
+        <[u8; 16]>::try_from(tag.as_ref()).map_err(fail)
+    }
+
+    fn open_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; 16],
+    ) -> Result<(), CryptoFailure> {
+        let opened = self.0.open_in_place_separate_tag(
+            Nonce::assume_unique_for_key(*nonce),
+            Aad::from(aad),
+            tag,
+            in_out,
+        );
+        if opened.is_err() {
+            in_out.zeroize();
+            return Err(CryptoFailure);
+        }
+        Ok(())
+    }
+}
+
+struct Public(OaepPublicEncryptingKey);
+
+impl RsaPublic for Public {
+    fn encrypt_oaep(
+        &self,
+        algorithm: WrapAlgorithm,
+        message: &[u8],
+    ) -> Result<Vec<u8>, CryptoFailure> {
+        let mut out = vec![0u8; self.0.ciphertext_size()];
+        let len = self
+            .0
+            .encrypt(oaep(algorithm), message, &mut out, None)
+            .map_err(fail)?
+            .len();
+        out.truncate(len);
+        Ok(out)
+    }
+}
+
+struct Private {
+    private: OaepPrivateDecryptingKey,
+    public: PublicEncryptingKey,
+}
+
+impl RsaPrivate for Private {
+    fn public_key(&self) -> Result<Box<dyn RsaPublic>, CryptoFailure> {
+        let public = OaepPublicEncryptingKey::new(self.public.clone()).map_err(fail)?;
+        Ok(Box::new(Public(public)))
+    }
+
+    fn decrypt_oaep(
+        &self,
+        algorithm: WrapAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoFailure> {
+        let mut out = Zeroizing::new(vec![0u8; self.private.min_output_size()]);
+        let len = self
+            .private
+            .decrypt(oaep(algorithm), ciphertext, &mut out, None)
+            .map_err(fail)?
+            .len();
+        out.truncate(len);
+        Ok(out)
+    }
+}

@@ -1,0 +1,159 @@
+//! The crypto providers: one small interface, two implementations.
+//!
+//! Everything the data path needs from cryptography goes through [`CryptoOps`]: random bytes,
+//! SHA-256, HKDF-SHA-256, AES-256-GCM with detached tags, and RSA-OAEP. The providers are
+//! `aws-lc` (aws-lc-rs, the default) and `rustcrypto` (aes-gcm, rsa, hkdf, sha2).
+
+#[cfg(feature = "aws-lc")]
+mod aws_lc;
+#[cfg(feature = "rustcrypto")]
+mod rust_crypto;
+mod schedule;
+#[cfg(test)]
+mod wycheproof_tests;
+
+pub(crate) use schedule::KeySchedule;
+
+use zeroize::Zeroizing;
+
+use crate::format::WrapAlgorithm;
+
+#[cfg(not(any(feature = "aws-lc", feature = "rustcrypto")))]
+compile_error!("enable a crypto provider: feature `aws-lc` (default) or `rustcrypto`");
+
+/// A failed cryptographic operation. Deliberately carries nothing: callers map it to the
+/// opaque [`Error::DecryptionFailed`](crate::Error::DecryptionFailed) or to a backend error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CryptoFailure;
+
+/// AES-256-GCM under one key, with detached tags.
+pub(crate) trait SegmentCipher: Send + Sync {
+    /// Encrypts `in_out` in place and returns the tag.
+    fn seal_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; 16], CryptoFailure>;
+
+    /// Decrypts `in_out` in place if `tag` verifies. On failure `in_out` is zeroed, so no
+    /// unauthenticated plaintext survives.
+    fn open_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; 16],
+    ) -> Result<(), CryptoFailure>;
+}
+
+/// An RSA public key that wraps data keys with OAEP.
+pub(crate) trait RsaPublic: Send + Sync {
+    fn encrypt_oaep(
+        &self,
+        algorithm: WrapAlgorithm,
+        message: &[u8],
+    ) -> Result<Vec<u8>, CryptoFailure>;
+}
+
+/// An RSA private key that unwraps data keys with OAEP.
+pub(crate) trait RsaPrivate: Send + Sync {
+    fn public_key(&self) -> Result<Box<dyn RsaPublic>, CryptoFailure>;
+    /// OAEP decryption with an empty label. Every failure (padding, length, wrong key) is the
+    /// same `CryptoFailure`.
+    fn decrypt_oaep(
+        &self,
+        algorithm: WrapAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoFailure>;
+}
+
+/// The operations a provider supplies.
+pub(crate) trait CryptoOps: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn fill_random(&self, out: &mut [u8]) -> Result<(), CryptoFailure>;
+    fn sha256(&self, data: &[u8]) -> [u8; 32];
+    /// HKDF-SHA-256: extract with `salt` over `ikm`, then expand `info` into `out`.
+    fn hkdf_sha256(
+        &self,
+        salt: &[u8],
+        ikm: &[u8],
+        info: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoFailure>;
+    fn aes256_gcm(&self, key: &[u8; 32]) -> Result<Box<dyn SegmentCipher>, CryptoFailure>;
+    /// Loads an RSA private key from a PKCS#8 DER document.
+    fn rsa_private_from_pkcs8(&self, der: &[u8]) -> Result<Box<dyn RsaPrivate>, CryptoFailure>;
+    /// Generates an RSA key of `bits` bits, as PKCS#8 DER.
+    fn generate_rsa_pkcs8(&self, bits: usize) -> Result<Zeroizing<Vec<u8>>, CryptoFailure>;
+}
+
+/// A crypto provider: which library performs the cryptography of the data path.
+///
+/// A cheap handle; pick one with [`Provider::aws_lc`] or [`Provider::rustcrypto`], or take
+/// [`Provider::default`] (aws-lc when its feature is on). Envelopes sealed by one provider
+/// open with the other: the format does not depend on the provider.
+#[derive(Clone, Copy)]
+pub struct Provider {
+    ops: &'static dyn CryptoOps,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Provider").field(&self.ops.name()).finish()
+    }
+}
+
+impl Provider {
+    /// aws-lc-rs: the default, fastest, and constant-time RSA.
+    #[cfg(feature = "aws-lc")]
+    #[must_use]
+    pub fn aws_lc() -> Self {
+        Self {
+            ops: &aws_lc::AwsLc,
+        }
+    }
+
+    /// RustCrypto (`aes-gcm`, `rsa`, `hkdf`, `sha2`): pure Rust.
+    ///
+    /// The `rsa` crate still carries RUSTSEC-2023-0071 (the Marvin timing side channel on
+    /// decryption); see the README's security section before unwrapping with it where an
+    /// attacker can time you.
+    #[cfg(feature = "rustcrypto")]
+    #[must_use]
+    pub fn rustcrypto() -> Self {
+        Self {
+            ops: &rust_crypto::RustCrypto,
+        }
+    }
+
+    /// Every provider compiled into this build, default first.
+    #[must_use]
+    pub fn all() -> Vec<Self> {
+        let mut all = Vec::new();
+        #[cfg(feature = "aws-lc")]
+        all.push(Self::aws_lc());
+        #[cfg(feature = "rustcrypto")]
+        all.push(Self::rustcrypto());
+        all
+    }
+
+    /// The provider's name: `aws-lc` or `rustcrypto`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.ops.name()
+    }
+
+    pub(crate) fn ops(&self) -> &'static dyn CryptoOps {
+        self.ops
+    }
+}
+
+impl Default for Provider {
+    fn default() -> Self {
+        #[cfg(feature = "aws-lc")]
+        return Self::aws_lc();
+        #[cfg(not(feature = "aws-lc"))]
+        return Self::rustcrypto();
+    }
+}

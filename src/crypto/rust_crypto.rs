@@ -1,0 +1,139 @@
+//! The RustCrypto provider: aes-gcm, rsa, hkdf, sha2.
+
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use rand_core::{OsRng, RngCore};
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::{CryptoFailure, CryptoOps, RsaPrivate, RsaPublic, SegmentCipher};
+use crate::format::WrapAlgorithm;
+
+pub(super) struct RustCrypto;
+
+fn fail<E>(_: E) -> CryptoFailure {
+    CryptoFailure
+}
+
+fn oaep(algorithm: WrapAlgorithm) -> Oaep {
+    match algorithm {
+        WrapAlgorithm::RsaOaepSha1 => Oaep::new::<sha1::Sha1>(),
+        WrapAlgorithm::RsaOaepSha256 => Oaep::new::<Sha256>(),
+    }
+}
+
+impl CryptoOps for RustCrypto {
+    fn name(&self) -> &'static str {
+        "rustcrypto"
+    }
+
+    fn fill_random(&self, out: &mut [u8]) -> Result<(), CryptoFailure> {
+        OsRng.try_fill_bytes(out).map_err(fail)
+    }
+
+    fn sha256(&self, data: &[u8]) -> [u8; 32] {
+        Sha256::digest(data).into()
+    }
+
+    fn hkdf_sha256(
+        &self,
+        salt: &[u8],
+        ikm: &[u8],
+        info: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoFailure> {
+        hkdf::Hkdf::<Sha256>::new(Some(salt), ikm)
+            .expand(info, out)
+            .map_err(fail)
+    }
+
+    fn aes256_gcm(&self, key: &[u8; 32]) -> Result<Box<dyn SegmentCipher>, CryptoFailure> {
+        Ok(Box::new(Gcm(Aes256Gcm::new_from_slice(key).map_err(fail)?)))
+    }
+
+    fn rsa_private_from_pkcs8(&self, der: &[u8]) -> Result<Box<dyn RsaPrivate>, CryptoFailure> {
+        let key = RsaPrivateKey::from_pkcs8_der(der).map_err(fail)?;
+        key.validate().map_err(fail)?;
+        Ok(Box::new(Private(key)))
+    }
+
+    fn generate_rsa_pkcs8(&self, bits: usize) -> Result<Zeroizing<Vec<u8>>, CryptoFailure> {
+        let key = RsaPrivateKey::new(&mut OsRng, bits).map_err(fail)?;
+        let der = key.to_pkcs8_der().map_err(fail)?;
+        Ok(Zeroizing::new(der.as_bytes().to_vec()))
+    }
+}
+
+struct Gcm(Aes256Gcm);
+
+impl SegmentCipher for Gcm {
+    fn seal_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; 16], CryptoFailure> {
+        let tag = self
+            .0
+            .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, in_out)
+            .map_err(fail)?;
+        Ok(tag.into())
+    }
+
+    fn open_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; 16],
+    ) -> Result<(), CryptoFailure> {
+        let opened = self.0.decrypt_in_place_detached(
+            Nonce::from_slice(nonce),
+            aad,
+            in_out,
+            Tag::from_slice(tag),
+        );
+        if opened.is_err() {
+            in_out.zeroize();
+            return Err(CryptoFailure);
+        }
+        Ok(())
+    }
+}
+
+struct Public(RsaPublicKey);
+
+impl RsaPublic for Public {
+    fn encrypt_oaep(
+        &self,
+        algorithm: WrapAlgorithm,
+        message: &[u8],
+    ) -> Result<Vec<u8>, CryptoFailure> {
+        self.0
+            .encrypt(&mut OsRng, oaep(algorithm), message)
+            .map_err(fail)
+    }
+}
+
+struct Private(RsaPrivateKey);
+
+impl RsaPrivate for Private {
+    fn public_key(&self) -> Result<Box<dyn RsaPublic>, CryptoFailure> {
+        Ok(Box::new(Public(self.0.to_public_key())))
+    }
+
+    fn decrypt_oaep(
+        &self,
+        algorithm: WrapAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoFailure> {
+        // Blinded: the base RSA operation does not depend on the ciphertext in a way the
+        // caller can time. The rsa crate's remaining exposure is RUSTSEC-2023-0071 (README).
+        self.0
+            .decrypt_blinded(&mut OsRng, oaep(algorithm), ciphertext)
+            .map(Zeroizing::new)
+            .map_err(fail)
+    }
+}

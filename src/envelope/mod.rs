@@ -1,0 +1,192 @@
+//! The data path: seal, open, re-wrap.
+
+mod open;
+mod rewrap;
+mod seal;
+mod segments;
+
+pub use open::Opened;
+pub use rewrap::{RewrapTarget, Rewrapped};
+pub use seal::Sealed;
+
+use std::sync::Arc;
+
+use crate::crypto::Provider;
+use crate::error::{Error, Result};
+use crate::format::limits::{DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
+use crate::format::{BodyLayout, Header, Malformed};
+use crate::policy::KeyPolicy;
+use crate::wrap::{KeyResolver, KeyWrapper};
+
+/// Seals and opens CMKE envelopes.
+///
+/// An `Envelope` holds the wrapper that new data keys are wrapped under (optional: a reader
+/// needs none) and a [`KeyResolver`] of every wrapper it may open with. It is cheap to share
+/// (`Send + Sync`); build one per service.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cmk_envelope::Error> {
+/// use std::sync::Arc;
+/// use cmk_envelope::{software::Keyring, Envelope};
+///
+/// let dir = tempfile::tempdir()?;
+/// let keyring = Keyring::create(dir.path())?;
+/// keyring.create_key("orders")?;
+/// let envelope = Envelope::builder()
+///     .seal_with(Arc::new(keyring.key("orders")?))
+///     .build()?;
+///
+/// let sealed = envelope.seal(b"order #1", b"tenant=42").await?;
+/// let opened = envelope.open(&sealed, b"tenant=42").await?;
+/// assert_eq!(opened.plaintext(), b"order #1");
+/// assert!(envelope.open(&sealed, b"tenant=43").await.is_err());
+/// # Ok(()) }
+/// ```
+pub struct Envelope {
+    sealer: Option<Arc<dyn KeyWrapper>>,
+    resolver: KeyResolver,
+    provider: Provider,
+    policy: KeyPolicy,
+    segment_size: u32,
+    lazy_rewrap: bool,
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("provider", &self.provider)
+            .field("segment_size", &self.segment_size)
+            .field("wrappers", &self.resolver)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Envelope`].
+#[must_use]
+pub struct EnvelopeBuilder {
+    sealer: Option<Arc<dyn KeyWrapper>>,
+    openers: Vec<Arc<dyn KeyWrapper>>,
+    provider: Provider,
+    policy: KeyPolicy,
+    segment_size: u32,
+    lazy_rewrap: bool,
+}
+
+impl Envelope {
+    /// Starts building an envelope.
+    pub fn builder() -> EnvelopeBuilder {
+        EnvelopeBuilder {
+            sealer: None,
+            openers: Vec::new(),
+            provider: Provider::default(),
+            policy: KeyPolicy::default(),
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            lazy_rewrap: true,
+        }
+    }
+
+    /// The crypto provider in use.
+    #[must_use]
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// The policy in use.
+    #[must_use]
+    pub fn policy(&self) -> &KeyPolicy {
+        &self.policy
+    }
+
+    fn sealer(&self) -> Result<&Arc<dyn KeyWrapper>> {
+        self.sealer.as_ref().ok_or_else(|| {
+            Error::InvalidArgument("this envelope has no key to seal with (seal_with)".to_owned())
+        })
+    }
+
+    fn aad_hash(&self, aad: &[u8]) -> [u8; 32] {
+        self.provider.ops().sha256(aad)
+    }
+}
+
+impl EnvelopeBuilder {
+    /// New data keys are wrapped by this wrapper, which also opens.
+    pub fn seal_with(mut self, wrapper: Arc<dyn KeyWrapper>) -> Self {
+        self.sealer = Some(wrapper);
+        self
+    }
+
+    /// Adds a wrapper to open with (asked after the sealing wrapper, in the order added).
+    pub fn open_with(mut self, wrapper: Arc<dyn KeyWrapper>) -> Self {
+        self.openers.push(wrapper);
+        self
+    }
+
+    /// Uses this crypto provider (default: aws-lc when compiled in).
+    pub fn provider(mut self, provider: Provider) -> Self {
+        self.provider = provider;
+        self
+    }
+
+    /// Uses this policy (default: [`KeyPolicy::default`]).
+    pub fn policy(mut self, policy: KeyPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Plaintext bytes per segment of new envelopes: 64 ..= 2^26, default 65536.
+    pub fn segment_size(mut self, segment_size: u32) -> Self {
+        self.segment_size = segment_size;
+        self
+    }
+
+    /// Whether opening an object whose slot is under an old key version hands back a header
+    /// re-wrapped to the current version (default: on; it costs one wrap, which is a local
+    /// public-key operation for the software keyring).
+    pub fn lazy_rewrap(mut self, on: bool) -> Self {
+        self.lazy_rewrap = on;
+        self
+    }
+
+    /// Builds the envelope.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a segment size out of range or when no wrapper was
+    /// given.
+    pub fn build(self) -> Result<Envelope> {
+        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&self.segment_size) {
+            return Err(Error::InvalidArgument(format!(
+                "segment size {} is outside {MIN_SEGMENT_SIZE}..={MAX_SEGMENT_SIZE}",
+                self.segment_size
+            )));
+        }
+        let mut resolver = KeyResolver::new();
+        if let Some(sealer) = &self.sealer {
+            resolver.add(Arc::clone(sealer));
+        }
+        for opener in self.openers {
+            resolver.add(opener);
+        }
+        if resolver.is_empty() {
+            return Err(Error::InvalidArgument(
+                "an envelope needs a key wrapper (seal_with or open_with)".to_owned(),
+            ));
+        }
+        Ok(Envelope {
+            sealer: self.sealer,
+            resolver,
+            provider: self.provider,
+            policy: self.policy,
+            segment_size: self.segment_size,
+            lazy_rewrap: self.lazy_rewrap,
+        })
+    }
+}
+
+/// Splits an attached envelope into its parsed header, header length and body layout.
+fn parse_attached(envelope: &[u8]) -> Result<(Header, usize, BodyLayout)> {
+    let (header, header_len) = Header::parse_prefix(envelope)?;
+    let body = envelope.get(header_len..).ok_or(Malformed::BodyMissing)?;
+    let layout = BodyLayout::for_ciphertext(header.preamble().segment_size(), body.len() as u64)?;
+    Ok((header, header_len, layout))
+}

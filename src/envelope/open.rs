@@ -1,0 +1,166 @@
+//! Opening: find a key, check the commitment, verify and decrypt every segment.
+
+use zeroize::Zeroize;
+
+use super::rewrap::{replace_slot, Rewrapped};
+use super::segments::{open_body, SegmentContext};
+use super::{parse_attached, Envelope};
+use crate::crypto::KeySchedule;
+use crate::error::Result;
+use crate::format::{BodyLayout, Header};
+use crate::wrap::Recovered;
+
+/// An opened object: the plaintext, the kid that opened it, and (when that kid is not the
+/// key's current version) a header re-wrapped to the current version.
+pub struct Opened {
+    plaintext: Vec<u8>,
+    kid: String,
+    rewrapped: Option<Rewrapped>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("plaintext_len", &self.plaintext.len())
+            .field("kid", &self.kid)
+            .field("rewrapped", &self.rewrapped)
+            .finish()
+    }
+}
+
+impl Opened {
+    /// The plaintext.
+    #[must_use]
+    pub fn plaintext(&self) -> &[u8] {
+        &self.plaintext
+    }
+
+    /// Takes the plaintext.
+    #[must_use]
+    pub fn into_plaintext(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.plaintext)
+    }
+
+    /// The kid (with version) of the slot that opened the object.
+    #[must_use]
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Whether the object is wrapped under an old version of its key.
+    #[must_use]
+    pub fn is_stale(&self) -> bool {
+        self.rewrapped.is_some()
+    }
+
+    /// The header re-wrapped to the current version, when the object was stale (lazy
+    /// re-wrap). Store it in place of the old header; the body does not change.
+    #[must_use]
+    pub fn rewrapped(&self) -> Option<&Rewrapped> {
+        self.rewrapped.as_ref()
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        self.plaintext.zeroize();
+    }
+}
+
+impl Envelope {
+    /// Opens an attached envelope (`header ‖ body`).
+    ///
+    /// # Errors
+    /// [`Error::Malformed`](crate::Error::Malformed) for bytes that are not an envelope;
+    /// [`Error::NoKeyForKid`](crate::Error::NoKeyForKid) when no wrapper holds a slot's key;
+    /// [`Error::DecryptionFailed`](crate::Error::DecryptionFailed) for tampering, wrong
+    /// associated data or a wrong key; the wrapper's key errors (access denied, disabled,
+    /// not found).
+    pub async fn open(&self, envelope: &[u8], aad: &[u8]) -> Result<Opened> {
+        let (header, header_len, layout) = parse_attached(envelope)?;
+        let body = envelope.get(header_len..).unwrap_or_default();
+        self.open_parsed(&header, header_len, layout, body, aad)
+            .await
+    }
+
+    /// Opens a detached header and its body.
+    ///
+    /// # Errors
+    /// As [`Envelope::open`]; a header with trailing bytes is malformed.
+    pub async fn open_detached(&self, header: &[u8], body: &[u8], aad: &[u8]) -> Result<Opened> {
+        let parsed = Header::parse_detached(header)?;
+        let layout =
+            BodyLayout::for_ciphertext(parsed.preamble().segment_size(), body.len() as u64)?;
+        self.open_parsed(&parsed, header.len(), layout, body, aad)
+            .await
+    }
+
+    async fn open_parsed(
+        &self,
+        header: &Header,
+        header_len: usize,
+        layout: BodyLayout,
+        body: &[u8],
+        aad: &[u8],
+    ) -> Result<Opened> {
+        let recovered = self.recover(header).await?;
+        let segment_aad = header.preamble().segment_aad(&self.aad_hash(aad));
+        let ctx = SegmentContext {
+            cipher: recovered.accepted.cipher.as_ref(),
+            aad: &segment_aad,
+            layout,
+            segment_size: header.preamble().segment_size() as usize,
+        };
+        let plaintext = open_body(&ctx, body)?;
+        let slot = header.slots().get(recovered.slot_index);
+        let kid = slot.map(|s| s.kid().to_owned()).unwrap_or_default();
+        let rewrapped = if self.lazy_rewrap {
+            self.lazy_rewrap_header(header, header_len, &recovered)
+                .await?
+        } else {
+            None
+        };
+        Ok(Opened {
+            plaintext,
+            kid,
+            rewrapped,
+        })
+    }
+
+    /// Unwraps the first slot whose data key derives the header's commitment.
+    pub(super) async fn recover(&self, header: &Header) -> Result<Recovered<KeySchedule>> {
+        let message_id = header.preamble().message_id();
+        let commitment = header.preamble().commitment();
+        self.resolver
+            .recover(header.slots(), |data_key| {
+                KeySchedule::derive(self.provider, data_key, &message_id)
+                    .ok()
+                    .filter(|s| s.commits_to(&commitment))
+            })
+            .await
+    }
+
+    /// When the opening slot is not under its key's current version: wrap the data key
+    /// again (one wrap, no second unwrap) and return the new header.
+    async fn lazy_rewrap_header(
+        &self,
+        header: &Header,
+        header_len: usize,
+        recovered: &Recovered<KeySchedule>,
+    ) -> Result<Option<Rewrapped>> {
+        let Some(slot) = header.slots().get(recovered.slot_index) else {
+            return Ok(None);
+        };
+        let current = recovered.wrapper.current_kid().await?;
+        if current == slot.kid() {
+            return Ok(None);
+        }
+        let new_slot = recovered.wrapper.wrap(&recovered.data_key).await?;
+        let new_header = replace_slot(header, recovered.slot_index, new_slot)?;
+        Ok(Some(Rewrapped::new(
+            new_header,
+            header_len,
+            slot.kid().to_owned(),
+        )?))
+    }
+}

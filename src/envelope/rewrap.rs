@@ -1,0 +1,198 @@
+//! Re-wrapping: new key slots after the same preamble; the body never changes.
+
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+
+use super::Envelope;
+use crate::crypto::KeySchedule;
+use crate::error::{Error, Result};
+use crate::format::{Header, KeySlot};
+use crate::policy::RewrapEndpoint;
+use crate::wrap::{KeyWrapper, Unwrapped};
+
+/// Where [`Envelope::rewrap`] moves a data key.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum RewrapTarget {
+    /// The current version of the key that opens the object (after a rotation).
+    CurrentVersion,
+    /// The current version of another key (same vault or keyring, or up from a software key
+    /// to a customer-managed one, unless the policy allows more).
+    Key(Arc<dyn KeyWrapper>),
+}
+
+impl std::fmt::Debug for RewrapTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RewrapTarget::CurrentVersion => f.write_str("CurrentVersion"),
+            RewrapTarget::Key(w) => f.debug_tuple("Key").field(&w.domain()).finish(),
+        }
+    }
+}
+
+/// A re-wrapped header. The object becomes `header() ‖ old body`: only the header changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrapped {
+    header: Vec<u8>,
+    old_header_len: usize,
+    from_kid: String,
+    to_kid: String,
+}
+
+impl Rewrapped {
+    pub(super) fn new(header: Header, old_header_len: usize, from_kid: String) -> Result<Self> {
+        let bytes = header.to_bytes();
+        // Never hand out a header that does not parse back to itself.
+        if Header::parse_detached(&bytes).as_ref() != Ok(&header) {
+            return Err(Error::Backend {
+                backend: "cmke format",
+                message: "re-wrapped header does not round-trip".to_owned(),
+            });
+        }
+        let to_kid = header
+            .slots()
+            .iter()
+            .find(|s| s.kid() != from_kid)
+            .or_else(|| header.slots().first())
+            .map(|s| s.kid().to_owned())
+            .unwrap_or_default();
+        Ok(Self {
+            header: bytes,
+            old_header_len,
+            from_kid,
+            to_kid,
+        })
+    }
+
+    /// The new header bytes.
+    #[must_use]
+    pub fn header(&self) -> &[u8] {
+        &self.header
+    }
+
+    /// Length of the header this one replaces: the body of an attached envelope starts
+    /// there.
+    #[must_use]
+    pub fn old_header_len(&self) -> usize {
+        self.old_header_len
+    }
+
+    /// The kid of the slot that was replaced.
+    #[must_use]
+    pub fn from_kid(&self) -> &str {
+        &self.from_kid
+    }
+
+    /// The kid of the new slot.
+    #[must_use]
+    pub fn to_kid(&self) -> &str {
+        &self.to_kid
+    }
+
+    /// The re-wrapped attached envelope: the new header followed by the unchanged body of
+    /// `old_envelope`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `old_envelope` is shorter than the old header.
+    pub fn apply_to(&self, old_envelope: &[u8]) -> Result<Vec<u8>> {
+        let body = old_envelope.get(self.old_header_len..).ok_or_else(|| {
+            Error::InvalidArgument("envelope is shorter than its old header".to_owned())
+        })?;
+        let mut out = Vec::with_capacity(self.header.len().saturating_add(body.len()));
+        out.extend_from_slice(&self.header);
+        out.extend_from_slice(body);
+        Ok(out)
+    }
+}
+
+/// The header with slot `index` replaced by `new_slot`; any other slot under the new kid is
+/// dropped (the new one is the verified one).
+pub(super) fn replace_slot(header: &Header, index: usize, new_slot: KeySlot) -> Result<Header> {
+    let mut slots = Vec::with_capacity(header.slots().len());
+    for (i, slot) in header.slots().iter().enumerate() {
+        if i == index {
+            slots.push(new_slot.clone());
+        } else if slot.kid() != new_slot.kid() {
+            slots.push(slot.clone());
+        }
+    }
+    Ok(header.with_slots(slots)?)
+}
+
+impl Envelope {
+    /// Re-wraps an object's data key: to the current version of its key, or to another key.
+    /// Takes a detached header or a whole attached envelope (only its header is read) and
+    /// returns the new header; the body is untouched and does not need to be read.
+    ///
+    /// The data key is unwrapped once and checked against the header's key commitment before
+    /// anything is written; the new slot is then unwrapped again and checked, so the returned
+    /// header is known to open. Returns `Ok(None)` when the object is already under the
+    /// target kid.
+    ///
+    /// # Errors
+    /// As [`Envelope::open`] for the unwrap; [`Error::PolicyRefused`] when the move breaks the
+    /// policy (another vault or keyring; a customer-managed key to a software key).
+    pub async fn rewrap(
+        &self,
+        header_or_envelope: &[u8],
+        target: RewrapTarget,
+    ) -> Result<Option<Rewrapped>> {
+        let (header, header_len) = Header::parse_prefix(header_or_envelope)?;
+        let recovered = self.recover(&header).await?;
+        let target = match target {
+            RewrapTarget::CurrentVersion => Arc::clone(&recovered.wrapper),
+            RewrapTarget::Key(wrapper) => wrapper,
+        };
+        let from_kid = header
+            .slots()
+            .get(recovered.slot_index)
+            .map(|s| s.kid().to_owned())
+            .unwrap_or_default();
+        let to_kid = target.current_kid().await?;
+        if to_kid == from_kid {
+            return Ok(None);
+        }
+        self.policy.check_rewrap(
+            &RewrapEndpoint {
+                kid: &from_kid,
+                protection: recovered.wrapper.protection(),
+                domain: recovered.wrapper.domain(),
+            },
+            &RewrapEndpoint {
+                kid: &to_kid,
+                protection: target.protection(),
+                domain: target.domain(),
+            },
+        )?;
+        let new_slot = target.wrap(&recovered.data_key).await?;
+        self.verify_new_slot(target.as_ref(), &new_slot, &recovered.accepted, &header)
+            .await?;
+        let new_header = replace_slot(&header, recovered.slot_index, new_slot)?;
+        Rewrapped::new(new_header, header_len, from_kid).map(Some)
+    }
+
+    /// Unwraps the new slot and checks that it carries the same data key (by commitment).
+    async fn verify_new_slot(
+        &self,
+        target: &dyn KeyWrapper,
+        slot: &KeySlot,
+        schedule: &KeySchedule,
+        header: &Header,
+    ) -> Result<()> {
+        let failed = || Error::Backend {
+            backend: "rewrap",
+            message: format!("the new slot under {} does not open", slot.kid()),
+        };
+        let Unwrapped::Key(data_key) = target.unwrap(slot).await? else {
+            return Err(failed());
+        };
+        let check = KeySchedule::derive(self.provider, &data_key, &header.preamble().message_id())
+            .map_err(|_| failed())?;
+        if bool::from(check.commitment.ct_eq(&schedule.commitment)) {
+            Ok(())
+        } else {
+            Err(failed())
+        }
+    }
+}

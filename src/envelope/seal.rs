@@ -1,0 +1,101 @@
+//! Sealing: a fresh data key, wrapped, then the body.
+
+use super::segments::{seal_body_into, SegmentContext};
+use super::Envelope;
+use crate::crypto::KeySchedule;
+use crate::data_key::{DataKey, DATA_KEY_LEN};
+use crate::error::{Error, Result};
+use crate::format::{BodyLayout, Header, Preamble};
+
+/// A sealed object as a separate header and body (store the header in metadata, say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// The header: preamble and key slots.
+    pub header: Vec<u8>,
+    /// The segments.
+    pub body: Vec<u8>,
+}
+
+impl Envelope {
+    /// Seals `plaintext` under a fresh data key wrapped by the sealing wrapper. `aad` is
+    /// authenticated, not stored: the same bytes must be given to open.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] without a sealing wrapper; the wrapper's errors (policy,
+    /// key, backend).
+    pub async fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let (header, schedule, layout) = self.start(plaintext.len()).await?;
+        let header_len = header.encoded_len();
+        let capacity = usize::try_from(layout.body_len())
+            .ok()
+            .and_then(|b| b.checked_add(header_len))
+            .ok_or_else(|| Error::InvalidArgument("object too large".to_owned()))?;
+        let mut out = Vec::with_capacity(capacity);
+        header.write(&mut out);
+        self.seal_body(&header, &schedule, layout, plaintext, aad, &mut out)?;
+        Ok(out)
+    }
+
+    /// Seals with the header and body apart (detached). `header ‖ body` is the same as what
+    /// [`Envelope::seal`] returns.
+    ///
+    /// # Errors
+    /// As [`Envelope::seal`].
+    pub async fn seal_detached(&self, plaintext: &[u8], aad: &[u8]) -> Result<Sealed> {
+        let (header, schedule, layout) = self.start(plaintext.len()).await?;
+        let body_len = usize::try_from(layout.body_len())
+            .map_err(|_| Error::InvalidArgument("object too large".to_owned()))?;
+        let mut body = Vec::with_capacity(body_len);
+        self.seal_body(&header, &schedule, layout, plaintext, aad, &mut body)?;
+        Ok(Sealed {
+            header: header.to_bytes(),
+            body,
+        })
+    }
+
+    /// Makes the data key, wraps it, and builds the header.
+    async fn start(&self, plain_len: usize) -> Result<(Header, KeySchedule, BodyLayout)> {
+        let sealer = self.sealer()?;
+        let layout = BodyLayout::for_plaintext(self.segment_size, plain_len as u64)?;
+        let ops = self.provider.ops();
+        let random_failed = |_| Error::Backend {
+            backend: self.provider.name(),
+            message: "random number generator failed".to_owned(),
+        };
+        let mut dek_bytes = zeroize::Zeroizing::new([0u8; DATA_KEY_LEN]);
+        ops.fill_random(dek_bytes.as_mut()).map_err(random_failed)?;
+        let data_key = DataKey::from_bytes(*dek_bytes);
+        let mut message_id = [0u8; 32];
+        ops.fill_random(&mut message_id).map_err(random_failed)?;
+        let schedule =
+            KeySchedule::derive(self.provider, &data_key, &message_id).map_err(|_| {
+                Error::Backend {
+                    backend: self.provider.name(),
+                    message: "key derivation failed".to_owned(),
+                }
+            })?;
+        let slot = sealer.wrap(&data_key).await?;
+        let preamble = Preamble::new(self.segment_size, message_id, schedule.commitment)?;
+        let header = Header::new(preamble, vec![slot])?;
+        Ok((header, schedule, layout))
+    }
+
+    fn seal_body(
+        &self,
+        header: &Header,
+        schedule: &KeySchedule,
+        layout: BodyLayout,
+        plaintext: &[u8],
+        aad: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let aad = header.preamble().segment_aad(&self.aad_hash(aad));
+        let ctx = SegmentContext {
+            cipher: schedule.cipher.as_ref(),
+            aad: &aad,
+            layout,
+            segment_size: self.segment_size as usize,
+        };
+        seal_body_into(&ctx, plaintext, out)
+    }
+}

@@ -1,0 +1,152 @@
+//! The crate's one error type, typed by what the caller must do about it.
+//!
+//! No variant carries secret bytes: messages name kids, sizes and reasons, never key material
+//! or plaintext.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::format::Malformed;
+
+/// Everything that can go wrong in `cmk-envelope`.
+///
+/// Match on the variant to decide what to do:
+///
+/// | variant | what the caller should do |
+/// |---|---|
+/// | [`Error::Malformed`] | the bytes are not a CMKE envelope (or are cut short): do not retry |
+/// | [`Error::DecryptionFailed`] | tampered data, wrong associated data or wrong key: do not retry |
+/// | [`Error::NoKeyForKid`] | configure a wrapper for one of the kids named |
+/// | [`Error::AccessDenied`], [`Error::KeyDisabled`], [`Error::KeyNotFound`] | fix the key or its permissions (revocation looks like this) |
+/// | [`Error::Throttled`] | back off and retry |
+/// | [`Error::PolicyRefused`] | the operation breaks a CMK rule; change the request or, knowingly, the [`KeyPolicy`](crate::KeyPolicy) |
+/// | [`Error::InvalidKey`] | the key material is unusable (bad PEM, not RSA) |
+/// | [`Error::InvalidArgument`] | a caller-supplied parameter is out of range |
+/// | [`Error::Backend`], [`Error::Io`] | infrastructure failure: retry or escalate |
+///
+/// Tampering and a wrong key deliberately give the same [`Error::DecryptionFailed`], so an
+/// attacker learns nothing from which one happened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input is not a well-formed CMKE v1 envelope or header.
+    #[error("malformed envelope: {0}")]
+    Malformed(#[from] Malformed),
+
+    /// Authentication failed: the data was modified, the associated data differs, or the
+    /// data key could not be recovered with the key that claimed the slot.
+    #[error("decryption failed")]
+    DecryptionFailed,
+
+    /// No configured key wrapper holds any of the keys that wrapped this envelope.
+    #[error("no key for this envelope: it names {}", .kids.join(", "))]
+    NoKeyForKid {
+        /// The kids named by the envelope's key slots.
+        kids: Vec<String>,
+    },
+
+    /// The key exists but the caller may not use it for this operation.
+    #[error("access denied to key {kid}: {detail}")]
+    AccessDenied {
+        /// The key identifier.
+        kid: String,
+        /// What is missing (for example the permission).
+        detail: String,
+    },
+
+    /// The key exists but is disabled, or outside its validity window.
+    #[error("key {kid} is disabled: {detail}")]
+    KeyDisabled {
+        /// The key identifier.
+        kid: String,
+        /// Why the key is unusable.
+        detail: String,
+    },
+
+    /// The key, or this version of it, does not exist (never did, deleted or purged).
+    #[error("key not found: {kid}")]
+    KeyNotFound {
+        /// The key identifier (or key name) that was looked up.
+        kid: String,
+    },
+
+    /// The key service asked us to slow down.
+    #[error("throttled by the key service{}", .retry_after.map(|d| format!(", retry after {} s", d.as_secs())).unwrap_or_default())]
+    Throttled {
+        /// How long the service asked us to wait, if it said.
+        retry_after: Option<Duration>,
+    },
+
+    /// The operation breaks a rule of the [`KeyPolicy`](crate::KeyPolicy) (key size, rotation
+    /// across vaults, no way back from a customer-managed key, ...).
+    #[error("refused by key policy: {0}")]
+    PolicyRefused(String),
+
+    /// Key material that cannot be used: not PEM, not PKCS#8, not RSA, inconsistent.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+
+    /// A caller-supplied argument is out of range (segment size, key name, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The key store itself is missing or unusable.
+    #[error("keyring not found at {}", .0.display())]
+    KeyringNotFound(PathBuf),
+
+    /// A backend (crypto provider, key service) failed for a reason outside the caller's
+    /// control.
+    #[error("{backend} failed: {message}")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// What it said (never secret bytes).
+        message: String,
+    },
+
+    /// Reading or writing a file or stream failed.
+    #[error("I/O error{}: {source}", .path.as_ref().map(|p| format!(" on {}", p.display())).unwrap_or_default())]
+    Io {
+        /// The file involved, when there is one.
+        path: Option<PathBuf>,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<std::io::Error> for Error {
+    fn from(source: std::io::Error) -> Self {
+        Error::Io { path: None, source }
+    }
+}
+
+impl Error {
+    /// An I/O error on a named file.
+    pub(crate) fn io_at(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: Some(path.into()),
+            source,
+        }
+    }
+
+    /// True for errors that mean "the key cannot be used by this caller": access denied,
+    /// disabled, not found, no key configured for the kid. Revocation surfaces as one of
+    /// these, never as [`Error::DecryptionFailed`].
+    #[must_use]
+    pub fn is_key_problem(&self) -> bool {
+        matches!(
+            self,
+            Error::NoKeyForKid { .. }
+                | Error::AccessDenied { .. }
+                | Error::KeyDisabled { .. }
+                | Error::KeyNotFound { .. }
+                | Error::KeyringNotFound(_)
+                | Error::PolicyRefused(_)
+                | Error::InvalidKey(_)
+        )
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,103 @@
+//! What a header says, without any key.
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::format::{BodyLayout, Header, Malformed, WrapAlgorithm};
+
+/// A description of an envelope or detached header, for operators and audits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeaderInfo {
+    /// Format version (1).
+    pub format_version: u8,
+    /// Cipher suite (1: AES-256-GCM, HKDF-SHA-256, key commitment).
+    pub suite: &'static str,
+    /// Plaintext bytes per segment.
+    pub segment_size: u32,
+    /// The random message id, hex.
+    pub message_id: String,
+    /// Header length in bytes.
+    pub header_len: usize,
+    /// The key slots.
+    pub slots: Vec<SlotInfo>,
+    /// The body, when the bytes include one (attached envelope).
+    pub body: Option<BodyInfo>,
+}
+
+/// One key slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlotInfo {
+    /// The full kid.
+    pub kid: String,
+    /// The key version the kid names, when it has the form `.../{version}`.
+    pub version: Option<String>,
+    /// The wrap algorithm.
+    pub algorithm: WrapAlgorithm,
+    /// Length of the wrapped key (the RSA modulus size in bytes).
+    pub wrapped_len: usize,
+}
+
+/// The body's geometry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BodyInfo {
+    /// Body length in bytes.
+    pub len: u64,
+    /// Number of segments.
+    pub segments: u64,
+    /// Plaintext length.
+    pub plaintext_len: u64,
+}
+
+/// Describes an envelope (or a detached header) without any key: kids, versions,
+/// algorithms, segment size and body geometry.
+///
+/// # Errors
+/// [`Error::Malformed`](crate::Error::Malformed) when the header does not parse or an attached
+/// body has an impossible length.
+pub fn inspect(bytes: &[u8]) -> Result<HeaderInfo> {
+    let (header, header_len) = Header::parse_prefix(bytes)?;
+    let preamble = header.preamble();
+    let body_len = bytes.len().saturating_sub(header_len) as u64;
+    let body = if body_len == 0 {
+        None
+    } else {
+        let layout =
+            BodyLayout::for_ciphertext(preamble.segment_size(), body_len).map_err(|e| match e {
+                Malformed::BodyMissing => Malformed::BodyLength,
+                other => other,
+            })?;
+        Some(BodyInfo {
+            len: body_len,
+            segments: layout.segments(),
+            plaintext_len: layout.plaintext_len(),
+        })
+    };
+    Ok(HeaderInfo {
+        format_version: crate::format::VERSION,
+        suite: "AES-256-GCM/HKDF-SHA-256/commit",
+        segment_size: preamble.segment_size(),
+        message_id: hex(&preamble.message_id()),
+        header_len,
+        slots: header
+            .slots()
+            .iter()
+            .map(|s| SlotInfo {
+                kid: s.kid().to_owned(),
+                version: kid_version(s.kid()),
+                algorithm: s.algorithm(),
+                wrapped_len: s.wrapped().len(),
+            })
+            .collect(),
+        body,
+    })
+}
+
+/// The last path segment of a kid, when it looks like a key version (32 hex characters).
+fn kid_version(kid: &str) -> Option<String> {
+    let last = kid.rsplit('/').next()?;
+    (last.len() == 32 && last.bytes().all(|b| b.is_ascii_hexdigit())).then(|| last.to_owned())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,64 @@
+//! # cmk-envelope
+//!
+//! Envelope encryption under customer-managed keys. Every object gets a fresh AES-256-GCM
+//! data key; the data key is wrapped with RSA-OAEP by a key-encryption key the customer
+//! controls, through one [`KeyWrapper`] trait. Every envelope names the key *version* that
+//! wrapped it, so after a rotation old objects stay readable and can be re-wrapped lazily:
+//! only the small header changes, never the body.
+//!
+//! - [`Envelope`]: seal, open, re-wrap (attached or detached header).
+//! - [`software::Keyring`]: the embedded default, RSA keys in PEM files on disk.
+//! - [`inspect`]: what a header says, without keys.
+//! - [`format`]: the CMKE v1 wire format (no crypto, no I/O); see `docs/FORMAT.md`.
+//! - [`Provider`]: aws-lc-rs (default) or RustCrypto.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), cmk_envelope::Error> {
+//! use std::sync::Arc;
+//! use cmk_envelope::{software::Keyring, Envelope};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let keyring = Keyring::create(dir.path())?;
+//! keyring.create_key("orders")?;
+//! let key = Arc::new(keyring.key("orders")?);
+//! let envelope = Envelope::builder().seal_with(key.clone()).build()?;
+//! let sealed = envelope.seal(b"hello", b"row=7").await?;
+//!
+//! // Rotate: new data uses the new version; the old object still opens and hands back a
+//! // header re-wrapped to the new version (the body is unchanged).
+//! keyring.rotate("orders")?;
+//! key.refresh()?;
+//! let opened = envelope.open(&sealed, b"row=7").await?;
+//! assert_eq!(opened.plaintext(), b"hello");
+//! let rewrapped = opened.rewrapped().expect("stale after rotation");
+//! let updated = rewrapped.apply_to(&sealed)?;
+//! assert!(!envelope.open(&updated, b"row=7").await?.is_stale());
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod atomic_write;
+mod crypto;
+mod data_key;
+mod envelope;
+mod error;
+pub mod format;
+mod inspect;
+mod policy;
+mod wrap;
+
+pub use atomic_write::write_file_atomically;
+pub use crypto::Provider;
+pub use data_key::{DataKey, DATA_KEY_LEN};
+pub use envelope::{Envelope, EnvelopeBuilder, Opened, RewrapTarget, Rewrapped, Sealed};
+pub use error::{Error, Result};
+pub use format::{KeySlot, WrapAlgorithm};
+pub use inspect::{inspect, BodyInfo, HeaderInfo, SlotInfo};
+pub use policy::{KeyPolicy, RewrapEndpoint, RSA_SIZES};
+pub use wrap::{software, KeyResolver, KeyWrapper, ProtectionLevel, Unwrapped};
+
+/// Re-exported so that implementors of [`KeyWrapper`] use the same macro version.
+pub use async_trait::async_trait;

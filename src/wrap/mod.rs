@@ -1,0 +1,93 @@
+//! Key wrappers: the one trait every key-encryption-key backend implements.
+
+mod resolver;
+pub mod software;
+
+pub use resolver::KeyResolver;
+pub(crate) use resolver::Recovered;
+
+use async_trait::async_trait;
+
+use crate::data_key::DataKey;
+use crate::error::Result;
+use crate::format::KeySlot;
+
+/// How a wrapper's key-encryption key is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ProtectionLevel {
+    /// A key in a file on disk (the software keyring): not customer-managed.
+    Software,
+    /// A key inside a hardware security module (PKCS#11).
+    Hsm,
+    /// A key in Azure Key Vault or Managed HSM.
+    KeyVault,
+}
+
+impl ProtectionLevel {
+    /// HSM and Key Vault keys are customer-managed; a software key is not.
+    #[must_use]
+    pub fn is_customer_managed(self) -> bool {
+        !matches!(self, ProtectionLevel::Software)
+    }
+}
+
+impl std::fmt::Display for ProtectionLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProtectionLevel::Software => "software",
+            ProtectionLevel::Hsm => "hsm",
+            ProtectionLevel::KeyVault => "key-vault",
+        })
+    }
+}
+
+/// What a wrapper made of a slot.
+#[must_use]
+pub enum Unwrapped {
+    /// The wrapper holds the slot's key and recovered the data key.
+    Key(DataKey),
+    /// The slot's kid is not one of this wrapper's keys: ask another wrapper.
+    NotMine,
+}
+
+/// A key-encryption key (all its versions) that wraps and unwraps data keys.
+///
+/// Implementations: [`software::SoftwareKey`] here; Key Vault and PKCS#11 behind their
+/// features. The trait is object safe, so an [`Envelope`](crate::Envelope) holds
+/// `Arc<dyn KeyWrapper>`s of any mix of backends.
+///
+/// `unwrap` separates "not my key" ([`Unwrapped::NotMine`], so the next wrapper is asked)
+/// from "my key, but it failed" (an error: a failed decryption, a disabled or deleted key).
+#[async_trait]
+pub trait KeyWrapper: Send + Sync {
+    /// The kid (with version) that [`KeyWrapper::wrap`] wraps new data keys under now.
+    ///
+    /// # Errors
+    /// As the backend reports: key not found, disabled, access denied, I/O.
+    async fn current_kid(&self) -> Result<String>;
+
+    /// Wraps a data key under the current version, returning the slot to store.
+    ///
+    /// # Errors
+    /// As the backend reports; [`Error::PolicyRefused`](crate::Error::PolicyRefused) when the
+    /// key breaks the policy.
+    async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot>;
+
+    /// Recovers the data key of a slot, if the slot's kid is one of this wrapper's keys.
+    ///
+    /// # Errors
+    /// [`Error::DecryptionFailed`](crate::Error::DecryptionFailed) when the wrapped bytes do not
+    /// decrypt (tampering or the wrong key); [`Error::KeyNotFound`](crate::Error::KeyNotFound),
+    /// [`Error::KeyDisabled`](crate::Error::KeyDisabled),
+    /// [`Error::AccessDenied`](crate::Error::AccessDenied) when the key cannot be used.
+    async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped>;
+
+    /// How the key is protected.
+    fn protection(&self) -> ProtectionLevel;
+
+    /// The vault or keyring that holds the key, for the same-vault rotation rule (for
+    /// example a keyring directory or a vault host).
+    fn domain(&self) -> &str;
+}

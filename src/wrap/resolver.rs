@@ -1,0 +1,107 @@
+//! Picks the wrapper for a slot's kid.
+
+use std::sync::Arc;
+
+use super::{KeyWrapper, Unwrapped};
+use crate::data_key::DataKey;
+use crate::error::{Error, Result};
+use crate::format::KeySlot;
+
+/// The wrappers an [`Envelope`](crate::Envelope) may open with. Each slot is offered to each
+/// wrapper in order until one claims it, so one envelope handle opens objects written under
+/// many keys and key versions, across backends.
+#[derive(Clone, Default)]
+pub struct KeyResolver {
+    wrappers: Vec<Arc<dyn KeyWrapper>>,
+}
+
+impl std::fmt::Debug for KeyResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.wrappers.iter().map(|w| w.domain()))
+            .finish()
+    }
+}
+
+/// A data key recovered from one slot, with the wrapper that recovered it and what the
+/// acceptance check derived from it.
+pub(crate) struct Recovered<T> {
+    pub(crate) data_key: DataKey,
+    pub(crate) slot_index: usize,
+    pub(crate) wrapper: Arc<dyn KeyWrapper>,
+    pub(crate) accepted: T,
+}
+
+impl KeyResolver {
+    /// An empty resolver.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a wrapper, asked after those already added.
+    pub fn add(&mut self, wrapper: Arc<dyn KeyWrapper>) {
+        self.wrappers.push(wrapper);
+    }
+
+    /// Number of wrappers.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.wrappers.len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.wrappers.is_empty()
+    }
+
+    /// Unwraps the first slot that some wrapper claims and that `accept` approves (the
+    /// commitment check; a rejected data key counts as a failed unwrap). Slots are tried in wire order; a slot that fails does not stop the
+    /// next from being tried.
+    ///
+    /// The error, when every slot fails: a key problem (access denied, disabled, not found,
+    /// throttled, backend) if any claimed slot had one, so that revocation is reported as
+    /// such; otherwise [`Error::DecryptionFailed`] if some slot was claimed; otherwise
+    /// [`Error::NoKeyForKid`].
+    pub(crate) async fn recover<T>(
+        &self,
+        slots: &[KeySlot],
+        accept: impl Fn(&DataKey) -> Option<T>,
+    ) -> Result<Recovered<T>> {
+        let mut key_problem: Option<Error> = None;
+        let mut claimed = false;
+        for (slot_index, slot) in slots.iter().enumerate() {
+            for wrapper in &self.wrappers {
+                match wrapper.unwrap(slot).await {
+                    Ok(Unwrapped::NotMine) => continue,
+                    Ok(Unwrapped::Key(data_key)) => {
+                        claimed = true;
+                        if let Some(accepted) = accept(&data_key) {
+                            return Ok(Recovered {
+                                data_key,
+                                slot_index,
+                                wrapper: Arc::clone(wrapper),
+                                accepted,
+                            });
+                        }
+                    }
+                    Err(Error::DecryptionFailed) => claimed = true,
+                    Err(other) => {
+                        claimed = true;
+                        key_problem.get_or_insert(other);
+                    }
+                }
+                // A claimed slot is not offered to further wrappers.
+                break;
+            }
+        }
+        Err(match (key_problem, claimed) {
+            (Some(problem), _) => problem,
+            (None, true) => Error::DecryptionFailed,
+            (None, false) => Error::NoKeyForKid {
+                kids: slots.iter().map(|s| s.kid().to_owned()).collect(),
+            },
+        })
+    }
+}

@@ -1,0 +1,183 @@
+//! One key of the software keyring, as a [`KeyWrapper`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use async_trait::async_trait;
+
+use super::keyring::Keyring;
+use super::names::{KeyName, KeyVersion, LocalKid, LOCAL_KID_PREFIX};
+use crate::crypto::{RsaPrivate, RsaPublic};
+use crate::data_key::DataKey;
+use crate::error::{Error, Result};
+use crate::format::{KeySlot, WrapAlgorithm};
+use crate::wrap::{KeyWrapper, ProtectionLevel, Unwrapped};
+
+/// A software keyring key: wraps under its current version, unwraps any of its versions.
+///
+/// The current version is read when the key is loaded; call [`SoftwareKey::refresh`] to pick
+/// up a rotation made by another process. Private keys are loaded on first use and kept in
+/// memory.
+pub struct SoftwareKey {
+    keyring: Keyring,
+    name: KeyName,
+    current: RwLock<Current>,
+    private_keys: Mutex<HashMap<KeyVersion, Arc<dyn RsaPrivate>>>,
+}
+
+struct Current {
+    kid: String,
+    public: Arc<dyn RsaPublic>,
+    bits: usize,
+}
+
+impl std::fmt::Debug for SoftwareKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SoftwareKey")
+            .field("name", &self.name.as_str())
+            .field("current_kid", &self.read_current().kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SoftwareKey {
+    pub(super) fn load(keyring: Keyring, name: KeyName) -> Result<Self> {
+        let current = Self::load_current(&keyring, &name)?;
+        Ok(Self {
+            keyring,
+            name,
+            current: RwLock::new(current),
+            private_keys: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn load_current(keyring: &Keyring, name: &KeyName) -> Result<Current> {
+        let version = keyring.current_version(name)?;
+        let material = keyring.read_version(name, &version)?;
+        let provider = keyring.provider();
+        let private = provider
+            .ops()
+            .rsa_private_from_pkcs8(material.der())
+            .map_err(|_| Error::InvalidKey(format!("{} rejected key {name}", provider.name())))?;
+        let public = private.public_key().map_err(|_| Error::Backend {
+            backend: provider.name(),
+            message: "cannot derive the public key".to_owned(),
+        })?;
+        Ok(Current {
+            kid: LocalKid {
+                name: name.clone(),
+                version,
+            }
+            .to_string(),
+            public: Arc::from(public),
+            bits: material.bits(),
+        })
+    }
+
+    /// Re-reads the current version from disk (after a rotation by another process).
+    ///
+    /// # Errors
+    /// As [`Keyring::key`].
+    pub fn refresh(&self) -> Result<()> {
+        let current = Self::load_current(&self.keyring, &self.name)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = current;
+        Ok(())
+    }
+
+    /// The key name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    pub(super) fn current_bits(&self) -> usize {
+        self.read_current().bits
+    }
+
+    fn read_current(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn private_key(&self, version: &KeyVersion) -> Result<Arc<dyn RsaPrivate>> {
+        let mut cache = self
+            .private_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(key) = cache.get(version) {
+            return Ok(Arc::clone(key));
+        }
+        let material = self.keyring.read_version(&self.name, version)?;
+        let provider = self.keyring.provider();
+        let key: Arc<dyn RsaPrivate> = Arc::from(
+            provider
+                .ops()
+                .rsa_private_from_pkcs8(material.der())
+                .map_err(|_| Error::InvalidKey(format!("{} rejected the key", provider.name())))?,
+        );
+        cache.insert(version.clone(), Arc::clone(&key));
+        Ok(key)
+    }
+
+    /// Which version of this key a kid names, or `None` when the kid is not this key's.
+    fn version_of(&self, kid: &str) -> Option<Result<KeyVersion>> {
+        let rest = kid.strip_prefix(LOCAL_KID_PREFIX)?;
+        let (name, _) = rest.split_once('/')?;
+        if name != self.name.as_str() {
+            return None;
+        }
+        Some(
+            LocalKid::parse(kid)
+                .map(|k| k.version)
+                .map_err(|_| Error::KeyNotFound {
+                    kid: kid.to_owned(),
+                }),
+        )
+    }
+}
+
+#[async_trait]
+impl KeyWrapper for SoftwareKey {
+    async fn current_kid(&self) -> Result<String> {
+        Ok(self.read_current().kid.clone())
+    }
+
+    async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot> {
+        let (kid, public, bits) = {
+            let current = self.read_current();
+            (
+                current.kid.clone(),
+                Arc::clone(&current.public),
+                current.bits,
+            )
+        };
+        self.keyring.policy().check_rsa_size(bits)?;
+        let algorithm = WrapAlgorithm::RsaOaepSha256;
+        let wrapped = public
+            .encrypt_oaep(algorithm, data_key.expose_secret())
+            .map_err(|_| Error::Backend {
+                backend: self.keyring.provider().name(),
+                message: format!("RSA-OAEP wrap under {kid} failed"),
+            })?;
+        Ok(KeySlot::new(kid, algorithm, wrapped)?)
+    }
+
+    async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped> {
+        let Some(version) = self.version_of(slot.kid()) else {
+            return Ok(Unwrapped::NotMine);
+        };
+        let private = self.private_key(&version?)?;
+        let recovered = private
+            .decrypt_oaep(slot.algorithm(), slot.wrapped())
+            .map_err(|_| Error::DecryptionFailed)?;
+        let data_key = DataKey::from_slice(&recovered).ok_or(Error::DecryptionFailed)?;
+        Ok(Unwrapped::Key(data_key))
+    }
+
+    fn protection(&self) -> ProtectionLevel {
+        ProtectionLevel::Software
+    }
+
+    fn domain(&self) -> &str {
+        self.keyring.domain()
+    }
+}
