@@ -88,11 +88,14 @@ impl KeyResolver {
                     }
                     Err(Error::DecryptionFailed) => claimed = true,
                     Err(other) => {
+                        // Another wrapper may hold the key under the same kid (two keyrings
+                        // with a key of the same name): ask it too.
                         claimed = true;
                         key_problem.get_or_insert(other);
+                        continue;
                     }
                 }
-                // A claimed slot is not offered to further wrappers.
+                // A slot whose key decrypted, rightly or wrongly, is not offered further.
                 break;
             }
         }

@@ -21,23 +21,12 @@ pub(crate) struct RsaKeyMaterial {
 impl RsaKeyMaterial {
     /// Reads a `-----BEGIN PRIVATE KEY-----` PEM document.
     pub(crate) fn from_pem(pem: &str, policy: &KeyPolicy, provider: Provider) -> Result<Self> {
-        let (label, document) = SecretDocument::from_pem(pem).map_err(|_| {
-            Error::InvalidKey(match pem_label(pem) {
-                Some("RSA PRIVATE KEY") => "PKCS#1 PEM (BEGIN RSA PRIVATE KEY): convert it with \
-                     `openssl pkcs8 -topk8 -nocrypt`"
-                    .to_owned(),
-                Some("ENCRYPTED PRIVATE KEY") => {
-                    "encrypted PKCS#8 is not supported: decrypt it first".to_owned()
-                }
-                Some(other) => format!("PEM labelled {other:?}, expected PRIVATE KEY"),
-                None => "not a PEM document".to_owned(),
-            })
-        })?;
-        if label != "PRIVATE KEY" {
-            return Err(Error::InvalidKey(format!(
-                "PEM labelled {label:?}, expected PRIVATE KEY (PKCS#8)"
-            )));
+        match pem_label(pem) {
+            Some("PRIVATE KEY") => {}
+            other => return Err(Error::InvalidKey(wrong_label(other))),
         }
+        let (_, document) = SecretDocument::from_pem(pem)
+            .map_err(|_| Error::InvalidKey("malformed PEM document".to_owned()))?;
         Self::from_pkcs8_der(document.as_bytes(), policy, provider)
     }
 
@@ -97,6 +86,19 @@ impl RsaKeyMaterial {
         document
             .to_pem("PRIVATE KEY", LineEnding::LF)
             .map_err(|_| Error::InvalidKey("cannot encode PEM".to_owned()))
+    }
+}
+
+fn wrong_label(label: Option<&str>) -> String {
+    match label {
+        Some("RSA PRIVATE KEY") => "PKCS#1 PEM (BEGIN RSA PRIVATE KEY): convert it with \
+                                    `openssl pkcs8 -topk8 -nocrypt`"
+            .to_owned(),
+        Some("ENCRYPTED PRIVATE KEY") => {
+            "encrypted PKCS#8 is not supported: decrypt it first".to_owned()
+        }
+        Some(other) => format!("PEM labelled {other:?}, expected PRIVATE KEY (PKCS#8)"),
+        None => "not a PEM document".to_owned(),
     }
 }
 

@@ -1,0 +1,118 @@
+//! The rotation story: write under v1, rotate, read, lazily re-wrap, read again; nothing
+//! deleted, new data under v2.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use cmk_envelope::{Error, Provider, RewrapTarget};
+
+fn pem_versions(dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir.join("orders"))
+        .expect("key dir")
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".pem")
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rotate_read_rewrap_read() {
+    for provider in Provider::all() {
+        let t = common::temp_keyring(provider);
+        let envelope = common::envelope_for(&t.key, provider, 64);
+        let v1 = t.keyring.list().expect("list")[0].current_kid.clone();
+
+        let old = envelope
+            .seal(b"written under v1", b"id=1")
+            .await
+            .expect("seal");
+        assert_eq!(
+            cmk_envelope::inspect(&old).expect("inspect").slots[0].kid,
+            v1
+        );
+        let fresh = envelope.open(&old, b"id=1").await.expect("open");
+        assert!(!fresh.is_stale(), "not stale before rotation");
+
+        let v2 = t.keyring.rotate("orders").expect("rotate");
+        assert_ne!(v1, v2);
+        t.key.refresh().expect("refresh");
+
+        // Old data stays readable and reports that it is stale.
+        let opened = envelope.open(&old, b"id=1").await.expect("old still opens");
+        assert_eq!(opened.plaintext(), b"written under v1");
+        assert_eq!(opened.kid(), v1);
+        let rewrapped = opened.rewrapped().expect("stale after rotation");
+        assert_eq!(
+            (rewrapped.from_kid(), rewrapped.to_kid()),
+            (v1.as_str(), v2.as_str())
+        );
+
+        // Lazy re-wrap: only the header changes.
+        let updated = rewrapped.apply_to(&old).expect("apply");
+        assert_eq!(
+            &updated[rewrapped.header().len()..],
+            &old[rewrapped.old_header_len()..]
+        );
+        let again = envelope
+            .open(&updated, b"id=1")
+            .await
+            .expect("re-wrapped opens");
+        assert_eq!(again.kid(), v2);
+        assert!(!again.is_stale());
+        assert_eq!(again.plaintext(), b"written under v1");
+
+        // New data uses v2; an explicit re-wrap of a current object is a no-op.
+        let new = envelope.seal(b"new", b"").await.expect("seal");
+        assert_eq!(
+            cmk_envelope::inspect(&new).expect("inspect").slots[0].kid,
+            v2
+        );
+        assert!(envelope
+            .rewrap(&new, RewrapTarget::CurrentVersion)
+            .await
+            .expect("rewrap")
+            .is_none());
+        // Explicit re-wrap of the old object, from a detached header.
+        let header_len = cmk_envelope::inspect(&old).expect("inspect").header_len;
+        let explicit = envelope
+            .rewrap(&old[..header_len], RewrapTarget::CurrentVersion)
+            .await
+            .expect("rewrap")
+            .expect("changed");
+        assert_eq!(explicit.to_kid(), v2);
+
+        // Nothing was deleted: both versions are on disk and listed.
+        let on_disk = pem_versions(t.dir.path());
+        assert_eq!(on_disk.len(), 2);
+        assert_eq!(t.keyring.list().expect("list")[0].versions.len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_version_is_key_not_found_not_tampering() {
+    let provider = Provider::default();
+    let t = common::temp_keyring(provider);
+    let envelope = common::envelope_for(&t.key, provider, 64);
+    let old = envelope.seal(b"x", b"").await.expect("seal");
+    let info = cmk_envelope::inspect(&old).expect("inspect");
+    let version = info.slots[0].version.clone().expect("version");
+    t.keyring.rotate("orders").expect("rotate");
+    t.key.refresh().expect("refresh");
+    // An operator removes the old version by hand (the crate never does).
+    std::fs::remove_file(t.dir.path().join(format!("orders/{version}.pem"))).expect("rm");
+    // A fresh wrapper, so no private key is cached.
+    let reader = common::envelope_for(
+        &std::sync::Arc::new(t.keyring.key("orders").expect("key")),
+        provider,
+        64,
+    );
+    match reader.open(&old, b"").await {
+        Err(Error::KeyNotFound { kid }) => assert_eq!(kid, info.slots[0].kid),
+        other => panic!("expected KeyNotFound, got {other:?}"),
+    }
+}

@@ -1,0 +1,120 @@
+//! Property tests: seal/open and re-wrap round trips for sizes around 0 to 3 segments + 1,
+//! random segment sizes, both providers, and across providers.
+
+mod common;
+
+use std::sync::{Arc, OnceLock};
+
+use cmk_envelope::software::SoftwareKey;
+use cmk_envelope::{Envelope, KeyWrapper, Provider, RewrapTarget};
+use proptest::prelude::*;
+
+struct Fixture {
+    _t: common::TempKeyring,
+    key: Arc<SoftwareKey>,
+    other: Arc<SoftwareKey>,
+}
+
+/// One keyring for all cases: key generation is the slow part and not under test here.
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let t = common::temp_keyring(Provider::default());
+        t.keyring.create_key("other").expect("second key");
+        let other = Arc::new(t.keyring.key("other").expect("load"));
+        Fixture {
+            key: Arc::clone(&t.key),
+            other,
+            _t: t,
+        }
+    })
+}
+
+fn envelope(provider: Provider, segment_size: u32) -> Envelope {
+    Envelope::builder()
+        .seal_with(Arc::clone(&fixture().key) as Arc<dyn KeyWrapper>)
+        .open_with(Arc::clone(&fixture().other) as Arc<dyn KeyWrapper>)
+        .provider(provider)
+        .segment_size(segment_size)
+        .build()
+        .expect("envelope")
+}
+
+fn size_and_data() -> impl Strategy<Value = (u32, Vec<u8>, Vec<u8>)> {
+    (64u32..=1024).prop_flat_map(|s| {
+        let max = 3 * s as usize + 1;
+        (
+            Just(s),
+            prop_oneof![
+                // Around segment boundaries...
+                prop::sample::select(vec![
+                    0,
+                    1,
+                    s as usize - 1,
+                    s as usize,
+                    s as usize + 1,
+                    2 * s as usize,
+                    max
+                ]),
+                // ...and anywhere in between.
+                0..=max,
+            ]
+            .prop_flat_map(|n| prop::collection::vec(any::<u8>(), n)),
+            prop::collection::vec(any::<u8>(), 0..40),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn seal_then_open_returns_the_plaintext((segment_size, data, aad) in size_and_data()) {
+        common::block_on(async {
+            let providers = Provider::all();
+            for sealer in &providers {
+                let sealed = envelope(*sealer, segment_size).seal(&data, &aad).await.expect("seal");
+                let info = cmk_envelope::inspect(&sealed).expect("inspect");
+                prop_assert_eq!(info.segment_size, segment_size);
+                prop_assert_eq!(info.body.map(|b| b.plaintext_len), Some(data.len() as u64));
+                for opener in &providers {
+                    let opened = envelope(*opener, segment_size).open(&sealed, &aad).await.expect("open");
+                    prop_assert_eq!(opened.plaintext(), data.as_slice());
+                }
+            }
+            Ok(())
+        })?;
+    }
+
+    #[test]
+    fn detached_is_attached_split((segment_size, data, aad) in size_and_data()) {
+        common::block_on(async {
+            let e = envelope(Provider::default(), segment_size);
+            let sealed = e.seal_detached(&data, &aad).await.expect("seal");
+            let opened = e.open_detached(&sealed.header, &sealed.body, &aad).await.expect("open");
+            prop_assert_eq!(opened.plaintext(), data.as_slice());
+            let mut attached = sealed.header.clone();
+            attached.extend_from_slice(&sealed.body);
+            let reopened = e.open(&attached, &aad).await.expect("open");
+            prop_assert_eq!(reopened.plaintext(), data.as_slice());
+            Ok(())
+        })?;
+    }
+
+    #[test]
+    fn rewrap_keeps_body_and_plaintext((segment_size, data, aad) in size_and_data()) {
+        common::block_on(async {
+            let e = envelope(Provider::default(), segment_size);
+            let sealed = e.seal(&data, &aad).await.expect("seal");
+            let target = Arc::clone(&fixture().other) as Arc<dyn KeyWrapper>;
+            let rewrapped = e.rewrap(&sealed, RewrapTarget::Key(target)).await.expect("rewrap").expect("changed");
+            let updated = rewrapped.apply_to(&sealed).expect("apply");
+            prop_assert_eq!(&updated[rewrapped.header().len()..], &sealed[rewrapped.old_header_len()..]);
+            prop_assert_eq!(&updated[..74], &sealed[..74]);
+            let opened = e.open(&updated, &aad).await.expect("open");
+            prop_assert!(opened.kid().starts_with("local:other/"));
+            prop_assert_eq!(opened.plaintext(), data.as_slice());
+            Ok(())
+        })?;
+    }
+}
