@@ -1,1 +1,56 @@
-fn main() {}
+//! `cmke`: the operator's tool for CMKE envelopes.
+
+mod args;
+mod commands;
+mod io;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cmk_envelope::Error;
+
+/// Exit codes, as documented in `--help`.
+const EXIT_USAGE_OR_IO: u8 = 1;
+const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_KEY_PROBLEM: u8 = 3;
+
+fn exit_code(error: &Error) -> u8 {
+    match error {
+        Error::Malformed(_) | Error::DecryptionFailed => EXIT_BAD_INPUT,
+        e if e.is_key_problem() => EXIT_KEY_PROBLEM,
+        Error::Throttled { .. } => EXIT_KEY_PROBLEM,
+        _ => EXIT_USAGE_OR_IO,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let is_help = matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            );
+            let _ = e.print();
+            return if is_help {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_USAGE_OR_IO)
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cmke: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_USAGE_OR_IO);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cmke: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}

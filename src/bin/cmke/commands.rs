@@ -1,0 +1,211 @@
+//! What each command does.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use cmk_envelope::software::Keyring;
+use cmk_envelope::{Envelope, Error, KeyPolicy, KeyWrapper, Provider, Result, RewrapTarget};
+
+use crate::args::{Cli, Command, KeyCommand, ProviderChoice};
+use crate::io::{file_mode, read_input, write_output};
+
+/// Output files hold ciphertext or plaintext: readable by the owner only.
+const OUTPUT_MODE: u32 = 0o600;
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let provider = provider(cli.provider)?;
+    match cli.command {
+        Command::Key(key) => key_command(&cli.keyring, provider, key),
+        Command::Encrypt {
+            key,
+            aad,
+            segment_size,
+            output,
+            input,
+        } => {
+            let keyring = Keyring::open(&cli.keyring)?.with_provider(provider);
+            let envelope = Envelope::builder()
+                .seal_with(Arc::new(keyring.key(&key)?))
+                .provider(provider)
+                .segment_size(segment_size)
+                .build()?;
+            let plaintext = read_input(&input)?;
+            let sealed = envelope.seal(&plaintext, aad.as_bytes()).await?;
+            write_output(output.as_deref(), &sealed, OUTPUT_MODE)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Decrypt { aad, output, input } => {
+            let envelope = reader(&cli.keyring, provider)?;
+            let sealed = read_input(&input)?;
+            let opened = envelope.open(&sealed, aad.as_bytes()).await?;
+            write_output(output.as_deref(), opened.plaintext(), OUTPUT_MODE)?;
+            if let Some(rewrapped) = opened.rewrapped() {
+                eprintln!(
+                    "cmke: note: {} is wrapped under an old key version ({}); \
+                     `cmke rewrap {}` moves it to {}",
+                    input.display(),
+                    rewrapped.from_kid(),
+                    input.display(),
+                    rewrapped.to_kid()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect { input } => {
+            let bytes = read_input(&input)?;
+            let info = cmk_envelope::inspect(&bytes)?;
+            let json = serde_json::to_string_pretty(&info).map_err(|e| Error::Backend {
+                backend: "json",
+                message: e.to_string(),
+            })?;
+            println!("{json}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rewrap { to, files } => {
+            let envelope = reader(&cli.keyring, provider)?;
+            let target = match to {
+                Some(name) => {
+                    let keyring = Keyring::open(&cli.keyring)?.with_provider(provider);
+                    RewrapTarget::Key(Arc::new(keyring.key(&name)?))
+                }
+                None => RewrapTarget::CurrentVersion,
+            };
+            rewrap_files(&envelope, &target, &files).await
+        }
+    }
+}
+
+fn provider(choice: ProviderChoice) -> Result<Provider> {
+    let not_built = |name: &str| {
+        Error::InvalidArgument(format!("provider {name} is not compiled into this cmke"))
+    };
+    match choice {
+        ProviderChoice::Default => Ok(Provider::default()),
+        ProviderChoice::AwsLc => Provider::all()
+            .into_iter()
+            .find(|p| p.name() == "aws-lc")
+            .ok_or_else(|| not_built("aws-lc")),
+        ProviderChoice::Rustcrypto => Provider::all()
+            .into_iter()
+            .find(|p| p.name() == "rustcrypto")
+            .ok_or_else(|| not_built("rustcrypto")),
+    }
+}
+
+/// An envelope that opens anything written under any key of the keyring.
+fn reader(dir: &Path, provider: Provider) -> Result<Envelope> {
+    let keyring = Keyring::open(dir)?.with_provider(provider);
+    let mut builder = Envelope::builder().provider(provider);
+    for key in keyring.keys()? {
+        builder = builder.open_with(Arc::new(key) as Arc<dyn KeyWrapper>);
+    }
+    builder.build().map_err(|_| Error::KeyNotFound {
+        kid: format!("any key (the keyring {} is empty)", dir.display()),
+    })
+}
+
+/// Re-wraps each file in place; one file's failure does not stop the others.
+async fn rewrap_files(
+    envelope: &Envelope,
+    target: &RewrapTarget,
+    files: &[std::path::PathBuf],
+) -> Result<ExitCode> {
+    let mut worst: Option<Error> = None;
+    for file in files {
+        match rewrap_file(envelope, target, file).await {
+            Ok(Some((from, to))) => println!("{}: re-wrapped {from} -> {to}", file.display()),
+            Ok(None) => println!("{}: already current", file.display()),
+            Err(e) => {
+                eprintln!("cmke: {}: {e}", file.display());
+                worst = Some(e);
+            }
+        }
+    }
+    match worst {
+        None => Ok(ExitCode::SUCCESS),
+        Some(e) => Err(e),
+    }
+}
+
+async fn rewrap_file(
+    envelope: &Envelope,
+    target: &RewrapTarget,
+    file: &Path,
+) -> Result<Option<(String, String)>> {
+    let bytes = std::fs::read(file).map_err(|e| Error::Io {
+        path: Some(file.to_path_buf()),
+        source: e,
+    })?;
+    let Some(rewrapped) = envelope.rewrap(&bytes, target.clone()).await? else {
+        return Ok(None);
+    };
+    let updated = rewrapped.apply_to(&bytes)?;
+    write_output(Some(file), &updated, file_mode(file))?;
+    Ok(Some((
+        rewrapped.from_kid().to_owned(),
+        rewrapped.to_kid().to_owned(),
+    )))
+}
+
+fn key_command(dir: &Path, provider: Provider, command: KeyCommand) -> Result<ExitCode> {
+    let large = KeyPolicy::default().allow_rsa_sizes(&cmk_envelope::RSA_SIZES)?;
+    match command {
+        KeyCommand::Create { name, bits } => {
+            let policy = if bits == 2048 {
+                KeyPolicy::default()
+            } else {
+                large
+            };
+            let keyring = Keyring::create(dir)?
+                .with_provider(provider)
+                .with_policy(policy);
+            println!("{}", keyring.create_key_with_size(&name, bits)?);
+        }
+        KeyCommand::Rotate { name } => {
+            let keyring = Keyring::open(dir)?
+                .with_provider(provider)
+                .with_policy(large);
+            println!("{}", keyring.rotate(&name)?);
+        }
+        KeyCommand::List { json } => {
+            let keys = Keyring::open(dir)?.list()?;
+            if json {
+                let text = serde_json::to_string_pretty(&keys).map_err(|e| Error::Backend {
+                    backend: "json",
+                    message: e.to_string(),
+                })?;
+                println!("{text}");
+            } else {
+                println!("{:<24} {:>8}  CURRENT KID", "NAME", "VERSIONS");
+                for key in keys {
+                    println!(
+                        "{:<24} {:>8}  {}",
+                        key.name,
+                        key.versions.len(),
+                        key.current_kid
+                    );
+                }
+            }
+        }
+        KeyCommand::Import {
+            name,
+            file,
+            allow_large,
+        } => {
+            let pem = String::from_utf8(read_input(&file)?)
+                .map_err(|_| Error::InvalidKey("the PEM file is not text".to_owned()))?;
+            let pem = zeroize::Zeroizing::new(pem);
+            let policy = if allow_large {
+                large
+            } else {
+                KeyPolicy::default()
+            };
+            let keyring = Keyring::create(dir)?
+                .with_provider(provider)
+                .with_policy(policy);
+            println!("{}", keyring.import_pem(&name, &pem)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

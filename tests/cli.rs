@@ -1,0 +1,162 @@
+//! `cmke` driven as an operator would: files, pipes, exit codes, nothing on stdout on failure.
+#![cfg(feature = "cli")]
+
+use assert_cmd::Command;
+
+fn cmke(keyring: &std::path::Path) -> Command {
+    let mut cmd = Command::cargo_bin("cmke").expect("binary");
+    cmd.arg("--keyring").arg(keyring);
+    cmd
+}
+
+#[test]
+fn encrypt_rotate_decrypt_rewrap_inspect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("keys");
+    let plain = dir.path().join("a.txt");
+    let sealed = dir.path().join("a.cmke");
+    std::fs::write(&plain, b"quarterly numbers").expect("write");
+
+    cmke(&ring)
+        .args(["key", "create", "orders"])
+        .assert()
+        .success();
+    cmke(&ring)
+        .args(["encrypt", "--key", "orders", "--aad", "t=1", "-o"])
+        .arg(&sealed)
+        .arg(&plain)
+        .assert()
+        .success()
+        .stdout("");
+    cmke(&ring)
+        .args(["decrypt", "--aad", "t=1"])
+        .arg(&sealed)
+        .assert()
+        .success()
+        .stdout("quarterly numbers");
+
+    // Wrong associated data: exit 2, nothing on stdout.
+    cmke(&ring)
+        .args(["decrypt", "--aad", "t=2"])
+        .arg(&sealed)
+        .assert()
+        .code(2)
+        .stdout("");
+
+    cmke(&ring)
+        .args(["key", "rotate", "orders"])
+        .assert()
+        .success();
+    cmke(&ring)
+        .args(["decrypt", "--aad", "t=1"])
+        .arg(&sealed)
+        .assert()
+        .success()
+        .stdout("quarterly numbers")
+        .stderr(predicates::str::contains("old key version"));
+    let before = std::fs::read(&sealed).expect("read");
+    cmke(&ring)
+        .arg("rewrap")
+        .arg(&sealed)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("re-wrapped"));
+    let after = std::fs::read(&sealed).expect("read");
+    // Same body bytes at the end, same preamble at the start.
+    assert_eq!(&before[before.len() - 33..], &after[after.len() - 33..]);
+    assert_eq!(&before[..74], &after[..74]);
+    cmke(&ring)
+        .arg("rewrap")
+        .arg(&sealed)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("already current"));
+
+    let out = cmke(&ring).arg("inspect").arg(&sealed).assert().success();
+    let info: serde_json::Value =
+        serde_json::from_slice(&out.get_output().stdout).expect("inspect prints JSON");
+    assert_eq!(info["slots"][0]["algorithm"], "RSA-OAEP-256");
+    assert_eq!(info["body"]["plaintext_len"], 17);
+}
+
+#[test]
+fn pipes_and_exit_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("keys");
+    cmke(&ring).args(["key", "create", "k"]).assert().success();
+    let sealed = cmke(&ring)
+        .args(["encrypt", "--key", "k", "-"])
+        .write_stdin("from a pipe")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    cmke(&ring)
+        .args(["decrypt", "-"])
+        .write_stdin(sealed.clone())
+        .assert()
+        .success()
+        .stdout("from a pipe");
+
+    // Malformed: 2. Missing keyring or unknown key: 3. Usage: 1.
+    cmke(&ring)
+        .arg("decrypt")
+        .write_stdin("not an envelope")
+        .assert()
+        .code(2)
+        .stdout("");
+    cmke(&dir.path().join("nowhere"))
+        .arg("decrypt")
+        .write_stdin(sealed)
+        .assert()
+        .code(3)
+        .stdout("");
+    cmke(&ring)
+        .args(["encrypt", "--key", "ghost", "-"])
+        .write_stdin("x")
+        .assert()
+        .code(3)
+        .stdout("");
+    cmke(&ring).arg("--no-such-flag").assert().code(1);
+    cmke(&ring).arg("--help").assert().success();
+    cmke(&ring)
+        .args(["key", "import", "small"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/rsa-1024.pem"
+        ))
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("RSA-1024"));
+}
+
+#[test]
+fn failed_decrypt_to_a_file_leaves_no_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("keys");
+    cmke(&ring).args(["key", "create", "k"]).assert().success();
+    let mut sealed = cmke(&ring)
+        .args(["encrypt", "--key", "k", "-"])
+        .write_stdin("payload")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let last = sealed.len() - 1;
+    sealed[last] ^= 1;
+    let out = dir.path().join("out.txt");
+    cmke(&ring)
+        .args(["decrypt", "-o"])
+        .arg(&out)
+        .write_stdin(sealed)
+        .assert()
+        .code(2);
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        1,
+        "no temp files"
+    );
+}
