@@ -54,15 +54,17 @@ impl CryptoOps for AwsLc {
         &self,
         salt: &[u8],
         ikm: &[u8],
-        info: &[u8],
-        out: &mut [u8],
+        expansions: &mut [(&[u8], &mut [u8])],
     ) -> Result<(), CryptoFailure> {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(ikm);
-        let info = [info];
-        prk.expand(&info, OutputLen(out.len()))
-            .map_err(fail)?
-            .fill(out)
-            .map_err(fail)
+        for (info, out) in expansions.iter_mut() {
+            let info = [*info];
+            prk.expand(&info, OutputLen(out.len()))
+                .map_err(fail)?
+                .fill(out)
+                .map_err(fail)?;
+        }
+        Ok(())
     }
 
     fn aes256_gcm(&self, key: &[u8; 32]) -> Result<Box<dyn SegmentCipher>, CryptoFailure> {

@@ -73,13 +73,13 @@ pub(crate) trait CryptoOps: Send + Sync {
     fn name(&self) -> &'static str;
     fn fill_random(&self, out: &mut [u8]) -> Result<(), CryptoFailure>;
     fn sha256(&self, data: &[u8]) -> [u8; 32];
-    /// HKDF-SHA-256: extract with `salt` over `ikm`, then expand `info` into `out`.
+    /// HKDF-SHA-256: one extract with `salt` over `ikm`, then one expand per
+    /// `(info, output)` pair.
     fn hkdf_sha256(
         &self,
         salt: &[u8],
         ikm: &[u8],
-        info: &[u8],
-        out: &mut [u8],
+        expansions: &mut [(&[u8], &mut [u8])],
     ) -> Result<(), CryptoFailure>;
     fn aes256_gcm(&self, key: &[u8; 32]) -> Result<Box<dyn SegmentCipher>, CryptoFailure>;
     /// Loads an RSA private key from a PKCS#8 DER document.

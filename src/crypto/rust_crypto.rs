@@ -41,12 +41,13 @@ impl CryptoOps for RustCrypto {
         &self,
         salt: &[u8],
         ikm: &[u8],
-        info: &[u8],
-        out: &mut [u8],
+        expansions: &mut [(&[u8], &mut [u8])],
     ) -> Result<(), CryptoFailure> {
-        hkdf::Hkdf::<Sha256>::new(Some(salt), ikm)
-            .expand(info, out)
-            .map_err(fail)
+        let prk = hkdf::Hkdf::<Sha256>::new(Some(salt), ikm);
+        for (info, out) in expansions.iter_mut() {
+            prk.expand(info, out).map_err(fail)?;
+        }
+        Ok(())
     }
 
     fn aes256_gcm(&self, key: &[u8; 32]) -> Result<Box<dyn SegmentCipher>, CryptoFailure> {

@@ -25,18 +25,14 @@ impl KeySchedule {
     ) -> Result<Self, CryptoFailure> {
         let ops = provider.ops();
         let mut content_key = Zeroizing::new([0u8; 32]);
-        ops.hkdf_sha256(
-            message_id,
-            data_key.expose_secret(),
-            CONTENT_KEY_INFO,
-            content_key.as_mut(),
-        )?;
         let mut commitment = [0u8; 32];
         ops.hkdf_sha256(
             message_id,
             data_key.expose_secret(),
-            COMMITMENT_INFO,
-            &mut commitment,
+            &mut [
+                (CONTENT_KEY_INFO, content_key.as_mut_slice()),
+                (COMMITMENT_INFO, commitment.as_mut_slice()),
+            ],
         )?;
         Ok(Self {
             cipher: ops.aes256_gcm(&content_key)?,

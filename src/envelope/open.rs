@@ -1,7 +1,5 @@
 //! Opening: find a key, check the commitment, verify and decrypt every segment.
 
-use zeroize::Zeroize;
-
 use super::rewrap::{replace_slot, Rewrapped};
 use super::segments::{open_body, SegmentContext};
 use super::{parse_attached, Envelope};
@@ -35,10 +33,11 @@ impl Opened {
         &self.plaintext
     }
 
-    /// Takes the plaintext.
+    /// Takes the plaintext. From here it is the caller's data: wipe it (e.g. with
+    /// `zeroize`) when done if the threat model needs that.
     #[must_use]
-    pub fn into_plaintext(mut self) -> Vec<u8> {
-        std::mem::take(&mut self.plaintext)
+    pub fn into_plaintext(self) -> Vec<u8> {
+        self.plaintext
     }
 
     /// The kid (with version) of the slot that opened the object.
@@ -58,12 +57,6 @@ impl Opened {
     #[must_use]
     pub fn rewrapped(&self) -> Option<&Rewrapped> {
         self.rewrapped.as_ref()
-    }
-}
-
-impl Drop for Opened {
-    fn drop(&mut self) {
-        self.plaintext.zeroize();
     }
 }
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, every test under every feature set, the demo.
+# Installs and starts whatever the tests need, so it runs on a clean clone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain components"
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, all features, -D warnings)"
+cargo clippy --all-targets --all-features -- -D warnings
+
+step "cargo test --all-features (both providers, cmke)"
+cargo test --all-features
+
+step "cargo test (default features: aws-lc only)"
+cargo test
+
+step "cargo test (rustcrypto only)"
+cargo test --no-default-features --features rustcrypto
+
+step "the README's first command: the rotation demo"
+cargo run --quiet --example rotation_demo
