@@ -129,6 +129,7 @@ impl Provider {
 
     /// Every provider compiled into this build, default first.
     #[must_use]
+    #[allow(clippy::vec_init_then_push)] // which pushes happen depends on the features
     pub fn all() -> Vec<Self> {
         let mut all = Vec::new();
         #[cfg(feature = "aws-lc")]

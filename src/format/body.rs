@@ -139,6 +139,7 @@ impl Preamble {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
 
