@@ -16,6 +16,9 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --all-targets --all-features -- -D warnings
 
+step "the README's first command: the rotation demo"
+cargo run --quiet --example rotation_demo
+
 step "cargo test --all-features (both providers, cmke)"
 cargo test --all-features
 
@@ -24,6 +27,3 @@ cargo test
 
 step "cargo test (rustcrypto only)"
 cargo test --no-default-features --features rustcrypto
-
-step "the README's first command: the rotation demo"
-cargo run --quiet --example rotation_demo
