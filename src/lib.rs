@@ -53,7 +53,7 @@ mod wrap;
 pub use atomic_write::write_file_atomically;
 pub use crypto::Provider;
 pub use data_key::{DataKey, DATA_KEY_LEN};
-pub use envelope::{Envelope, EnvelopeBuilder, Opened, RewrapTarget, Rewrapped, Sealed};
+pub use envelope::{Envelope, EnvelopeBuilder, OpenInfo, Opened, RewrapTarget, Rewrapped, Sealed};
 pub use error::{Error, Result};
 pub use format::{KeySlot, WrapAlgorithm};
 pub use inspect::{inspect, BodyInfo, HeaderInfo, SlotInfo};

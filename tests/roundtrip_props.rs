@@ -117,4 +117,34 @@ proptest! {
             Ok(())
         })?;
     }
+
+    #[test]
+    fn into_variants_reuse_any_buffer(
+        (segment_size, data, aad) in size_and_data(),
+        leftover in prop::collection::vec(any::<u8>(), 0..4000),
+    ) {
+        common::block_on(async {
+            let e = envelope(Provider::default(), segment_size);
+            let mut sealed = leftover.clone();
+            e.seal_into(&data, &aad, &mut sealed).await.expect("seal_into");
+            let mut plain = leftover.clone();
+            let info = e.open_into(&sealed, &aad, &mut plain).await.expect("open_into");
+            prop_assert_eq!(plain.as_slice(), data.as_slice());
+            prop_assert!(!info.is_stale());
+            // Same bytes as the allocating path opens.
+            let opened = e.open(&sealed, &aad).await.expect("open");
+            prop_assert_eq!(opened.plaintext(), data.as_slice());
+            // A failed open leaves nothing behind in the reused buffer.
+            let mut bad = sealed.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            let mut plain = leftover.clone();
+            prop_assert!(e.open_into(&bad, &aad, &mut plain).await.is_err());
+            prop_assert!(plain.is_empty());
+            let mut plain = leftover.clone();
+            prop_assert!(e.open_into(&bad[..10], &aad, &mut plain).await.is_err());
+            prop_assert!(plain.is_empty());
+            Ok(())
+        })?;
+    }
 }

@@ -28,22 +28,25 @@ pub(crate) struct CryptoFailure;
 
 /// AES-256-GCM under one key, with detached tags.
 pub(crate) trait SegmentCipher: Send + Sync {
-    /// Encrypts `in_out` in place and returns the tag.
-    fn seal_in_place(
+    /// Encrypts `plaintext` into `out` (of the same length) and returns the tag.
+    fn seal_to(
         &self,
         nonce: &[u8; 12],
         aad: &[u8],
-        in_out: &mut [u8],
+        plaintext: &[u8],
+        out: &mut [u8],
     ) -> Result<[u8; 16], CryptoFailure>;
 
-    /// Decrypts `in_out` in place if `tag` verifies. On failure `in_out` is zeroed, so no
-    /// unauthenticated plaintext survives.
-    fn open_in_place(
+    /// Decrypts `ciphertext` into `out` (of the same length) if `tag` verifies. Reading
+    /// from one buffer and writing the other spares the data path a copy. On failure `out`
+    /// is zeroed, so no unauthenticated plaintext survives.
+    fn open_to(
         &self,
         nonce: &[u8; 12],
         aad: &[u8],
-        in_out: &mut [u8],
+        ciphertext: &[u8],
         tag: &[u8; 16],
+        out: &mut [u8],
     ) -> Result<(), CryptoFailure>;
 }
 

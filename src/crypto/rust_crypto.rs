@@ -70,34 +70,45 @@ impl CryptoOps for RustCrypto {
 struct Gcm(Aes256Gcm);
 
 impl SegmentCipher for Gcm {
-    fn seal_in_place(
+    fn seal_to(
         &self,
         nonce: &[u8; 12],
         aad: &[u8],
-        in_out: &mut [u8],
+        plaintext: &[u8],
+        out: &mut [u8],
     ) -> Result<[u8; 16], CryptoFailure> {
+        if out.len() != plaintext.len() {
+            return Err(CryptoFailure);
+        }
+        out.copy_from_slice(plaintext);
         let tag = self
             .0
-            .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, in_out)
+            .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, out)
             .map_err(fail)?;
         Ok(tag.into())
     }
 
-    fn open_in_place(
+    fn open_to(
         &self,
         nonce: &[u8; 12],
         aad: &[u8],
-        in_out: &mut [u8],
+        ciphertext: &[u8],
         tag: &[u8; 16],
+        out: &mut [u8],
     ) -> Result<(), CryptoFailure> {
+        if out.len() != ciphertext.len() {
+            out.zeroize();
+            return Err(CryptoFailure);
+        }
+        out.copy_from_slice(ciphertext);
         let opened = self.0.decrypt_in_place_detached(
             Nonce::from_slice(nonce),
             aad,
-            in_out,
+            out,
             Tag::from_slice(tag),
         );
         if opened.is_err() {
-            in_out.zeroize();
+            out.zeroize();
             return Err(CryptoFailure);
         }
         Ok(())

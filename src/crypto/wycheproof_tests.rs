@@ -37,15 +37,15 @@ fn aes_256_gcm() {
                     .as_slice()
                     .try_into()
                     .unwrap_or_else(|_| panic!("tag"));
-                let mut buf = test.ct.to_vec();
-                let opened = cipher.open_in_place(&nonce, &test.aad, &mut buf, &tag);
+                let mut buf = vec![0xaau8; test.ct.len()];
+                let opened = cipher.open_to(&nonce, &test.aad, &test.ct, &tag, &mut buf);
                 match test.result {
                     TestResult::Valid | TestResult::Acceptable => {
                         assert!(opened.is_ok(), "{} tc {}", provider.name(), test.tc_id);
                         assert_eq!(buf, test.pt.as_slice(), "tc {}", test.tc_id);
-                        let mut sealed = test.pt.to_vec();
+                        let mut sealed = vec![0u8; test.pt.len()];
                         let got = cipher
-                            .seal_in_place(&nonce, &test.aad, &mut sealed)
+                            .seal_to(&nonce, &test.aad, &test.pt, &mut sealed)
                             .unwrap_or_else(|_| panic!("seal"));
                         assert_eq!(
                             (sealed.as_slice(), &got[..]),

@@ -5,7 +5,7 @@ mod rewrap;
 mod seal;
 mod segments;
 
-pub use open::Opened;
+pub use open::{OpenInfo, Opened};
 pub use rewrap::{RewrapTarget, Rewrapped};
 pub use seal::Sealed;
 

@@ -1,45 +1,24 @@
 //! Opening: find a key, check the commitment, verify and decrypt every segment.
 
 use super::rewrap::{replace_slot, Rewrapped};
-use super::segments::{open_body, SegmentContext};
+use super::segments::{open_body_into, SegmentContext};
 use super::{parse_attached, Envelope};
 use crate::crypto::KeySchedule;
+use zeroize::Zeroize;
+
 use crate::error::Result;
 use crate::format::{BodyLayout, Header};
 use crate::wrap::Recovered;
 
-/// An opened object: the plaintext, the kid that opened it, and (when that kid is not the
-/// key's current version) a header re-wrapped to the current version.
-pub struct Opened {
-    plaintext: Vec<u8>,
+/// What opening told about an object: the kid that opened it and, when that kid is not the
+/// key's current version, a header re-wrapped to the current version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenInfo {
     kid: String,
     rewrapped: Option<Rewrapped>,
 }
 
-impl std::fmt::Debug for Opened {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Opened")
-            .field("plaintext_len", &self.plaintext.len())
-            .field("kid", &self.kid)
-            .field("rewrapped", &self.rewrapped)
-            .finish()
-    }
-}
-
-impl Opened {
-    /// The plaintext.
-    #[must_use]
-    pub fn plaintext(&self) -> &[u8] {
-        &self.plaintext
-    }
-
-    /// Takes the plaintext. From here it is the caller's data: wipe it (e.g. with
-    /// `zeroize`) when done if the threat model needs that.
-    #[must_use]
-    pub fn into_plaintext(self) -> Vec<u8> {
-        self.plaintext
-    }
-
+impl OpenInfo {
     /// The kid (with version) of the slot that opened the object.
     #[must_use]
     pub fn kid(&self) -> &str {
@@ -60,6 +39,60 @@ impl Opened {
     }
 }
 
+/// An opened object: the plaintext and the [`OpenInfo`].
+pub struct Opened {
+    plaintext: Vec<u8>,
+    info: OpenInfo,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("plaintext_len", &self.plaintext.len())
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl Opened {
+    /// The plaintext.
+    #[must_use]
+    pub fn plaintext(&self) -> &[u8] {
+        &self.plaintext
+    }
+
+    /// Takes the plaintext. From here it is the caller's data: wipe it (e.g. with
+    /// `zeroize`) when done if the threat model needs that.
+    #[must_use]
+    pub fn into_plaintext(self) -> Vec<u8> {
+        self.plaintext
+    }
+
+    /// What opening told about the object.
+    #[must_use]
+    pub fn info(&self) -> &OpenInfo {
+        &self.info
+    }
+
+    /// The kid (with version) of the slot that opened the object.
+    #[must_use]
+    pub fn kid(&self) -> &str {
+        self.info.kid()
+    }
+
+    /// Whether the object is wrapped under an old version of its key.
+    #[must_use]
+    pub fn is_stale(&self) -> bool {
+        self.info.is_stale()
+    }
+
+    /// The header re-wrapped to the current version, when the object was stale.
+    #[must_use]
+    pub fn rewrapped(&self) -> Option<&Rewrapped> {
+        self.info.rewrapped()
+    }
+}
+
 impl Envelope {
     /// Opens an attached envelope (`header ‖ body`).
     ///
@@ -70,10 +103,37 @@ impl Envelope {
     /// associated data or a wrong key; the wrapper's key errors (access denied, disabled,
     /// not found).
     pub async fn open(&self, envelope: &[u8], aad: &[u8]) -> Result<Opened> {
-        let (header, header_len, layout) = parse_attached(envelope)?;
-        let body = envelope.get(header_len..).unwrap_or_default();
-        self.open_parsed(&header, header_len, layout, body, aad)
-            .await
+        let mut plaintext = Vec::new();
+        let info = self.open_into(envelope, aad, &mut plaintext).await?;
+        Ok(Opened { plaintext, info })
+    }
+
+    /// Opens an attached envelope into `out`, reusing its allocation: `out` ends up holding
+    /// exactly the plaintext. A service that opens many objects with one buffer avoids a
+    /// fresh allocation (and its page faults) per object. On failure `out` is wiped and
+    /// emptied.
+    ///
+    /// # Errors
+    /// As [`Envelope::open`].
+    pub async fn open_into(
+        &self,
+        envelope: &[u8],
+        aad: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<OpenInfo> {
+        let opened = match parse_attached(envelope) {
+            Ok((header, header_len, layout)) => {
+                let body = envelope.get(header_len..).unwrap_or_default();
+                self.open_parsed(&header, header_len, layout, body, aad, out)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if opened.is_err() {
+            out.zeroize();
+            out.clear();
+        }
+        opened
     }
 
     /// Opens a detached header and its body.
@@ -84,8 +144,11 @@ impl Envelope {
         let parsed = Header::parse_detached(header)?;
         let layout =
             BodyLayout::for_ciphertext(parsed.preamble().segment_size(), body.len() as u64)?;
-        self.open_parsed(&parsed, header.len(), layout, body, aad)
-            .await
+        let mut plaintext = Vec::new();
+        let info = self
+            .open_parsed(&parsed, header.len(), layout, body, aad, &mut plaintext)
+            .await?;
+        Ok(Opened { plaintext, info })
     }
 
     async fn open_parsed(
@@ -95,7 +158,8 @@ impl Envelope {
         layout: BodyLayout,
         body: &[u8],
         aad: &[u8],
-    ) -> Result<Opened> {
+        out: &mut Vec<u8>,
+    ) -> Result<OpenInfo> {
         let recovered = self.recover(header).await?;
         let segment_aad = header.preamble().segment_aad(&self.aad_hash(aad));
         let ctx = SegmentContext {
@@ -104,7 +168,7 @@ impl Envelope {
             layout,
             segment_size: header.preamble().segment_size() as usize,
         };
-        let plaintext = open_body(&ctx, body)?;
+        open_body_into(&ctx, body, out)?;
         let slot = header.slots().get(recovered.slot_index);
         let kid = slot.map(|s| s.kid().to_owned()).unwrap_or_default();
         let rewrapped = if self.lazy_rewrap {
@@ -113,11 +177,7 @@ impl Envelope {
         } else {
             None
         };
-        Ok(Opened {
-            plaintext,
-            kid,
-            rewrapped,
-        })
+        Ok(OpenInfo { kid, rewrapped })
     }
 
     /// Unwraps the first slot whose data key derives the header's commitment.

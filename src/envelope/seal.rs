@@ -1,6 +1,6 @@
 //! Sealing: a fresh data key, wrapped, then the body.
 
-use super::segments::{seal_body_into, SegmentContext};
+use super::segments::{seal_body_into, zeroed, SegmentContext};
 use super::Envelope;
 use crate::crypto::KeySchedule;
 use crate::data_key::{DataKey, DATA_KEY_LEN};
@@ -24,16 +24,37 @@ impl Envelope {
     /// [`Error::InvalidArgument`] without a sealing wrapper; the wrapper's errors (policy,
     /// key, backend).
     pub async fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        let (header, schedule, layout) = self.start(plaintext.len()).await?;
-        let header_len = header.encoded_len();
-        let capacity = usize::try_from(layout.body_len())
-            .ok()
-            .and_then(|b| b.checked_add(header_len))
-            .ok_or_else(|| Error::InvalidArgument("object too large".to_owned()))?;
-        let mut out = Vec::with_capacity(capacity);
-        header.write(&mut out);
-        self.seal_body(&header, &schedule, layout, plaintext, aad, &mut out)?;
+        let mut out = Vec::new();
+        self.seal_into(plaintext, aad, &mut out).await?;
         Ok(out)
+    }
+
+    /// Seals into `out`, reusing its allocation: `out` ends up holding exactly the
+    /// envelope. A service that seals many objects with one buffer avoids a fresh
+    /// allocation (and its page faults) per object.
+    ///
+    /// # Errors
+    /// As [`Envelope::seal`]; on error `out` is emptied.
+    pub async fn seal_into(&self, plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let sealed = self.seal_into_inner(plaintext, aad, out).await;
+        if sealed.is_err() {
+            out.clear();
+        }
+        sealed
+    }
+
+    async fn seal_into_inner(&self, plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let (header, schedule, layout) = self.start(plaintext.len()).await?;
+        let header_bytes = header.to_bytes();
+        let total = usize::try_from(layout.body_len())
+            .ok()
+            .and_then(|b| b.checked_add(header_bytes.len()))
+            .ok_or_else(|| Error::InvalidArgument("object too large".to_owned()))?;
+        // Only bytes past the old length are filled; everything is overwritten below.
+        out.resize(total, 0);
+        let (head, body) = out.split_at_mut(header_bytes.len());
+        head.copy_from_slice(&header_bytes);
+        self.seal_body(&header, &schedule, layout, plaintext, aad, body)
     }
 
     /// Seals with the header and body apart (detached). `header ‖ body` is the same as what
@@ -43,9 +64,7 @@ impl Envelope {
     /// As [`Envelope::seal`].
     pub async fn seal_detached(&self, plaintext: &[u8], aad: &[u8]) -> Result<Sealed> {
         let (header, schedule, layout) = self.start(plaintext.len()).await?;
-        let body_len = usize::try_from(layout.body_len())
-            .map_err(|_| Error::InvalidArgument("object too large".to_owned()))?;
-        let mut body = Vec::with_capacity(body_len);
+        let mut body = zeroed(layout.body_len())?;
         self.seal_body(&header, &schedule, layout, plaintext, aad, &mut body)?;
         Ok(Sealed {
             header: header.to_bytes(),
@@ -87,7 +106,7 @@ impl Envelope {
         layout: BodyLayout,
         plaintext: &[u8],
         aad: &[u8],
-        out: &mut Vec<u8>,
+        out: &mut [u8],
     ) -> Result<()> {
         let aad = header.preamble().segment_aad(&self.aad_hash(aad));
         let ctx = SegmentContext {
