@@ -2,7 +2,7 @@
 
 use super::segments::{seal_body_into, zeroed, SegmentContext};
 use super::Envelope;
-use crate::crypto::KeySchedule;
+use crate::crypto::{CryptoFailure, KeySchedule};
 use crate::data_key::{DataKey, DATA_KEY_LEN};
 use crate::error::{Error, Result};
 use crate::format::{BodyLayout, Header, Preamble};
@@ -77,15 +77,16 @@ impl Envelope {
         let sealer = self.sealer()?;
         let layout = BodyLayout::for_plaintext(self.segment_size, plain_len as u64)?;
         let ops = self.provider.ops();
-        let random_failed = |_| Error::Backend {
+        let random_failed = |_: CryptoFailure| Error::Backend {
             backend: self.provider.name(),
             message: "random number generator failed".to_owned(),
         };
-        let mut dek_bytes = zeroize::Zeroizing::new([0u8; DATA_KEY_LEN]);
-        ops.fill_random(dek_bytes.as_mut()).map_err(random_failed)?;
-        let data_key = DataKey::from_bytes(*dek_bytes);
-        let mut message_id = [0u8; 32];
-        ops.fill_random(&mut message_id).map_err(random_failed)?;
+        // One call to the generator for both: the data key, then the message id.
+        let mut random = zeroize::Zeroizing::new([0u8; DATA_KEY_LEN + 32]);
+        ops.fill_random(random.as_mut()).map_err(random_failed)?;
+        let (dek_bytes, id_bytes) = random.split_at(DATA_KEY_LEN);
+        let data_key = DataKey::from_slice(dek_bytes).ok_or_else(|| random_failed(CryptoFailure))?;
+        let message_id: [u8; 32] = id_bytes.try_into().map_err(|_| random_failed(CryptoFailure))?;
         let schedule =
             KeySchedule::derive(self.provider, &data_key, &message_id).map_err(|_| {
                 Error::Backend {
