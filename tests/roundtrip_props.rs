@@ -148,3 +148,27 @@ proptest! {
         })?;
     }
 }
+
+/// Objects large enough to be split across cores open with every provider, whichever sealed.
+#[tokio::test]
+async fn large_objects_round_trip_across_providers() {
+    let data: Vec<u8> = (0..(3 << 20) + 12_345)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    for sealer in Provider::all() {
+        let sealed = envelope(sealer, 65536)
+            .seal(&data, b"big")
+            .await
+            .expect("seal");
+        for opener in Provider::all() {
+            let opened = envelope(opener, 65536)
+                .open(&sealed, b"big")
+                .await
+                .expect("open");
+            assert!(opened.plaintext() == data.as_slice());
+        }
+        let mut bad = sealed.clone();
+        bad[sealed.len() / 3] ^= 0x40;
+        assert!(envelope(sealer, 65536).open(&bad, b"big").await.is_err());
+    }
+}

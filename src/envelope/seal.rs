@@ -85,8 +85,11 @@ impl Envelope {
         let mut random = zeroize::Zeroizing::new([0u8; DATA_KEY_LEN + 32]);
         ops.fill_random(random.as_mut()).map_err(random_failed)?;
         let (dek_bytes, id_bytes) = random.split_at(DATA_KEY_LEN);
-        let data_key = DataKey::from_slice(dek_bytes).ok_or_else(|| random_failed(CryptoFailure))?;
-        let message_id: [u8; 32] = id_bytes.try_into().map_err(|_| random_failed(CryptoFailure))?;
+        let data_key =
+            DataKey::from_slice(dek_bytes).ok_or_else(|| random_failed(CryptoFailure))?;
+        let message_id: [u8; 32] = id_bytes
+            .try_into()
+            .map_err(|_| random_failed(CryptoFailure))?;
         let schedule =
             KeySchedule::derive(self.provider, &data_key, &message_id).map_err(|_| {
                 Error::Backend {

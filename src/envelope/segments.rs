@@ -1,13 +1,22 @@
 //! Sealing and opening a whole body held in memory.
 //!
 //! The cipher reads each segment from its input and writes it straight to its place in the
-//! output: one pass over the data, no intermediate copy.
+//! output: one pass over the data, no intermediate copy. Bodies of more than a few segments
+//! are cut into contiguous runs of segments, one per core; every segment's nonce and place
+//! depend only on its index, so the output is byte-identical to a single-threaded run.
+
+use std::sync::OnceLock;
 
 use zeroize::Zeroize;
 
 use crate::crypto::SegmentCipher;
 use crate::error::{Error, Result};
 use crate::format::{segment_nonce, BodyLayout, Malformed, TAG_LEN};
+
+/// Below this many body bytes a second thread costs more than it saves.
+const PARALLEL_MIN_BYTES: u64 = 256 * 1024;
+/// ...and below this many segments there is nothing to share.
+const PARALLEL_MIN_SEGMENTS: u64 = 4;
 
 /// What every segment of one body shares.
 pub(crate) struct SegmentContext<'a> {
@@ -18,16 +27,78 @@ pub(crate) struct SegmentContext<'a> {
     pub(crate) segment_size: usize,
 }
 
-fn index_u32(index: usize) -> Result<u32> {
-    // The layout bounds segments to 2^32, so this only fails on a broken invariant.
-    u32::try_from(index).map_err(|_| Error::Malformed(Malformed::TooManySegments))
+impl SegmentContext<'_> {
+    fn wire_segment(&self) -> usize {
+        self.segment_size + TAG_LEN
+    }
+
+    /// How many threads to use, and how many segments each takes (the last takes the rest).
+    fn split(&self) -> (usize, usize) {
+        let segments = self.layout.segments();
+        let workers =
+            if segments < PARALLEL_MIN_SEGMENTS || self.layout.body_len() < PARALLEL_MIN_BYTES {
+                1
+            } else {
+                cores().min(usize::try_from(segments).unwrap_or(usize::MAX))
+            };
+        let per = usize::try_from(segments.div_ceil(workers as u64)).unwrap_or(usize::MAX);
+        (workers, per)
+    }
+
+    fn nonce(&self, index: usize) -> Result<[u8; 12]> {
+        // The layout bounds segments to 2^32, so this only fails on a broken invariant.
+        let index32 = u32::try_from(index).map_err(|_| Malformed::TooManySegments)?;
+        Ok(segment_nonce(index32, self.layout.is_last(index as u64)))
+    }
 }
 
-/// A zeroed buffer of `len` bytes.
-pub(crate) fn zeroed(len: u64) -> Result<Vec<u8>> {
-    let len = usize::try_from(len)
-        .map_err(|_| Error::InvalidArgument("object too large for memory".to_owned()))?;
-    Ok(vec![0u8; len])
+/// Cores available to this process, read once (the query is not free).
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Runs `job(first_segment, input_run, output_run)` over consecutive runs of `per` segments,
+/// on up to `workers` threads (the calling thread takes the last run).
+fn for_each_run<F>(
+    workers: usize,
+    per: usize,
+    (input, input_step): (&[u8], usize),
+    (output, output_step): (&mut [u8], usize),
+    job: F,
+) -> Result<()>
+where
+    F: Fn(usize, &[u8], &mut [u8]) -> Result<()> + Sync,
+{
+    if workers <= 1 {
+        return job(0, input, output);
+    }
+    std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(workers);
+        let (mut input, mut output) = (input, output);
+        let mut first = 0;
+        for _ in 1..workers {
+            let (run_in, rest_in) = input.split_at(input.len().min(per * input_step));
+            let (run_out, rest_out) = output.split_at_mut(output.len().min(per * output_step));
+            let job = &job;
+            handles.push(scope.spawn(move || job(first, run_in, run_out)));
+            (input, output, first) = (rest_in, rest_out, first + per);
+        }
+        let mine = job(first, input, output);
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Backend {
+                        backend: "aes-gcm",
+                        message: "a segment worker panicked".to_owned(),
+                    })
+                })
+            })
+            .chain(std::iter::once(mine))
+            .collect::<Result<Vec<()>>>()
+            .map(|_| ())
+    })
 }
 
 /// Seals `plaintext` into `out`, which is exactly the body length of the layout.
@@ -36,16 +107,30 @@ pub(crate) fn seal_body_into(
     plaintext: &[u8],
     out: &mut [u8],
 ) -> Result<()> {
-    let wire_segment = ctx.segment_size + TAG_LEN;
-    let segments = usize::try_from(ctx.layout.segments())
-        .map_err(|_| Error::Malformed(Malformed::TooManySegments))?;
-    // An empty plaintext still has one (empty) segment.
-    let chunks = plaintext
-        .chunks(ctx.segment_size)
-        .chain(std::iter::repeat(&[][..]))
-        .take(segments);
-    for ((index, chunk), wire) in chunks.enumerate().zip(out.chunks_mut(wire_segment)) {
-        let nonce = segment_nonce(index_u32(index)?, ctx.layout.is_last(index as u64));
+    let (workers, per) = ctx.split();
+    for_each_run(
+        workers,
+        per,
+        (plaintext, ctx.segment_size),
+        (out, ctx.wire_segment()),
+        |first, plaintext, out| seal_run(ctx, first, plaintext, out),
+    )
+}
+
+fn seal_run(
+    ctx: &SegmentContext<'_>,
+    first: usize,
+    plaintext: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    // An empty plaintext is one empty segment.
+    let chunks: Box<dyn Iterator<Item = &[u8]>> = if plaintext.is_empty() {
+        Box::new(std::iter::once(&[][..]))
+    } else {
+        Box::new(plaintext.chunks(ctx.segment_size))
+    };
+    for ((offset, chunk), wire) in chunks.enumerate().zip(out.chunks_mut(ctx.wire_segment())) {
+        let nonce = ctx.nonce(first + offset)?;
         let (data, tag_out) = wire.split_at_mut(chunk.len());
         let tag = ctx
             .cipher
@@ -70,27 +155,83 @@ pub(crate) fn open_body_into(
     let plain_len = usize::try_from(ctx.layout.plaintext_len())
         .map_err(|_| Error::InvalidArgument("object too large for memory".to_owned()))?;
     out.resize(plain_len, 0);
-    let wire_segment = ctx.segment_size + TAG_LEN;
+    let (workers, per) = ctx.split();
+    let opened = for_each_run(
+        workers,
+        per,
+        (body, ctx.wire_segment()),
+        (out.as_mut_slice(), ctx.segment_size),
+        |first, body, out| open_run(ctx, first, body, out),
+    );
+    if opened.is_err() {
+        out.zeroize();
+        out.clear();
+    }
+    opened
+}
+
+fn open_run(ctx: &SegmentContext<'_>, first: usize, body: &[u8], out: &mut [u8]) -> Result<()> {
     let mut at = 0usize;
-    for (index, wire) in body.chunks(wire_segment).enumerate() {
-        let last = ctx.layout.is_last(index as u64);
-        let opened = wire
+    for (offset, wire) in body.chunks(ctx.wire_segment()).enumerate() {
+        let (ciphertext, tag) = wire
             .split_last_chunk::<TAG_LEN>()
-            .ok_or(Error::DecryptionFailed)
-            .and_then(|(ciphertext, tag)| {
-                let nonce = segment_nonce(index_u32(index)?, last);
-                let end = at + ciphertext.len();
-                let dest = out.get_mut(at..end).ok_or(Error::DecryptionFailed)?;
-                at = end;
-                ctx.cipher
-                    .open_to(&nonce, ctx.aad, ciphertext, tag, dest)
-                    .map_err(|_| Error::DecryptionFailed)
-            });
-        if let Err(e) = opened {
-            out.zeroize();
-            out.clear();
-            return Err(e);
-        }
+            .ok_or(Error::DecryptionFailed)?;
+        let nonce = ctx.nonce(first + offset)?;
+        let end = at + ciphertext.len();
+        let dest = out.get_mut(at..end).ok_or(Error::DecryptionFailed)?;
+        at = end;
+        ctx.cipher
+            .open_to(&nonce, ctx.aad, ciphertext, tag, dest)
+            .map_err(|_| Error::DecryptionFailed)?;
     }
     Ok(())
+}
+
+/// A zeroed buffer of `len` bytes.
+pub(crate) fn zeroed(len: u64) -> Result<Vec<u8>> {
+    let len = usize::try_from(len)
+        .map_err(|_| Error::InvalidArgument("object too large for memory".to_owned()))?;
+    Ok(vec![0u8; len])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Provider;
+
+    fn context<'a>(cipher: &'a dyn SegmentCipher, plain_len: u64) -> SegmentContext<'a> {
+        SegmentContext {
+            cipher,
+            aad: b"associated",
+            layout: BodyLayout::for_plaintext(64, plain_len).expect("layout"),
+            segment_size: 64,
+        }
+    }
+
+    #[test]
+    fn parallel_output_is_byte_identical_and_opens() {
+        for provider in Provider::all() {
+            let cipher = provider.ops().aes256_gcm(&[5; 32]).expect("key");
+            // Around the parallel threshold, and with run lengths that do not divide evenly.
+            for plain_len in [0u64, 1, 64 * 3, 300_000, 300_001, 64 * 4099, 64 * 4099 + 17] {
+                let ctx = context(cipher.as_ref(), plain_len);
+                let plaintext: Vec<u8> = (0..plain_len).map(|i| i as u8).collect();
+                let body_len = ctx.layout.body_len() as usize;
+                let (mut single, mut parallel) = (vec![0u8; body_len], vec![0u8; body_len]);
+                seal_run(&ctx, 0, &plaintext, &mut single).expect("single");
+                seal_body_into(&ctx, &plaintext, &mut parallel).expect("parallel");
+                assert!(single == parallel, "{} len {plain_len}", provider.name());
+                let mut opened = vec![1, 2, 3];
+                open_body_into(&ctx, &parallel, &mut opened).expect("open");
+                assert!(opened == plaintext, "len {plain_len}");
+                if plain_len > 0 {
+                    // A flip in the last run fails the whole body and leaves nothing.
+                    let last = body_len - 1;
+                    parallel[last] ^= 1;
+                    assert!(open_body_into(&ctx, &parallel, &mut opened).is_err());
+                    assert!(opened.is_empty());
+                }
+            }
+        }
+    }
 }
