@@ -152,7 +152,7 @@ proptest! {
 /// Objects large enough to be split across cores open with every provider, whichever sealed.
 #[tokio::test]
 async fn large_objects_round_trip_across_providers() {
-    let data: Vec<u8> = (0..(3 << 20) + 12_345)
+    let data: Vec<u8> = (0..(5 << 20) + 12_345)
         .map(|i: u32| (i % 251) as u8)
         .collect();
     for sealer in Provider::all() {

@@ -7,14 +7,19 @@
 
 use std::sync::OnceLock;
 
+use rayon::prelude::*;
+
 use zeroize::Zeroize;
 
 use crate::crypto::SegmentCipher;
 use crate::error::{Error, Result};
 use crate::format::{segment_nonce, BodyLayout, Malformed, TAG_LEN};
 
-/// Below this many body bytes a second thread costs more than it saves.
-const PARALLEL_MIN_BYTES: u64 = 256 * 1024;
+/// Below this many body bytes a second thread costs more than it saves: waking a pool
+/// thread measured here at tens to hundreds of microseconds, and at 1 MiB the parallel path
+/// was slower than one thread (seal 175–192 µs vs 134–149 µs; `cargo bench --bench
+/// seal_open -- 1MiB`).
+const PARALLEL_MIN_BYTES: u64 = 4 * 1024 * 1024;
 /// ...and below this many segments there is nothing to share.
 const PARALLEL_MIN_SEGMENTS: u64 = 4;
 
@@ -52,14 +57,15 @@ impl SegmentContext<'_> {
     }
 }
 
-/// Cores available to this process, read once (the query is not free).
+/// Threads of the pool, read once.
 fn cores() -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    *CORES.get_or_init(rayon::current_num_threads)
 }
 
-/// Runs `job(first_segment, input_run, output_run)` over consecutive runs of `per` segments,
-/// on up to `workers` threads (the calling thread takes the last run).
+/// Runs `job(first_segment, input_run, output_run)` over consecutive runs of `per`
+/// segments, on rayon's pool when there is more than one run (a pool, because spawning a
+/// thread per object costs about as much as encrypting a megabyte).
 fn for_each_run<F>(
     workers: usize,
     per: usize,
@@ -73,32 +79,11 @@ where
     if workers <= 1 {
         return job(0, input, output);
     }
-    std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(workers);
-        let (mut input, mut output) = (input, output);
-        let mut first = 0;
-        for _ in 1..workers {
-            let (run_in, rest_in) = input.split_at(input.len().min(per * input_step));
-            let (run_out, rest_out) = output.split_at_mut(output.len().min(per * output_step));
-            let job = &job;
-            handles.push(scope.spawn(move || job(first, run_in, run_out)));
-            (input, output, first) = (rest_in, rest_out, first + per);
-        }
-        let mine = job(first, input, output);
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::Backend {
-                        backend: "aes-gcm",
-                        message: "a segment worker panicked".to_owned(),
-                    })
-                })
-            })
-            .chain(std::iter::once(mine))
-            .collect::<Result<Vec<()>>>()
-            .map(|_| ())
-    })
+    input
+        .par_chunks(per * input_step)
+        .zip(output.par_chunks_mut(per * output_step))
+        .enumerate()
+        .try_for_each(|(run, (input, output))| job(run * per, input, output))
 }
 
 /// Seals `plaintext` into `out`, which is exactly the body length of the layout.
@@ -213,8 +198,18 @@ mod tests {
         for provider in Provider::all() {
             let cipher = provider.ops().aes256_gcm(&[5; 32]).expect("key");
             // Around the parallel threshold, and with run lengths that do not divide evenly.
-            for plain_len in [0u64, 1, 64 * 3, 300_000, 300_001, 64 * 4099, 64 * 4099 + 17] {
+            for plain_len in [
+                0u64,
+                1,
+                64 * 3,
+                300_001,
+                64 * 70_001,
+                64 * 70_001 + 17,
+                5_000_000,
+            ] {
                 let ctx = context(cipher.as_ref(), plain_len);
+                let parallel_expected = ctx.layout.body_len() >= PARALLEL_MIN_BYTES && cores() > 1;
+                assert_eq!(ctx.split().0 > 1, parallel_expected, "len {plain_len}");
                 let plaintext: Vec<u8> = (0..plain_len).map(|i| i as u8).collect();
                 let body_len = ctx.layout.body_len() as usize;
                 let (mut single, mut parallel) = (vec![0u8; body_len], vec![0u8; body_len]);
