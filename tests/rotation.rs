@@ -116,3 +116,58 @@ async fn a_deleted_version_is_key_not_found_not_tampering() {
         other => panic!("expected KeyNotFound, got {other:?}"),
     }
 }
+
+/// A stale slot that is not the first: only it is replaced, the other slot stays, and the
+/// report names the right kids.
+#[tokio::test]
+async fn lazy_rewrap_of_a_second_slot_keeps_the_first() {
+    use cmk_envelope::format::Header;
+    use std::sync::Arc;
+
+    let provider = Provider::default();
+    let t = common::temp_keyring(provider);
+    t.keyring.create_key("archive").expect("archive key");
+    let archive: Arc<dyn cmk_envelope::KeyWrapper> =
+        Arc::new(t.keyring.key("archive").expect("load"));
+    let writer = common::envelope_for(&t.key, provider, 64);
+    let sealed = writer.seal(b"two slots", b"").await.expect("seal");
+    let on_archive = writer
+        .rewrap(&sealed, RewrapTarget::Key(archive))
+        .await
+        .expect("rewrap")
+        .expect("changed");
+    // One header, two slots wrapping the same data key: archive first, orders v1 second.
+    let (original, original_len) = Header::parse_prefix(&sealed).expect("parse");
+    let archive_header = Header::parse_detached(on_archive.header()).expect("parse");
+    let both = original
+        .with_slots(vec![
+            archive_header.slots()[0].clone(),
+            original.slots()[0].clone(),
+        ])
+        .expect("two slots");
+    let mut two_slot = both.to_bytes();
+    two_slot.extend_from_slice(&sealed[original_len..]);
+    let v1 = original.slots()[0].kid().to_owned();
+
+    let v2 = t.keyring.rotate("orders").expect("rotate");
+    t.key.refresh().expect("refresh");
+    // A reader that knows only `orders`: slot 0 is not its key, slot 1 opens and is stale.
+    let reader = cmk_envelope::Envelope::builder()
+        .open_with(t.key.clone())
+        .build()
+        .expect("reader");
+    let opened = reader
+        .open(&two_slot, b"")
+        .await
+        .expect("opens from slot 1");
+    let rewrapped = opened.rewrapped().expect("stale");
+    assert_eq!(
+        (rewrapped.from_kid(), rewrapped.to_kid()),
+        (v1.as_str(), v2.as_str())
+    );
+    let new_header = Header::parse_detached(rewrapped.header()).expect("parse");
+    let kids: Vec<&str> = new_header.slots().iter().map(|s| s.kid()).collect();
+    assert_eq!(kids, [archive_header.slots()[0].kid(), v2.as_str()]);
+    let updated = rewrapped.apply_to(&two_slot).expect("apply");
+    assert_eq!(reader.open(&updated, b"").await.expect("opens").kid(), v2);
+}

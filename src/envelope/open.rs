@@ -1,6 +1,6 @@
 //! Opening: find a key, check the commitment, verify and decrypt every segment.
 
-use super::rewrap::{replace_slot, Rewrapped};
+use super::rewrap::Rewrapped;
 use super::segments::{open_body_into, SegmentContext};
 use super::{parse_attached, Envelope};
 use crate::crypto::KeySchedule;
@@ -209,11 +209,6 @@ impl Envelope {
             return Ok(None);
         }
         let new_slot = recovered.wrapper.wrap(&recovered.data_key).await?;
-        let new_header = replace_slot(header, recovered.slot_index, new_slot)?;
-        Ok(Some(Rewrapped::new(
-            new_header,
-            header_len,
-            slot.kid().to_owned(),
-        )?))
+        Rewrapped::replacing(header, header_len, recovered.slot_index, new_slot).map(Some)
     }
 }

@@ -41,22 +41,37 @@ pub struct Rewrapped {
 }
 
 impl Rewrapped {
-    pub(super) fn new(header: Header, old_header_len: usize, from_kid: String) -> Result<Self> {
-        let bytes = header.to_bytes();
-        // Never hand out a header that does not parse back to itself.
-        if Header::parse_detached(&bytes).as_ref() != Ok(&header) {
+    /// `header` with slot `index` replaced by `new_slot`; any other slot under the new kid
+    /// is dropped (the new one is the verified one). Checked to parse back to itself, so a
+    /// header that does not parse is never handed out.
+    pub(super) fn replacing(
+        header: &Header,
+        old_header_len: usize,
+        index: usize,
+        new_slot: KeySlot,
+    ) -> Result<Self> {
+        let from_kid = header
+            .slots()
+            .get(index)
+            .map(|s| s.kid().to_owned())
+            .unwrap_or_default();
+        let to_kid = new_slot.kid().to_owned();
+        let mut slots = Vec::with_capacity(header.slots().len());
+        for (i, slot) in header.slots().iter().enumerate() {
+            if i == index {
+                slots.push(new_slot.clone());
+            } else if slot.kid() != to_kid {
+                slots.push(slot.clone());
+            }
+        }
+        let new_header = header.with_slots(slots)?;
+        let bytes = new_header.to_bytes();
+        if Header::parse_detached(&bytes).as_ref() != Ok(&new_header) {
             return Err(Error::Backend {
                 backend: "cmke format",
                 message: "re-wrapped header does not round-trip".to_owned(),
             });
         }
-        let to_kid = header
-            .slots()
-            .iter()
-            .find(|s| s.kid() != from_kid)
-            .or_else(|| header.slots().first())
-            .map(|s| s.kid().to_owned())
-            .unwrap_or_default();
         Ok(Self {
             header: bytes,
             old_header_len,
@@ -104,20 +119,6 @@ impl Rewrapped {
         out.extend_from_slice(body);
         Ok(out)
     }
-}
-
-/// The header with slot `index` replaced by `new_slot`; any other slot under the new kid is
-/// dropped (the new one is the verified one).
-pub(super) fn replace_slot(header: &Header, index: usize, new_slot: KeySlot) -> Result<Header> {
-    let mut slots = Vec::with_capacity(header.slots().len());
-    for (i, slot) in header.slots().iter().enumerate() {
-        if i == index {
-            slots.push(new_slot.clone());
-        } else if slot.kid() != new_slot.kid() {
-            slots.push(slot.clone());
-        }
-    }
-    Ok(header.with_slots(slots)?)
 }
 
 impl Envelope {
@@ -168,8 +169,7 @@ impl Envelope {
         let new_slot = target.wrap(&recovered.data_key).await?;
         self.verify_new_slot(target.as_ref(), &new_slot, &recovered.accepted, &header)
             .await?;
-        let new_header = replace_slot(&header, recovered.slot_index, new_slot)?;
-        Rewrapped::new(new_header, header_len, from_kid).map(Some)
+        Rewrapped::replacing(&header, header_len, recovered.slot_index, new_slot).map(Some)
     }
 
     /// Unwraps the new slot and checks that it carries the same data key (by commitment).
