@@ -16,6 +16,9 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --all-targets --all-features -- -D warnings
 
+step "cargo doc (broken links are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+
 step "the README's first command: the rotation demo"
 cargo run --quiet --example rotation_demo
 

@@ -9,7 +9,7 @@
 //! - [`Envelope`]: seal, open, re-wrap (attached or detached header).
 //! - [`software::Keyring`]: the embedded default, RSA keys in PEM files on disk.
 //! - [`inspect`]: what a header says, without keys.
-//! - [`format`]: the CMKE v1 wire format (no crypto, no I/O); see `docs/FORMAT.md`.
+//! - [`format`](mod@format): the CMKE v1 wire format (no crypto, no I/O); see `docs/FORMAT.md`.
 //! - [`Provider`]: aws-lc-rs (default) or RustCrypto.
 //!
 //! ```
