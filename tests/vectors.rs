@@ -12,11 +12,12 @@ fn reader_for(provider: Provider) -> Envelope {
     let keyring = Keyring::open(common::vectors_dir().join("keyring"))
         .expect("vector keyring")
         .with_provider(provider);
-    let mut builder = Envelope::builder().provider(provider);
-    for key in keyring.keys().expect("keys") {
-        builder = builder.open_with(Arc::new(key) as Arc<dyn KeyWrapper>);
-    }
-    builder.build().expect("envelope")
+    Envelope::builder()
+        .provider(provider)
+        .open_with_keyring(&keyring)
+        .expect("keys")
+        .build()
+        .expect("envelope")
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

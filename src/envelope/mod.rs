@@ -122,6 +122,18 @@ impl EnvelopeBuilder {
         self
     }
 
+    /// Adds every key of a software keyring to open with, so that anything written under
+    /// any of its keys and versions opens.
+    ///
+    /// # Errors
+    /// As [`Keyring::keys`](crate::software::Keyring::keys).
+    pub fn open_with_keyring(mut self, keyring: &crate::software::Keyring) -> Result<Self> {
+        for key in keyring.keys()? {
+            self.openers.push(Arc::new(key));
+        }
+        Ok(self)
+    }
+
     /// Uses this crypto provider (default: aws-lc when compiled in).
     pub fn provider(mut self, provider: Provider) -> Self {
         self.provider = provider;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use cmk_envelope::software::Keyring;
-use cmk_envelope::{Envelope, Error, KeyPolicy, KeyWrapper, Provider, Result, RewrapTarget};
+use cmk_envelope::{Envelope, Error, KeyPolicy, Provider, Result, RewrapTarget};
 
 use crate::args::{Cli, Command, KeyCommand, ProviderChoice};
 use crate::io::{file_mode, read_input, write_output};
@@ -96,13 +96,13 @@ fn provider(choice: ProviderChoice) -> Result<Provider> {
 /// An envelope that opens anything written under any key of the keyring.
 fn reader(dir: &Path, provider: Provider) -> Result<Envelope> {
     let keyring = Keyring::open(dir)?.with_provider(provider);
-    let mut builder = Envelope::builder().provider(provider);
-    for key in keyring.keys()? {
-        builder = builder.open_with(Arc::new(key) as Arc<dyn KeyWrapper>);
-    }
-    builder.build().map_err(|_| Error::KeyNotFound {
-        kid: format!("any key (the keyring {} is empty)", dir.display()),
-    })
+    Envelope::builder()
+        .provider(provider)
+        .open_with_keyring(&keyring)?
+        .build()
+        .map_err(|_| Error::KeyNotFound {
+            kid: format!("any key (the keyring {} is empty)", dir.display()),
+        })
 }
 
 /// Re-wraps each file in place; one file's failure does not stop the others.
