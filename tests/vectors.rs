@@ -2,10 +2,8 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use cmk_envelope::software::Keyring;
-use cmk_envelope::{Envelope, Error, KeyWrapper, Provider};
+use cmk_envelope::{Envelope, Error, Provider};
 use serde_json::Value;
 
 fn reader_for(provider: Provider) -> Envelope {
