@@ -48,6 +48,7 @@ mod error;
 pub mod format;
 mod inspect;
 mod policy;
+pub mod stream;
 mod wrap;
 
 pub use atomic_write::write_file_atomically;

@@ -104,7 +104,7 @@ impl Envelope {
         })
     }
 
-    fn aad_hash(&self, aad: &[u8]) -> [u8; 32] {
+    pub(crate) fn aad_hash(&self, aad: &[u8]) -> [u8; 32] {
         self.provider.ops().sha256(aad)
     }
 }

@@ -181,7 +181,7 @@ impl Envelope {
     }
 
     /// Unwraps the first slot whose data key derives the header's commitment.
-    pub(super) async fn recover(&self, header: &Header) -> Result<Recovered<KeySchedule>> {
+    pub(crate) async fn recover(&self, header: &Header) -> Result<Recovered<KeySchedule>> {
         let message_id = header.preamble().message_id();
         let commitment = header.preamble().commitment();
         self.resolver

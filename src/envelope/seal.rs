@@ -72,10 +72,16 @@ impl Envelope {
         })
     }
 
-    /// Makes the data key, wraps it, and builds the header.
+    /// Checks the plaintext length, then starts a new object.
     async fn start(&self, plain_len: usize) -> Result<(Header, KeySchedule, BodyLayout)> {
-        let sealer = self.sealer()?;
         let layout = BodyLayout::for_plaintext(self.segment_size, plain_len as u64)?;
+        let (header, schedule) = self.new_object().await?;
+        Ok((header, schedule, layout))
+    }
+
+    /// Makes the data key, wraps it, and builds the header.
+    pub(crate) async fn new_object(&self) -> Result<(Header, KeySchedule)> {
+        let sealer = self.sealer()?;
         let ops = self.provider.ops();
         let random_failed = |_: CryptoFailure| Error::Backend {
             backend: self.provider.name(),
@@ -100,7 +106,7 @@ impl Envelope {
         let slot = sealer.wrap(&data_key).await?;
         let preamble = Preamble::new(self.segment_size, message_id, schedule.commitment)?;
         let header = Header::new(preamble, vec![slot])?;
-        Ok((header, schedule, layout))
+        Ok((header, schedule))
     }
 
     fn seal_body(

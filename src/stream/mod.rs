@@ -1,0 +1,52 @@
+//! Streaming: `std::io` adapters that seal and open in memory bounded by the segment size,
+//! and random access to a range of an envelope.
+//!
+//! The adapters are built by async constructors on [`Envelope`](crate::Envelope) (the data
+//! key is wrapped or unwrapped there, which may call a key service); after that, reading and
+//! writing are plain blocking `std::io`.
+//!
+//! Errors surface as `std::io::Error`. Those that come from this crate have kind
+//! `InvalidData` (or `Other`) and carry the crate's [`Error`](crate::Error) as their inner
+//! error: get it back with [`into_cmk_error`].
+
+mod header_io;
+mod open_reader;
+mod range;
+mod seal_writer;
+mod segment;
+
+pub use open_reader::OpenReader;
+pub use seal_writer::SealWriter;
+
+use crate::error::Error;
+
+/// The crate's error inside an `io::Error` made by these adapters, or the I/O error itself.
+#[must_use]
+pub fn into_cmk_error(error: std::io::Error) -> Error {
+    if error.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        if let Some(inner) = error.into_inner() {
+            if let Ok(cmk) = inner.downcast::<Error>() {
+                return *cmk;
+            }
+        }
+        // Unreachable: checked above.
+        return Error::Backend {
+            backend: "stream",
+            message: "lost an inner error".to_owned(),
+        };
+    }
+    Error::from(error)
+}
+
+/// Wraps the crate's error for `std::io` callers.
+pub(crate) fn to_io(error: Error) -> std::io::Error {
+    let kind = match error {
+        Error::Io { ref source, .. } => source.kind(),
+        Error::Malformed(_) | Error::DecryptionFailed => std::io::ErrorKind::InvalidData,
+        _ => std::io::ErrorKind::Other,
+    };
+    match error {
+        Error::Io { source, path: None } => source,
+        other => std::io::Error::new(kind, other),
+    }
+}

@@ -1,0 +1,158 @@
+//! A `Read` that opens as data arrives, releasing each segment only after its tag verifies.
+
+use std::io::{self, Read};
+
+use zeroize::{Zeroize, Zeroizing};
+
+use super::header_io::read_header;
+use super::segment::SegmentCrypter;
+use super::to_io;
+use crate::envelope::Envelope;
+use crate::error::Result;
+use crate::format::Malformed;
+
+/// Opens an envelope from an underlying reader in memory of about two segments.
+///
+/// Each segment's plaintext is released only after its tag verifies; truncation, extension
+/// and reordering fail. Plaintext already read from earlier segments was authentic, but the
+/// object as a whole is only known complete when `read` returns `Ok(0)`: treat what you
+/// read as provisional until then (or use [`Envelope::open`] for all-or-nothing).
+pub struct OpenReader<R: Read> {
+    inner: R,
+    crypter: SegmentCrypter,
+    wire_segment: usize,
+    /// One wire segment plus one byte of look-ahead, which tells whether it is the last.
+    wire: Vec<u8>,
+    /// Verified plaintext of the current segment; wiped when dropped.
+    plain: Zeroizing<Vec<u8>>,
+    plain_pos: usize,
+    next_index: u64,
+    state: State,
+    kid: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Reading,
+    Done,
+    Failed,
+}
+
+impl<R: Read> std::fmt::Debug for OpenReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenReader")
+            .field("kid", &self.kid)
+            .field("segments_read", &self.next_index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Envelope {
+    /// A reader that opens the envelope `inner` yields: the header is read and the data key
+    /// unwrapped now; segments are verified and decrypted as they are read.
+    ///
+    /// # Errors
+    /// As [`Envelope::open`] for the header and the key; [`Error::Io`] for the source.
+    pub async fn open_reader<R: Read>(&self, mut inner: R, aad: &[u8]) -> Result<OpenReader<R>> {
+        let (header, _) = read_header(&mut inner)?;
+        let recovered = self.recover(&header).await?;
+        let kid = header
+            .slots()
+            .get(recovered.slot_index)
+            .map(|s| s.kid().to_owned())
+            .unwrap_or_default();
+        let wire_segment = header.preamble().segment_size() as usize + 16;
+        Ok(OpenReader {
+            inner,
+            crypter: SegmentCrypter::new(
+                recovered.accepted,
+                header.preamble(),
+                &self.aad_hash(aad),
+            ),
+            wire_segment,
+            wire: Vec::with_capacity(wire_segment + 1),
+            plain: Zeroizing::new(Vec::with_capacity(wire_segment)),
+            plain_pos: 0,
+            next_index: 0,
+            state: State::Reading,
+            kid,
+        })
+    }
+}
+
+impl<R: Read> OpenReader<R> {
+    /// The kid (with version) of the slot that opened the object.
+    #[must_use]
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Reads until the buffer holds a wire segment and one more byte, or the source ends.
+    fn fill(&mut self) -> io::Result<bool> {
+        let want = self.wire_segment + 1;
+        let mut chunk = [0u8; 8192];
+        while self.wire.len() < want {
+            let room = (want - self.wire.len()).min(chunk.len());
+            match self.inner.read(&mut chunk[..room]) {
+                Ok(0) => return Ok(false),
+                Ok(n) => self.wire.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Opens the next segment into `plain`.
+    fn next_segment(&mut self) -> Result<()> {
+        let more = self.fill()?;
+        let index = self.next_index;
+        if more {
+            let (segment, _) = self.wire.split_at(self.wire_segment);
+            self.crypter.open(index, false, segment, &mut self.plain)?;
+            self.wire.drain(..self.wire_segment);
+        } else {
+            // The source ended: what is buffered is the last segment.
+            if self.wire.len() < 16 || (self.wire.len() == 16 && index > 0) {
+                return Err(if index == 0 && self.wire.is_empty() {
+                    Malformed::BodyMissing.into()
+                } else {
+                    Malformed::BodyLength.into()
+                });
+            }
+            self.crypter
+                .open(index, true, &self.wire, &mut self.plain)?;
+            self.wire.clear();
+            self.state = State::Done;
+        }
+        self.plain_pos = 0;
+        self.next_index += 1;
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for OpenReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.state == State::Failed {
+                return Err(io::Error::other(
+                    "this stream failed earlier; no further plaintext is released",
+                ));
+            }
+            if self.plain_pos < self.plain.len() {
+                let n = out.len().min(self.plain.len() - self.plain_pos);
+                out[..n].copy_from_slice(&self.plain[self.plain_pos..self.plain_pos + n]);
+                self.plain_pos += n;
+                return Ok(n);
+            }
+            if self.state == State::Done || out.is_empty() {
+                return Ok(0);
+            }
+            if let Err(e) = self.next_segment() {
+                self.plain.zeroize();
+                self.state = State::Failed;
+                return Err(to_io(e));
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! A `Write` that seals as data arrives.
+
+use std::io::{self, Write};
+
+use zeroize::{Zeroize, Zeroizing};
+
+use super::segment::SegmentCrypter;
+use super::to_io;
+use crate::envelope::Envelope;
+use crate::error::{Error, Result};
+use crate::format::limits::MAX_SEGMENTS;
+
+/// Seals everything written to it into the underlying writer, one segment at a time, in
+/// memory of about two segments whatever the object's size.
+///
+/// **Call [`SealWriter::finish`].** The last segment is written only then; an unfinished
+/// stream has no last segment and never opens (dropping it does not finish it, because a
+/// silently truncated object must not look complete).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cmk_envelope::Error> {
+/// use std::io::Write;
+/// use std::sync::Arc;
+/// use cmk_envelope::{software::Keyring, Envelope};
+/// # let dir = tempfile::tempdir()?;
+/// # let keyring = Keyring::create(dir.path())?;
+/// # keyring.create_key("logs")?;
+/// let envelope = Envelope::builder().seal_with(Arc::new(keyring.key("logs")?)).build()?;
+/// let mut writer = envelope.seal_writer(Vec::new(), b"day=1").await?;
+/// for line in ["a\n", "b\n"] {
+///     writer.write_all(line.as_bytes())?;
+/// }
+/// let sealed: Vec<u8> = writer.finish()?;
+/// assert_eq!(envelope.open(&sealed, b"day=1").await?.plaintext(), b"a\nb\n");
+/// # Ok(()) }
+/// ```
+pub struct SealWriter<W: Write> {
+    inner: W,
+    crypter: SegmentCrypter,
+    segment_size: usize,
+    /// Plaintext of the current segment; wiped when dropped.
+    pending: Zeroizing<Vec<u8>>,
+    sealed: Vec<u8>,
+    next_index: u64,
+    broken: bool,
+}
+
+impl<W: Write> std::fmt::Debug for SealWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealWriter")
+            .field("segments_written", &self.next_index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Envelope {
+    /// A writer that seals into `inner`: the header is written now, segments as data
+    /// arrives, the last one by [`SealWriter::finish`].
+    ///
+    /// # Errors
+    /// As [`Envelope::seal`]; [`Error::Io`] when the header cannot be written.
+    pub async fn seal_writer<W: Write>(&self, mut inner: W, aad: &[u8]) -> Result<SealWriter<W>> {
+        let (header, schedule) = self.new_object().await?;
+        inner.write_all(&header.to_bytes())?;
+        let segment_size = header.preamble().segment_size() as usize;
+        Ok(SealWriter {
+            inner,
+            crypter: SegmentCrypter::new(schedule, header.preamble(), &self.aad_hash(aad)),
+            segment_size,
+            pending: Zeroizing::new(Vec::with_capacity(segment_size)),
+            sealed: Vec::with_capacity(segment_size + 16),
+            next_index: 0,
+            broken: false,
+        })
+    }
+}
+
+impl<W: Write> SealWriter<W> {
+    /// Seals the buffered segment and writes it.
+    fn emit(&mut self, last: bool) -> Result<()> {
+        if self.next_index >= MAX_SEGMENTS {
+            return Err(Error::InvalidArgument(
+                "object exceeds 2^32 segments: use a larger segment size".to_owned(),
+            ));
+        }
+        self.crypter
+            .seal(self.next_index, last, &self.pending, &mut self.sealed)?;
+        self.pending.zeroize();
+        self.inner.write_all(&self.sealed)?;
+        self.next_index += 1;
+        Ok(())
+    }
+
+    fn check(&self) -> io::Result<()> {
+        if self.broken {
+            return Err(io::Error::other(
+                "an earlier write failed; this sealed stream is incomplete and will not open",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the last segment and flushes; returns the underlying writer.
+    ///
+    /// # Errors
+    /// The underlying writer's errors; an error if an earlier write failed (the output is
+    /// then incomplete and does not open).
+    pub fn finish(mut self) -> io::Result<W> {
+        self.check()?;
+        self.emit(true).map_err(to_io)?;
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+
+    /// The underlying writer.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+}
+
+impl<W: Write> Write for SealWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.check()?;
+        let mut taken = 0;
+        while taken < data.len() {
+            // A full segment is sealed only once more data shows it is not the last.
+            if self.pending.len() == self.segment_size {
+                if let Err(e) = self.emit(false) {
+                    self.broken = true;
+                    return Err(to_io(e));
+                }
+            }
+            let room = self.segment_size - self.pending.len();
+            let n = room.min(data.len() - taken);
+            self.pending.extend_from_slice(&data[taken..taken + n]);
+            taken += n;
+        }
+        Ok(taken)
+    }
+
+    /// Flushes what has been sealed so far. The buffered (not yet sealed) part of the
+    /// current segment stays buffered: only [`SealWriter::finish`] ends the object.
+    fn flush(&mut self) -> io::Result<()> {
+        self.check()?;
+        self.inner.flush()
+    }
+}
