@@ -6,7 +6,7 @@
 //! writing are plain blocking `std::io`.
 //!
 //! Errors surface as `std::io::Error`. Those that come from this crate have kind
-//! `InvalidData` (or `Other`) and carry the crate's [`Error`](crate::Error) as their inner
+//! `InvalidData` (or `Other`) and carry the crate's [`Error`] as their inner
 //! error: get it back with [`into_cmk_error`].
 
 mod header_io;

@@ -52,7 +52,7 @@ impl Envelope {
     /// unwrapped now; segments are verified and decrypted as they are read.
     ///
     /// # Errors
-    /// As [`Envelope::open`] for the header and the key; [`Error::Io`] for the source.
+    /// As [`Envelope::open`] for the header and the key; [`Error::Io`](crate::Error::Io) for the source.
     pub async fn open_reader<R: Read>(&self, mut inner: R, aad: &[u8]) -> Result<OpenReader<R>> {
         let (header, _) = read_header(&mut inner)?;
         let recovered = self.recover(&header).await?;
