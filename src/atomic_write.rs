@@ -6,28 +6,87 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// A file that appears at its path complete or not at all: written to a temporary file
+/// beside the path, made durable and renamed over it by [`AtomicFile::commit`]. Dropped
+/// without commit, the temporary file is removed and the path is untouched.
+#[derive(Debug)]
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp_path: PathBuf,
+    file: Option<File>,
+}
+
+impl AtomicFile {
+    /// Starts a file that will replace `path`, created with permission bits `mode` on Unix.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the temporary file cannot be created.
+    pub fn create(path: &Path, mode: u32) -> Result<Self> {
+        let (tmp_path, file) = create_temp_beside(path, mode)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tmp_path,
+            file: Some(file),
+        })
+    }
+
+    /// Flushes to disk, renames over the path and syncs the directory.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path; the temporary file is then removed.
+    pub fn commit(mut self) -> Result<()> {
+        let Some(file) = self.file.take() else {
+            return Ok(());
+        };
+        let done = file
+            .sync_all()
+            .and_then(|()| fs::rename(&self.tmp_path, &self.path));
+        if let Err(e) = done {
+            let _ = fs::remove_file(&self.tmp_path);
+            return Err(Error::io_at(&self.path, e));
+        }
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."));
+        sync_dir(dir)
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut self.file {
+            Some(f) => f.write(buf),
+            None => Err(std::io::Error::other("file already committed")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.file {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one, never
-/// a half-written file: the bytes go to a temporary file beside `path` (created with `mode`
-/// on Unix), which is flushed to disk and then renamed over `path`; the directory is synced
-/// so the rename itself survives a crash.
+/// a half-written file (see [`AtomicFile`]).
 ///
 /// # Errors
 /// [`Error::Io`] naming the file when any step fails; the temporary file is removed.
 pub fn write_file_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let (tmp_path, mut file) = create_temp_beside(path, mode)?;
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .and_then(|()| fs::rename(&tmp_path, path));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp_path);
-        return Err(Error::io_at(path, e));
-    }
-    sync_dir(dir)
+    let mut file = AtomicFile::create(path, mode)?;
+    file.write_all(bytes).map_err(|e| Error::io_at(path, e))?;
+    file.commit()
 }
 
 /// Creates `path` with `bytes`, failing if it exists; durable like

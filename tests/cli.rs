@@ -160,3 +160,57 @@ fn failed_decrypt_to_a_file_leaves_no_file() {
         "no temp files"
     );
 }
+
+#[test]
+fn decrypt_a_range_and_stream_through_pipes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("keys");
+    cmke(&ring).args(["key", "create", "k"]).assert().success();
+    let plain: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let input = dir.path().join("in.bin");
+    let sealed = dir.path().join("in.cmke");
+    std::fs::write(&input, &plain).expect("write");
+    cmke(&ring)
+        .args(["encrypt", "--key", "k", "--segment-size", "4096", "-o"])
+        .arg(&sealed)
+        .arg(&input)
+        .assert()
+        .success();
+    for (a, b) in [
+        (0usize, 1usize),
+        (4095, 4097),
+        (100_000, 200_000),
+        (299_999, 300_000),
+        (7, 7),
+    ] {
+        cmke(&ring)
+            .args(["decrypt", "--range", &format!("{a}..{b}")])
+            .arg(&sealed)
+            .assert()
+            .success()
+            .stdout(predicates::ord::eq(plain[a..b].to_vec()));
+    }
+    cmke(&ring)
+        .args(["decrypt", "--range", "0..300001"])
+        .arg(&sealed)
+        .assert()
+        .code(1)
+        .stdout("");
+    cmke(&ring)
+        .args(["decrypt", "--range", "5..4", "-"])
+        .assert()
+        .code(1);
+    cmke(&ring)
+        .args(["decrypt", "--range", "0..4", "-"])
+        .write_stdin(std::fs::read(&sealed).expect("read"))
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("give a file"));
+    // Whole-file streaming through a pipe.
+    cmke(&ring)
+        .args(["decrypt", "-"])
+        .write_stdin(std::fs::read(&sealed).expect("read"))
+        .assert()
+        .success()
+        .stdout(predicates::ord::eq(plain.clone()));
+}

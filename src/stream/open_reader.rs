@@ -1,6 +1,6 @@
 //! A `Read` that opens as data arrives, releasing each segment only after its tag verifies.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use zeroize::{Zeroize, Zeroizing};
 
@@ -90,17 +90,21 @@ impl<R: Read> OpenReader<R> {
     /// Reads until the buffer holds a wire segment and one more byte, or the source ends.
     fn fill(&mut self) -> io::Result<bool> {
         let want = self.wire_segment + 1;
-        let mut chunk = [0u8; 8192];
-        while self.wire.len() < want {
-            let room = (want - self.wire.len()).min(chunk.len());
-            match self.inner.read(&mut chunk[..room]) {
-                Ok(0) => return Ok(false),
-                Ok(n) => self.wire.extend_from_slice(&chunk[..n]),
+        let mut filled = self.wire.len();
+        self.wire.resize(want, 0);
+        while filled < want {
+            match self.inner.read(&mut self.wire[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.wire.truncate(filled);
+                    return Err(e);
+                }
             }
         }
-        Ok(true)
+        self.wire.truncate(filled);
+        Ok(filled == want)
     }
 
     /// Opens the next segment into `plain`.
@@ -133,20 +137,28 @@ impl<R: Read> OpenReader<R> {
 
 impl<R: Read> Read for OpenReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let available = self.fill_buf()?;
+        let n = out.len().min(available.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// `fill_buf` hands out the verified plaintext of the current segment without a copy.
+impl<R: Read> BufRead for OpenReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         loop {
             if self.state == State::Failed {
                 return Err(io::Error::other(
                     "this stream failed earlier; no further plaintext is released",
                 ));
             }
-            if self.plain_pos < self.plain.len() {
-                let n = out.len().min(self.plain.len() - self.plain_pos);
-                out[..n].copy_from_slice(&self.plain[self.plain_pos..self.plain_pos + n]);
-                self.plain_pos += n;
-                return Ok(n);
-            }
-            if self.state == State::Done || out.is_empty() {
-                return Ok(0);
+            if self.plain_pos < self.plain.len() || self.state == State::Done {
+                return Ok(&self.plain[self.plain_pos..]);
             }
             if let Err(e) = self.next_segment() {
                 self.plain.zeroize();
@@ -154,5 +166,9 @@ impl<R: Read> Read for OpenReader<R> {
                 return Err(to_io(e));
             }
         }
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.plain_pos = (self.plain_pos + amount).min(self.plain.len());
     }
 }

@@ -79,14 +79,26 @@ impl Envelope {
 impl<W: Write> SealWriter<W> {
     /// Seals the buffered segment and writes it.
     fn emit(&mut self, last: bool) -> Result<()> {
+        let pending = std::mem::take(&mut *self.pending);
+        let sealed = self.seal_and_write(&pending, last);
+        *self.pending = pending;
+        self.pending.zeroize();
+        sealed
+    }
+
+    /// Seals a full segment that is known not to be the last, straight from `segment`.
+    fn emit_from(&mut self, segment: &[u8]) -> Result<()> {
+        self.seal_and_write(segment, false)
+    }
+
+    fn seal_and_write(&mut self, plaintext: &[u8], last: bool) -> Result<()> {
         if self.next_index >= MAX_SEGMENTS {
             return Err(Error::InvalidArgument(
                 "object exceeds 2^32 segments: use a larger segment size".to_owned(),
             ));
         }
         self.crypter
-            .seal(self.next_index, last, &self.pending, &mut self.sealed)?;
-        self.pending.zeroize();
+            .seal(self.next_index, last, plaintext, &mut self.sealed)?;
         self.inner.write_all(&self.sealed)?;
         self.next_index += 1;
         Ok(())
@@ -122,8 +134,8 @@ impl<W: Write> SealWriter<W> {
 impl<W: Write> Write for SealWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.check()?;
-        let mut taken = 0;
-        while taken < data.len() {
+        let mut rest = data;
+        while !rest.is_empty() {
             // A full segment is sealed only once more data shows it is not the last.
             if self.pending.len() == self.segment_size {
                 if let Err(e) = self.emit(false) {
@@ -131,12 +143,23 @@ impl<W: Write> Write for SealWriter<W> {
                     return Err(to_io(e));
                 }
             }
-            let room = self.segment_size - self.pending.len();
-            let n = room.min(data.len() - taken);
-            self.pending.extend_from_slice(&data[taken..taken + n]);
-            taken += n;
+            // Whole segments with data after them are sealed straight from the caller's
+            // buffer, without passing through `pending`.
+            if self.pending.is_empty() && rest.len() > self.segment_size {
+                let (segment, after) = rest.split_at(self.segment_size);
+                if let Err(e) = self.emit_from(segment) {
+                    self.broken = true;
+                    return Err(to_io(e));
+                }
+                rest = after;
+                continue;
+            }
+            let n = (self.segment_size - self.pending.len()).min(rest.len());
+            let (head, after) = rest.split_at(n);
+            self.pending.extend_from_slice(head);
+            rest = after;
         }
-        Ok(taken)
+        Ok(data.len())
     }
 
     /// Flushes what has been sealed so far. The buffered (not yet sealed) part of the

@@ -48,7 +48,8 @@ pub enum Command {
     #[command(subcommand)]
     Key(KeyCommand),
 
-    /// Encrypt a file (or stdin) under a fresh data key wrapped by KEY's current version.
+    /// Encrypt a file (or stdin) under a fresh data key wrapped by KEY's current version,
+    /// streaming in constant memory. With -o, the file appears only when complete.
     #[command(
         after_help = "Example:\n  cmke encrypt --key orders --aad tenant=42 -o report.cmke report.pdf\n  \
                             tar c dir | cmke encrypt --key orders > dir.tar.cmke"
@@ -71,12 +72,21 @@ pub enum Command {
         input: PathBuf,
     },
 
-    /// Decrypt an envelope. Nothing is written unless every segment verifies.
-    #[command(after_help = "Example:\n  cmke decrypt --aad tenant=42 -o report.pdf report.cmke")]
+    /// Decrypt an envelope, streaming in constant memory. With -o, the file appears only if
+    /// every segment verifies; on stdout, each segment is written once verified, and a
+    /// failure later (exit code 2) means the output is incomplete.
+    #[command(
+        after_help = "Example:\n  cmke decrypt --aad tenant=42 -o report.pdf report.cmke\n  \
+                            cmke decrypt --range 1048576..1049600 big.cmke   # bytes [1 MiB, 1 MiB + 1 KiB)"
+    )]
     Decrypt {
         /// Associated data given at encryption.
         #[arg(long, default_value = "")]
         aad: String,
+        /// Only plaintext bytes A..B (end exclusive), reading just the segments that hold
+        /// them. Needs a file.
+        #[arg(long, value_name = "A..B", value_parser = parse_range)]
+        range: Option<std::ops::Range<u64>>,
         /// Output file (default stdout). Written atomically.
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -105,6 +115,22 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+fn parse_range(text: &str) -> Result<std::ops::Range<u64>, String> {
+    let (a, b) = text
+        .split_once("..")
+        .ok_or_else(|| format!("{text:?}: expected A..B, e.g. 0..4096"))?;
+    let a: u64 = a
+        .parse()
+        .map_err(|_| format!("{a:?} is not a byte offset"))?;
+    let b: u64 = b
+        .parse()
+        .map_err(|_| format!("{b:?} is not a byte offset"))?;
+    if a > b {
+        return Err(format!("{text}: the start is after the end"));
+    }
+    Ok(a..b)
 }
 
 #[derive(Subcommand)]

@@ -5,10 +5,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use cmk_envelope::software::Keyring;
+use cmk_envelope::stream::into_cmk_error;
 use cmk_envelope::{Envelope, Error, KeyPolicy, Provider, Result, RewrapTarget};
 
 use crate::args::{Cli, Command, KeyCommand, ProviderChoice};
-use crate::io::{file_mode, read_input, write_output};
+use crate::io::{
+    file_mode, io_error, open_input, pump, pump_buffered, read_input, write_output, Output,
+};
 
 /// Output files hold ciphertext or plaintext: readable by the owner only.
 const OUTPUT_MODE: u32 = 0o600;
@@ -30,26 +33,39 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 .provider(provider)
                 .segment_size(segment_size)
                 .build()?;
-            let plaintext = read_input(&input)?;
-            let sealed = envelope.seal(&plaintext, aad.as_bytes()).await?;
-            write_output(output.as_deref(), &sealed, OUTPUT_MODE)?;
+            let mut source = open_input(&input, true)?;
+            let out = Output::create(output.as_deref(), OUTPUT_MODE)?;
+            let mut writer = envelope.seal_writer(out, aad.as_bytes()).await?;
+            pump(&mut source, &mut writer).map_err(into_cmk_error)?;
+            writer.finish().map_err(into_cmk_error)?.commit()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Decrypt { aad, output, input } => {
+        Command::Decrypt {
+            aad,
+            range,
+            output,
+            input,
+        } => {
             let envelope = reader(&cli.keyring, provider)?;
-            let sealed = read_input(&input)?;
-            let opened = envelope.open(&sealed, aad.as_bytes()).await?;
-            write_output(output.as_deref(), opened.plaintext(), OUTPUT_MODE)?;
-            if let Some(rewrapped) = opened.rewrapped() {
-                eprintln!(
-                    "cmke: note: {} is wrapped under an old key version ({}); \
-                     `cmke rewrap {}` moves it to {}",
-                    input.display(),
-                    rewrapped.from_kid(),
-                    input.display(),
-                    rewrapped.to_kid()
-                );
+            if let Some(range) = range {
+                if input == Path::new("-") {
+                    return Err(Error::InvalidArgument(
+                        "--range reads only the segments it needs: give a file, not stdin"
+                            .to_owned(),
+                    ));
+                }
+                let file = std::fs::File::open(&input).map_err(|e| io_error(&input, e))?;
+                let plaintext = envelope.open_range(file, aad.as_bytes(), range).await?;
+                write_output(output.as_deref(), &plaintext, OUTPUT_MODE)?;
+                return Ok(ExitCode::SUCCESS);
             }
+            let source = open_input(&input, true)?;
+            let mut reader = envelope.open_reader(source, aad.as_bytes()).await?;
+            let kid = reader.kid().to_owned();
+            let mut out = Output::create(output.as_deref(), OUTPUT_MODE)?;
+            pump_buffered(&mut reader, &mut out).map_err(into_cmk_error)?;
+            out.commit()?;
+            note_if_stale(&cli.keyring, provider, &kid, &input);
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { input } => {
@@ -90,6 +106,26 @@ fn provider(choice: ProviderChoice) -> Result<Provider> {
             .into_iter()
             .find(|p| p.name() == "rustcrypto")
             .ok_or_else(|| not_built("rustcrypto")),
+    }
+}
+
+/// Tells the operator when an object is under an old version of a keyring key.
+fn note_if_stale(dir: &Path, provider: Provider, kid: &str, input: &Path) {
+    let Ok(local) = cmk_envelope::software::LocalKid::parse(kid) else {
+        return;
+    };
+    let current = Keyring::open(dir)
+        .and_then(|k| k.with_provider(provider).list())
+        .ok()
+        .and_then(|keys| keys.into_iter().find(|k| k.name == local.name.as_str()))
+        .map(|k| k.current_kid);
+    if let Some(current) = current.filter(|c| c != kid) {
+        eprintln!(
+            "cmke: note: {} is wrapped under an old key version ({kid}); \
+             `cmke rewrap {}` moves it to {current}",
+            input.display(),
+            input.display(),
+        );
     }
 }
 

@@ -1,32 +1,138 @@
-//! Reading inputs and writing outputs: `-` is stdin/stdout; files are written atomically.
+//! Inputs and outputs: `-` is stdin/stdout; output files appear atomically or not at all.
 
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Stdout, Write};
 use std::path::Path;
 
-use cmk_envelope::{write_file_atomically, Error, Result};
+use cmk_envelope::{AtomicFile, Error, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Output buffers are no larger than a default segment, so a whole segment goes straight
+/// through to the file or pipe and only small writes are gathered.
+const OUTPUT_BUFFER: usize = 64 << 10;
+
+/// Inputs larger than this get a progress bar when stderr is a terminal.
+const PROGRESS_MIN_BYTES: u64 = 8 << 20;
+
+fn is_stdio(path: &Path) -> bool {
+    path == Path::new("-")
+}
 
 pub fn read_input(path: &Path) -> Result<Vec<u8>> {
-    if path == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut buf)?;
-        Ok(buf)
-    } else {
-        std::fs::read(path).map_err(|e| io_error(path, e))
+    let mut buf = Vec::new();
+    open_input(path, false)?.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// A buffered reader over the file or stdin, with a progress bar on a terminal for large
+/// files.
+pub fn open_input(path: &Path, progress: bool) -> Result<Box<dyn Read>> {
+    if is_stdio(path) {
+        return Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            std::io::stdin(),
+        )));
+    }
+    // Unbuffered: the callers read in blocks of a segment or more, and a buffer would only
+    // add a copy.
+    let reader = File::open(path).map_err(|e| io_error(path, e))?;
+    let len = reader.metadata().map(|m| m.len()).unwrap_or(0);
+    if progress && len >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(len).with_style(
+            ProgressStyle::with_template(
+                "{bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        return Ok(Box::new(bar.wrap_read(reader)));
+    }
+    Ok(Box::new(reader))
+}
+
+/// Copies a buffered reader into `writer` straight from its buffer (no intermediate copy).
+pub fn pump_buffered(reader: &mut impl BufRead, writer: &mut impl Write) -> std::io::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(total);
+        }
+        let n = chunk.len();
+        writer.write_all(chunk)?;
+        reader.consume(n);
+        total += n as u64;
     }
 }
 
-/// Writes the whole output at once: to stdout, or atomically to a new or replaced file.
-pub fn write_output(path: Option<&Path>, bytes: &[u8], mode: u32) -> Result<()> {
-    match path {
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(bytes)?;
-            out.flush()?;
-            Ok(())
-        }
-        Some(p) if p == Path::new("-") => write_output(None, bytes, mode),
-        Some(p) => write_file_atomically(p, bytes, mode),
+/// Copies all of `reader` into `writer` in large blocks (std's `io::copy` uses 8 KiB).
+pub fn pump(reader: &mut impl Read, writer: &mut impl Write) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        writer.write_all(&buf[..n])?;
+        total += n as u64;
     }
+}
+
+/// Where output goes: stdout as it is produced, or a file that appears only on commit.
+pub enum Output {
+    Stdout(BufWriter<Stdout>),
+    File(BufWriter<AtomicFile>),
+}
+
+impl Output {
+    pub fn create(path: Option<&Path>, mode: u32) -> Result<Self> {
+        match path {
+            Some(p) if !is_stdio(p) => Ok(Output::File(BufWriter::with_capacity(
+                OUTPUT_BUFFER,
+                AtomicFile::create(p, mode)?,
+            ))),
+            _ => Ok(Output::Stdout(BufWriter::with_capacity(
+                OUTPUT_BUFFER,
+                std::io::stdout(),
+            ))),
+        }
+    }
+
+    /// Flushes, and for a file makes it appear at its path.
+    pub fn commit(self) -> Result<()> {
+        match self {
+            Output::Stdout(mut out) => Ok(out.flush()?),
+            Output::File(out) => out
+                .into_inner()
+                .map_err(|e| Error::from(e.into_error()))?
+                .commit(),
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Stdout(w) => w.write(buf),
+            Output::File(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Stdout(w) => w.flush(),
+            Output::File(w) => w.flush(),
+        }
+    }
+}
+
+/// Writes the whole output at once: to stdout, or atomically to a file.
+pub fn write_output(path: Option<&Path>, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut out = Output::create(path, mode)?;
+    out.write_all(bytes)?;
+    out.commit()
 }
 
 /// The permission bits of an existing file, to keep them when it is replaced.
@@ -42,7 +148,7 @@ pub fn file_mode(path: &Path) -> u32 {
     0o644
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> Error {
+pub fn io_error(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         path: Some(path.to_path_buf()),
         source,
