@@ -39,27 +39,29 @@ async fn stream_open(e: &Envelope, sealed: impl Read, aad: &[u8]) -> io::Result<
 async fn streaming_and_in_memory_are_interchangeable() {
     for provider in Provider::all() {
         let t = common::temp_keyring(provider);
-        let e = common::envelope_for(&t.key, provider, S as u32);
-        for n in sizes(S) {
-            let plain = data(n);
-            for chunk in [1, 7, S, 1000] {
-                let streamed = stream_seal(&e, &plain, b"a", chunk).await;
+        for threads in [1, usize::MAX] {
+            let e = common::envelope_with_threads(&t.key, provider, S as u32, threads);
+            for n in sizes(S) {
+                let plain = data(n);
+                for chunk in [1, 7, S, 1000] {
+                    let streamed = stream_seal(&e, &plain, b"a", chunk).await;
+                    assert_eq!(
+                        e.open(&streamed, b"a").await.expect("open").plaintext(),
+                        plain.as_slice()
+                    );
+                    assert_eq!(
+                        streamed.len(),
+                        e.seal(&plain, b"a").await.expect("seal").len()
+                    );
+                }
+                let in_memory = e.seal(&plain, b"a").await.expect("seal");
                 assert_eq!(
-                    e.open(&streamed, b"a").await.expect("open").plaintext(),
-                    plain.as_slice()
-                );
-                assert_eq!(
-                    streamed.len(),
-                    e.seal(&plain, b"a").await.expect("seal").len()
+                    stream_open(&e, Cursor::new(&in_memory), b"a")
+                        .await
+                        .expect("stream"),
+                    plain
                 );
             }
-            let in_memory = e.seal(&plain, b"a").await.expect("seal");
-            assert_eq!(
-                stream_open(&e, Cursor::new(&in_memory), b"a")
-                    .await
-                    .expect("stream"),
-                plain
-            );
         }
     }
 }
@@ -131,7 +133,8 @@ impl<R: Read> Read for FailsAfter<R> {
 async fn short_reads_interruptions_and_failing_sources() {
     let provider = Provider::default();
     let t = common::temp_keyring(provider);
-    let e = common::envelope_for(&t.key, provider, S as u32);
+    // One thread: streams work a segment at a time, so release is per segment.
+    let e = common::envelope_with_threads(&t.key, provider, S as u32, 1);
     let plain = data(5 * S + 9);
     let sealed = e.seal(&plain, b"").await.expect("seal");
     for max in [1, 3, 17, S + 16, 4096] {
@@ -175,41 +178,43 @@ async fn short_reads_interruptions_and_failing_sources() {
 async fn stream_reader_rejects_truncation_extension_and_reordering() {
     let provider = Provider::default();
     let t = common::temp_keyring(provider);
-    let e = common::envelope_for(&t.key, provider, S as u32);
-    let plain = data(4 * S);
-    let sealed = e.seal(&plain, b"").await.expect("seal");
-    let h = cmk_envelope::inspect(&sealed).expect("inspect").header_len;
-    let w = S + 16;
-    let truncated_at_boundary = sealed[..h + 3 * w].to_vec();
-    let truncated_inside = sealed[..sealed.len() - 1].to_vec();
-    let mut extended = sealed.clone();
-    extended.extend_from_slice(&sealed[h..h + w]);
-    let mut swapped = sealed[..h].to_vec();
-    swapped.extend_from_slice(&sealed[h + w..h + 2 * w]);
-    swapped.extend_from_slice(&sealed[h..h + w]);
-    swapped.extend_from_slice(&sealed[h + 2 * w..]);
-    let header_only = sealed[..h].to_vec();
-    for (name, bad) in [
-        ("truncated at a boundary", truncated_at_boundary),
-        ("truncated inside", truncated_inside),
-        ("extended", extended),
-        ("swapped", swapped),
-        ("header only", header_only),
-    ] {
-        let mut r = e.open_reader(Cursor::new(bad), b"").await.expect("header");
-        let mut out = Vec::new();
-        let err = r.read_to_end(&mut out).expect_err(name);
-        let cmk = into_cmk_error(err);
-        assert!(
-            matches!(cmk, Error::DecryptionFailed | Error::Malformed(_)),
-            "{name}: {cmk:?}"
-        );
+    for threads in [1, usize::MAX] {
+        let e = common::envelope_with_threads(&t.key, provider, S as u32, threads);
+        let plain = data(4 * S);
+        let sealed = e.seal(&plain, b"").await.expect("seal");
+        let h = cmk_envelope::inspect(&sealed).expect("inspect").header_len;
+        let w = S + 16;
+        let truncated_at_boundary = sealed[..h + 3 * w].to_vec();
+        let truncated_inside = sealed[..sealed.len() - 1].to_vec();
+        let mut extended = sealed.clone();
+        extended.extend_from_slice(&sealed[h..h + w]);
+        let mut swapped = sealed[..h].to_vec();
+        swapped.extend_from_slice(&sealed[h + w..h + 2 * w]);
+        swapped.extend_from_slice(&sealed[h..h + w]);
+        swapped.extend_from_slice(&sealed[h + 2 * w..]);
+        let header_only = sealed[..h].to_vec();
+        for (name, bad) in [
+            ("truncated at a boundary", truncated_at_boundary),
+            ("truncated inside", truncated_inside),
+            ("extended", extended),
+            ("swapped", swapped),
+            ("header only", header_only),
+        ] {
+            let mut r = e.open_reader(Cursor::new(bad), b"").await.expect("header");
+            let mut out = Vec::new();
+            let err = r.read_to_end(&mut out).expect_err(name);
+            let cmk = into_cmk_error(err);
+            assert!(
+                matches!(cmk, Error::DecryptionFailed | Error::Malformed(_)),
+                "{name}: {cmk:?}"
+            );
+        }
+        let err = e
+            .open_reader(Cursor::new(&sealed[..40]), b"")
+            .await
+            .expect_err("short header");
+        assert!(matches!(err, Error::Malformed(_)));
     }
-    let err = e
-        .open_reader(Cursor::new(&sealed[..40]), b"")
-        .await
-        .expect_err("short header");
-    assert!(matches!(err, Error::Malformed(_)));
 }
 
 /// A sink that accepts `budget` bytes, then fails.
@@ -237,7 +242,7 @@ impl Write for FailingSink {
 async fn a_writer_whose_sink_fails_leaves_nothing_that_opens() {
     let provider = Provider::default();
     let t = common::temp_keyring(provider);
-    let e = common::envelope_for(&t.key, provider, S as u32);
+    let e = common::envelope_with_threads(&t.key, provider, S as u32, 1);
     let plain = data(10 * S);
     let full = stream_seal(&e, &plain, b"", 100).await.len();
     for budget in [0, 100, 500, full - 1] {

@@ -3,7 +3,7 @@
 mod open;
 mod rewrap;
 mod seal;
-mod segments;
+pub(crate) mod segments;
 
 pub use open::{OpenInfo, Opened};
 pub use rewrap::{RewrapTarget, Rewrapped};
@@ -50,6 +50,7 @@ pub struct Envelope {
     policy: KeyPolicy,
     segment_size: u32,
     lazy_rewrap: bool,
+    pub(crate) max_threads: usize,
 }
 
 impl std::fmt::Debug for Envelope {
@@ -71,6 +72,7 @@ pub struct EnvelopeBuilder {
     policy: KeyPolicy,
     segment_size: u32,
     lazy_rewrap: bool,
+    max_threads: usize,
 }
 
 impl Envelope {
@@ -83,6 +85,7 @@ impl Envelope {
             policy: KeyPolicy::default(),
             segment_size: DEFAULT_SEGMENT_SIZE,
             lazy_rewrap: true,
+            max_threads: usize::MAX,
         }
     }
 
@@ -160,6 +163,14 @@ impl EnvelopeBuilder {
         self
     }
 
+    /// Most threads one seal or open may use for the segments of a large object (default:
+    /// every thread of rayon's global pool, one per core). `1` keeps all work on the calling
+    /// thread. Objects under 4 MiB always use one thread.
+    pub fn max_threads(mut self, threads: usize) -> Self {
+        self.max_threads = threads.max(1);
+        self
+    }
+
     /// Builds the envelope.
     ///
     /// # Errors
@@ -191,6 +202,7 @@ impl EnvelopeBuilder {
             policy: self.policy,
             segment_size: self.segment_size,
             lazy_rewrap: self.lazy_rewrap,
+            max_threads: self.max_threads,
         })
     }
 }

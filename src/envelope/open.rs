@@ -167,6 +167,9 @@ impl Envelope {
             aad: &segment_aad,
             layout,
             segment_size: header.preamble().segment_size() as usize,
+            first_index: 0,
+            ends_object: true,
+            max_threads: self.max_threads,
         };
         open_body_into(&ctx, body, out)?;
         let slot = header.slots().get(recovered.slot_index);

@@ -124,6 +124,9 @@ impl Envelope {
             aad: &aad,
             layout,
             segment_size: self.segment_size as usize,
+            first_index: 0,
+            ends_object: true,
+            max_threads: self.max_threads,
         };
         seal_body_into(&ctx, plaintext, out)
     }

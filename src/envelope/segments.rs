@@ -23,13 +23,20 @@ const PARALLEL_MIN_BYTES: u64 = 4 * 1024 * 1024;
 /// ...and below this many segments there is nothing to share.
 const PARALLEL_MIN_SEGMENTS: u64 = 4;
 
-/// What every segment of one body shares.
+/// What every segment of one run of segments shares: a whole body, or a batch of a stream.
 pub(crate) struct SegmentContext<'a> {
     pub(crate) cipher: &'a dyn SegmentCipher,
     /// Preamble ‖ SHA-256(caller's associated data).
     pub(crate) aad: &'a [u8],
+    /// The geometry of this run (for a batch: as if it were a body of its own).
     pub(crate) layout: BodyLayout,
     pub(crate) segment_size: usize,
+    /// Index, in the object, of the run's first segment.
+    pub(crate) first_index: u64,
+    /// Whether the run's last segment is the object's last segment.
+    pub(crate) ends_object: bool,
+    /// Most threads to use (1: this thread only).
+    pub(crate) max_threads: usize,
 }
 
 impl SegmentContext<'_> {
@@ -44,16 +51,23 @@ impl SegmentContext<'_> {
             if segments < PARALLEL_MIN_SEGMENTS || self.layout.body_len() < PARALLEL_MIN_BYTES {
                 1
             } else {
-                cores().min(usize::try_from(segments).unwrap_or(usize::MAX))
+                cores()
+                    .min(self.max_threads.max(1))
+                    .min(usize::try_from(segments).unwrap_or(usize::MAX))
             };
         let per = usize::try_from(segments.div_ceil(workers as u64)).unwrap_or(usize::MAX);
         (workers, per)
     }
 
-    fn nonce(&self, index: usize) -> Result<[u8; 12]> {
-        // The layout bounds segments to 2^32, so this only fails on a broken invariant.
-        let index32 = u32::try_from(index).map_err(|_| Malformed::TooManySegments)?;
-        Ok(segment_nonce(index32, self.layout.is_last(index as u64)))
+    /// The nonce of the run's segment `offset`.
+    fn nonce(&self, offset: usize) -> Result<[u8; 12]> {
+        let index = self
+            .first_index
+            .checked_add(offset as u64)
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or(Malformed::TooManySegments)?;
+        let last = self.ends_object && self.layout.is_last(offset as u64);
+        Ok(segment_nonce(index, last))
     }
 }
 
@@ -190,6 +204,9 @@ mod tests {
             aad: b"associated",
             layout: BodyLayout::for_plaintext(64, plain_len).expect("layout"),
             segment_size: 64,
+            first_index: 0,
+            ends_object: true,
+            max_threads: usize::MAX,
         }
     }
 

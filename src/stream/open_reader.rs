@@ -11,7 +11,8 @@ use crate::envelope::Envelope;
 use crate::error::Result;
 use crate::format::Malformed;
 
-/// Opens an envelope from an underlying reader in memory of about two segments.
+/// Opens an envelope from an underlying reader one segment at a time, in memory of about
+/// two segments whatever the object's size.
 ///
 /// Each segment's plaintext is released only after its tag verifies; truncation, extension
 /// and reordering fail. Plaintext already read from earlier segments was authentic, but the
@@ -20,10 +21,11 @@ use crate::format::Malformed;
 pub struct OpenReader<R: Read> {
     inner: R,
     crypter: SegmentCrypter,
-    wire_segment: usize,
-    /// One wire segment plus one byte of look-ahead, which tells whether it is the last.
+    /// Wire bytes of a full batch of segments.
+    batch_wire: usize,
+    /// One batch plus one byte of look-ahead, which tells whether the batch ends the object.
     wire: Vec<u8>,
-    /// Verified plaintext of the current segment; wiped when dropped.
+    /// Verified plaintext of the current batch; wiped when dropped.
     plain: Zeroizing<Vec<u8>>,
     plain_pos: usize,
     next_index: u64,
@@ -61,17 +63,19 @@ impl Envelope {
             .get(recovered.slot_index)
             .map(|s| s.kid().to_owned())
             .unwrap_or_default();
-        let wire_segment = header.preamble().segment_size() as usize + 16;
+        let crypter = SegmentCrypter::new(
+            recovered.accepted,
+            header.preamble(),
+            &self.aad_hash(aad),
+            self.max_threads,
+        );
+        let batch_wire = crypter.batch_segments() * (crypter.segment_size() + 16);
         Ok(OpenReader {
             inner,
-            crypter: SegmentCrypter::new(
-                recovered.accepted,
-                header.preamble(),
-                &self.aad_hash(aad),
-            ),
-            wire_segment,
-            wire: Vec::with_capacity(wire_segment + 1),
-            plain: Zeroizing::new(Vec::with_capacity(wire_segment)),
+            crypter,
+            batch_wire,
+            wire: Vec::new(),
+            plain: Zeroizing::new(Vec::new()),
             plain_pos: 0,
             next_index: 0,
             state: State::Reading,
@@ -89,7 +93,7 @@ impl<R: Read> OpenReader<R> {
 
     /// Reads until the buffer holds a wire segment and one more byte, or the source ends.
     fn fill(&mut self) -> io::Result<bool> {
-        let want = self.wire_segment + 1;
+        let want = self.batch_wire + 1;
         let mut filled = self.wire.len();
         self.wire.resize(want, 0);
         while filled < want {
@@ -107,30 +111,29 @@ impl<R: Read> OpenReader<R> {
         Ok(filled == want)
     }
 
-    /// Opens the next segment into `plain`.
-    fn next_segment(&mut self) -> Result<()> {
+    /// Opens the next batch of segments into `plain`.
+    fn next_batch(&mut self) -> Result<()> {
         let more = self.fill()?;
-        let index = self.next_index;
-        if more {
-            let (segment, _) = self.wire.split_at(self.wire_segment);
-            self.crypter.open(index, false, segment, &mut self.plain)?;
-            self.wire.drain(..self.wire_segment);
+        let first = self.next_index;
+        let segments = if more {
+            let (batch, _) = self.wire.split_at(self.batch_wire);
+            let n = self.crypter.open(first, false, batch, &mut self.plain)?;
+            self.wire.drain(..self.batch_wire);
+            n
         } else {
-            // The source ended: what is buffered is the last segment.
-            if self.wire.len() < 16 || (self.wire.len() == 16 && index > 0) {
-                return Err(if index == 0 && self.wire.is_empty() {
-                    Malformed::BodyMissing.into()
-                } else {
-                    Malformed::BodyLength.into()
-                });
+            // The source ended: what is buffered ends the object.
+            if self.wire.is_empty() && first == 0 {
+                return Err(Malformed::BodyMissing.into());
             }
-            self.crypter
-                .open(index, true, &self.wire, &mut self.plain)?;
+            let n = self
+                .crypter
+                .open(first, true, &self.wire, &mut self.plain)?;
             self.wire.clear();
             self.state = State::Done;
-        }
+            n
+        };
         self.plain_pos = 0;
-        self.next_index += 1;
+        self.next_index = first.saturating_add(segments);
         Ok(())
     }
 }
@@ -160,7 +163,7 @@ impl<R: Read> BufRead for OpenReader<R> {
             if self.plain_pos < self.plain.len() || self.state == State::Done {
                 return Ok(&self.plain[self.plain_pos..]);
             }
-            if let Err(e) = self.next_segment() {
+            if let Err(e) = self.next_batch() {
                 self.plain.zeroize();
                 self.state = State::Failed;
                 return Err(to_io(e));

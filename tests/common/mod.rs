@@ -38,6 +38,22 @@ pub fn envelope_for(key: &Arc<SoftwareKey>, provider: Provider, segment_size: u3
         .expect("envelope")
 }
 
+/// The same, limited to `threads` threads (1: segment-at-a-time streams).
+pub fn envelope_with_threads(
+    key: &Arc<SoftwareKey>,
+    provider: Provider,
+    segment_size: u32,
+    threads: usize,
+) -> Envelope {
+    Envelope::builder()
+        .seal_with(Arc::clone(key) as Arc<dyn KeyWrapper>)
+        .provider(provider)
+        .segment_size(segment_size)
+        .max_threads(threads)
+        .build()
+        .expect("envelope")
+}
+
 /// A current-thread runtime for tests that are not async themselves.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
