@@ -32,3 +32,12 @@ for name in ["1KiB", "64KiB", "1MiB", "16MiB"]:
     print(f"{name:>6}  {plain}   |                            {net}")
 one_k = mean_ns("1KiB", "aes_gcm_raw", "1KiB")
 print(f"seal 1KiB / (one wrap + raw AES-GCM 1KiB) = {mean_ns('1KiB', 'seal', '1KiB') / (wrap + one_k):.3f} (target <= 1.15)")
+
+# benches/parallel.rs, if it has been run: 64 MiB on one and two threads.
+if (root / "64MiB").exists():
+    aes = mean_ns("64MiB", "aes_gcm_raw")
+    print("\n64 MiB (cargo bench --bench parallel):")
+    for op in ["seal_into", "open_into"]:
+        one = mean_ns("64MiB", f"{op}_1t")
+        two = mean_ns("64MiB", f"{op}_2t")
+        print(f"  {op}: 1 thread {aes / one:.3f} of raw AES-GCM; 2 threads {one / two:.2f}x one thread (targets: >= 0.90, >= 1.7)")
