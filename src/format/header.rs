@@ -164,6 +164,63 @@ fn check_segment_size(size: u32) -> Result<(), Malformed> {
     }
 }
 
+/// How much of a header a prefix of bytes holds: for reading a header off a stream without
+/// reading past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderLen {
+    /// The header is complete and this long.
+    Complete(usize),
+    /// At least this many more bytes are needed.
+    NeedMore(usize),
+}
+
+/// Measures the header at the start of `prefix`, checking each length field against its
+/// limit as soon as it is read (so a stream reader never asks for more than a valid header
+/// can hold).
+///
+/// # Errors
+/// [`Malformed`] for a field outside its limits.
+pub fn header_len(prefix: &[u8]) -> Result<HeaderLen, Malformed> {
+    let mut r = Reader::new(prefix);
+    let fixed = PREAMBLE_LEN.saturating_add(1);
+    if r.remaining() < fixed {
+        return Ok(HeaderLen::NeedMore(fixed.saturating_sub(r.remaining())));
+    }
+    Preamble::parse(&mut r)?;
+    let count = r.u8("slot count")?;
+    if !(MIN_SLOTS..=MAX_SLOTS).contains(&count) {
+        return Err(Malformed::SlotCountOutOfRange(count));
+    }
+    for _ in 0..count {
+        let Ok(kid_len) = r.u16("kid length") else {
+            return Ok(HeaderLen::NeedMore(2usize.saturating_sub(r.remaining())));
+        };
+        if kid_len == 0 || kid_len > MAX_KID_LEN {
+            return Err(Malformed::KidLengthOutOfRange(kid_len));
+        }
+        // The kid, the algorithm byte and the wrapped length.
+        let next = usize::from(kid_len).saturating_add(3);
+        if r.remaining() < next {
+            return Ok(HeaderLen::NeedMore(next.saturating_sub(r.remaining())));
+        }
+        r.take(usize::from(kid_len), "kid")?;
+        WrapAlgorithm::from_wire_id(r.u8("wrap algorithm")?)?;
+        let wrapped_len = r.u16("wrapped key length")?;
+        if wrapped_len == 0 || wrapped_len > MAX_WRAPPED_LEN {
+            return Err(Malformed::WrappedLengthOutOfRange(wrapped_len));
+        }
+        if r.remaining() < usize::from(wrapped_len) {
+            return Ok(HeaderLen::NeedMore(
+                usize::from(wrapped_len).saturating_sub(r.remaining()),
+            ));
+        }
+        r.take(usize::from(wrapped_len), "wrapped key")?;
+    }
+    Ok(HeaderLen::Complete(
+        prefix.len().saturating_sub(r.remaining()),
+    ))
+}
+
 /// One key slot: a data key wrapped under one key version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySlot {
@@ -392,6 +449,37 @@ mod tests {
     fn the_largest_header_is_max_header_len() {
         let h = header(8, 1024, 1024);
         assert_eq!(h.to_bytes().len(), MAX_HEADER_LEN);
+    }
+
+    #[test]
+    fn header_len_asks_for_exactly_what_is_missing() {
+        let bytes = header(3, 10, 256).to_bytes();
+        let mut have = 0;
+        let mut asks = 0;
+        loop {
+            match header_len(&bytes[..have]) {
+                Ok(HeaderLen::Complete(n)) => {
+                    assert_eq!(n, bytes.len());
+                    break;
+                }
+                Ok(HeaderLen::NeedMore(n)) => {
+                    assert!(n > 0 && have + n <= bytes.len());
+                    have += n;
+                    asks += 1;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(asks, 1 + 3 * 3);
+        for cut in 0..bytes.len() {
+            assert!(matches!(
+                header_len(&bytes[..cut]),
+                Ok(HeaderLen::NeedMore(_))
+            ));
+        }
+        let mut trailing = bytes.clone();
+        trailing.extend_from_slice(b"body");
+        assert_eq!(header_len(&trailing), Ok(HeaderLen::Complete(bytes.len())));
     }
 
     #[test]

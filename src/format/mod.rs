@@ -19,6 +19,7 @@ mod reader;
 
 pub use body::{segment_nonce, BodyLayout, SEGMENT_AAD_LEN, TAG_LEN};
 pub use header::{
-    Header, KeySlot, Preamble, WrapAlgorithm, MAGIC, SUITE_AES256GCM_HKDF_COMMIT, VERSION,
+    header_len, Header, HeaderLen, KeySlot, Preamble, WrapAlgorithm, MAGIC,
+    SUITE_AES256GCM_HKDF_COMMIT, VERSION,
 };
 pub use malformed::Malformed;

@@ -1,58 +1,53 @@
-//! Reading a header off a stream, field by field, checking each length before reading it.
+//! Reading a header off a stream: exactly the header's bytes, asked for field by field by
+//! the sans-I/O [`header_len`], so no length is trusted before it is checked.
 
 use std::io::Read;
 
 use crate::error::{Error, Result};
-use crate::format::limits::{MAX_KID_LEN, MAX_SLOTS, MAX_WRAPPED_LEN, MIN_SLOTS, PREAMBLE_LEN};
-use crate::format::{Header, Malformed};
+use crate::format::{header_len, Header, HeaderLen, Malformed};
 
 /// Reads exactly one header from `source` (nothing past it) and parses it.
 pub(crate) fn read_header(source: &mut impl Read) -> Result<(Header, usize)> {
-    let mut bytes = Vec::with_capacity(PREAMBLE_LEN + 1 + 300);
-    take(source, &mut bytes, PREAMBLE_LEN + 1, "preamble")?;
-    let count = bytes.last().copied().unwrap_or(0);
-    if !(MIN_SLOTS..=MAX_SLOTS).contains(&count) {
-        // Let the parser name the problem (bad magic comes before a bad count).
-        return Err(parse(&bytes)
-            .err()
-            .unwrap_or(Malformed::SlotCountOutOfRange(count).into()));
-    }
-    for _ in 0..count {
-        let kid_len = take_u16(source, &mut bytes, "kid length")?;
-        if kid_len == 0 || kid_len > MAX_KID_LEN {
-            return Err(Malformed::KidLengthOutOfRange(kid_len).into());
+    let mut bytes = Vec::new();
+    loop {
+        match header_len(&bytes)? {
+            HeaderLen::Complete(len) => return Ok((Header::parse_detached(&bytes)?, len)),
+            HeaderLen::NeedMore(n) => {
+                let start = bytes.len();
+                bytes.resize(start + n, 0);
+                source
+                    .read_exact(&mut bytes[start..])
+                    .map_err(truncated_or_io)?;
+            }
         }
-        take(source, &mut bytes, usize::from(kid_len) + 1, "kid")?;
-        let wrapped_len = take_u16(source, &mut bytes, "wrapped key length")?;
-        if wrapped_len == 0 || wrapped_len > MAX_WRAPPED_LEN {
-            return Err(Malformed::WrappedLengthOutOfRange(wrapped_len).into());
-        }
-        take(source, &mut bytes, usize::from(wrapped_len), "wrapped key")?;
     }
-    let header = parse(&bytes)?;
-    Ok((header, bytes.len()))
 }
 
-fn parse(bytes: &[u8]) -> Result<Header> {
-    Ok(Header::parse_detached(bytes)?)
+/// The same over a tokio `AsyncRead`.
+#[cfg(feature = "tokio")]
+pub(crate) async fn read_header_async(
+    source: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> Result<(Header, usize)> {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::new();
+    loop {
+        match header_len(&bytes)? {
+            HeaderLen::Complete(len) => return Ok((Header::parse_detached(&bytes)?, len)),
+            HeaderLen::NeedMore(n) => {
+                let start = bytes.len();
+                bytes.resize(start + n, 0);
+                source
+                    .read_exact(&mut bytes[start..])
+                    .await
+                    .map_err(truncated_or_io)?;
+            }
+        }
+    }
 }
 
-fn take_u16(source: &mut impl Read, bytes: &mut Vec<u8>, what: &'static str) -> Result<u16> {
-    take(source, bytes, 2, what)?;
-    let [.., a, b] = bytes.as_slice() else {
-        return Err(Malformed::Truncated(what).into());
-    };
-    Ok(u16::from_be_bytes([*a, *b]))
-}
-
-/// Appends exactly `n` bytes (n ≤ 1027, checked by the callers) or fails as truncated.
-fn take(source: &mut impl Read, bytes: &mut Vec<u8>, n: usize, what: &'static str) -> Result<()> {
-    let start = bytes.len();
-    bytes.resize(start + n, 0);
-    source
-        .read_exact(&mut bytes[start..])
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => Error::Malformed(Malformed::Truncated(what)),
-            _ => Error::from(e),
-        })
+fn truncated_or_io(e: std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Malformed::Truncated("header").into(),
+        _ => Error::from(e),
+    }
 }

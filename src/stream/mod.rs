@@ -9,12 +9,16 @@
 //! `InvalidData` (or `Other`) and carry the crate's [`Error`] as their inner
 //! error: get it back with [`into_cmk_error`].
 
+#[cfg(feature = "tokio")]
+mod async_io;
 mod header_io;
 mod open_reader;
 mod range;
 mod seal_writer;
 mod segment;
 
+#[cfg(feature = "tokio")]
+pub use async_io::{AsyncOpenReader, AsyncSealWriter};
 pub use open_reader::OpenReader;
 pub use seal_writer::SealWriter;
 

@@ -1,0 +1,302 @@
+//! tokio `AsyncWrite` / `AsyncRead` adapters (feature `tokio`): the same segment logic as the
+//! `std::io` ones, driven by polling.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::header_io::read_header_async;
+use super::segment::SegmentCrypter;
+use super::to_io;
+use crate::envelope::Envelope;
+use crate::error::{Error, Result};
+use crate::format::limits::MAX_SEGMENTS;
+use crate::format::Malformed;
+
+/// Seals what is written into an `AsyncWrite`, one segment at a time.
+///
+/// **`shutdown().await` finishes the object** (writes the last segment, then shuts the
+/// inner writer down). An object that is never shut down has no last segment and never
+/// opens.
+pub struct AsyncSealWriter<W> {
+    inner: W,
+    crypter: SegmentCrypter,
+    segment_size: usize,
+    pending: Zeroizing<Vec<u8>>,
+    /// Sealed bytes not yet accepted by `inner`.
+    out: Vec<u8>,
+    out_pos: usize,
+    next_index: u64,
+    finished: bool,
+}
+
+impl<W> std::fmt::Debug for AsyncSealWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncSealWriter")
+            .field("segments_sealed", &self.next_index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Envelope {
+    /// An `AsyncWrite` that seals into `inner`; see [`AsyncSealWriter`].
+    ///
+    /// # Errors
+    /// As [`Envelope::seal`]; [`Error::Io`] when the header cannot be written.
+    pub async fn seal_async_writer<W: AsyncWrite + Unpin>(
+        &self,
+        mut inner: W,
+        aad: &[u8],
+    ) -> Result<AsyncSealWriter<W>> {
+        let (header, schedule) = self.new_object().await?;
+        inner.write_all(&header.to_bytes()).await?;
+        let crypter = SegmentCrypter::new(schedule, header.preamble(), &self.aad_hash(aad), 1);
+        let segment_size = crypter.segment_size();
+        Ok(AsyncSealWriter {
+            inner,
+            crypter,
+            segment_size,
+            pending: Zeroizing::new(Vec::with_capacity(segment_size)),
+            out: Vec::new(),
+            out_pos: 0,
+            next_index: 0,
+            finished: false,
+        })
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncSealWriter<W> {
+    /// The underlying writer.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
+    /// Takes back the underlying writer (after `shutdown`, the complete object).
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+
+    fn seal_pending(&mut self, last: bool) -> Result<()> {
+        if self.next_index >= MAX_SEGMENTS {
+            return Err(Error::InvalidArgument(
+                "object exceeds 2^32 segments: use a larger segment size".to_owned(),
+            ));
+        }
+        self.crypter
+            .seal(self.next_index, last, &self.pending, &mut self.out)?;
+        self.pending.zeroize();
+        self.out_pos = 0;
+        self.next_index += 1;
+        Ok(())
+    }
+
+    /// Hands sealed bytes to the inner writer until none are left.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.out_pos < self.out.len() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out[self.out_pos..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out_pos += n;
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for AsyncSealWriter<W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.finished {
+            return Poll::Ready(Err(io::Error::other("write after shutdown")));
+        }
+        ready!(this.poll_drain(cx))?;
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        // A full segment is sealed only once more data shows it is not the last.
+        if this.pending.len() == this.segment_size {
+            this.seal_pending(false).map_err(to_io)?;
+            // Accept the data now; the sealed segment drains on the next call.
+        }
+        let n = (this.segment_size - this.pending.len()).min(data.len());
+        this.pending.extend_from_slice(&data[..n]);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.finished {
+            ready!(this.poll_drain(cx))?;
+            this.seal_pending(true).map_err(to_io)?;
+            this.finished = true;
+        }
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+/// Opens an envelope from an `AsyncRead`, releasing each segment only after its tag
+/// verifies (the same rules as [`OpenReader`](super::OpenReader)).
+pub struct AsyncOpenReader<R> {
+    inner: R,
+    crypter: SegmentCrypter,
+    wire_segment: usize,
+    wire: Vec<u8>,
+    filled: usize,
+    eof: bool,
+    plain: Zeroizing<Vec<u8>>,
+    plain_pos: usize,
+    next_index: u64,
+    done: bool,
+    failed: bool,
+    kid: String,
+}
+
+impl<R> std::fmt::Debug for AsyncOpenReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncOpenReader")
+            .field("kid", &self.kid)
+            .field("segments_read", &self.next_index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Envelope {
+    /// An `AsyncRead` that opens the envelope `inner` yields; see [`AsyncOpenReader`].
+    ///
+    /// # Errors
+    /// As [`Envelope::open`] for the header and the key; [`Error::Io`] for the source.
+    pub async fn open_async_reader<R: AsyncRead + Unpin>(
+        &self,
+        mut inner: R,
+        aad: &[u8],
+    ) -> Result<AsyncOpenReader<R>> {
+        let (header, _) = read_header_async(&mut inner).await?;
+        let recovered = self.recover(&header).await?;
+        let kid = header
+            .slots()
+            .get(recovered.slot_index)
+            .map(|s| s.kid().to_owned())
+            .unwrap_or_default();
+        let crypter = SegmentCrypter::new(
+            recovered.accepted,
+            header.preamble(),
+            &self.aad_hash(aad),
+            1,
+        );
+        let wire_segment = crypter.segment_size() + 16;
+        Ok(AsyncOpenReader {
+            inner,
+            crypter,
+            wire_segment,
+            wire: vec![0u8; wire_segment + 1],
+            filled: 0,
+            eof: false,
+            plain: Zeroizing::new(Vec::new()),
+            plain_pos: 0,
+            next_index: 0,
+            done: false,
+            failed: false,
+            kid,
+        })
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncOpenReader<R> {
+    /// The kid (with version) of the slot that opened the object.
+    #[must_use]
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Fills the buffer to one wire segment plus one byte, or to the end of the source.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.eof && self.filled < self.wire.len() {
+            let mut buf = ReadBuf::new(&mut self.wire[self.filled..]);
+            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf))?;
+            let n = buf.filled().len();
+            if n == 0 {
+                self.eof = true;
+            }
+            self.filled += n;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn open_next(&mut self) -> Result<()> {
+        let index = self.next_index;
+        if self.filled == self.wire.len() {
+            self.crypter.open(
+                index,
+                false,
+                &self.wire[..self.wire_segment],
+                &mut self.plain,
+            )?;
+            // Keep the look-ahead byte as the start of the next segment.
+            self.wire.copy_within(self.wire_segment.., 0);
+            self.filled = 1;
+        } else {
+            if self.filled == 0 && index == 0 {
+                return Err(Malformed::BodyMissing.into());
+            }
+            self.crypter
+                .open(index, true, &self.wire[..self.filled], &mut self.plain)?;
+            self.filled = 0;
+            self.done = true;
+        }
+        self.plain_pos = 0;
+        self.next_index += 1;
+        Ok(())
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for AsyncOpenReader<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.failed {
+                return Poll::Ready(Err(io::Error::other(
+                    "this stream failed earlier; no further plaintext is released",
+                )));
+            }
+            if this.plain_pos < this.plain.len() {
+                let n = buf.remaining().min(this.plain.len() - this.plain_pos);
+                buf.put_slice(&this.plain[this.plain_pos..this.plain_pos + n]);
+                this.plain_pos += n;
+                return Poll::Ready(Ok(()));
+            }
+            if this.done || buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            if let Err(e) = ready!(this.poll_fill(cx)) {
+                this.failed = true;
+                this.plain.zeroize();
+                return Poll::Ready(Err(e));
+            }
+            if let Err(e) = this.open_next() {
+                this.failed = true;
+                this.plain.zeroize();
+                return Poll::Ready(Err(to_io(e)));
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! tokio adapters: interchangeable with the in-memory and std::io paths, correct across
+//! `Pending` (a duplex pipe with a tiny buffer), strict about truncation.
+#![cfg(feature = "tokio")]
+
+mod common;
+
+use cmk_envelope::Provider;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const S: usize = 64;
+
+fn data(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 5 + 1) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_adapters_round_trip_through_a_tiny_pipe() {
+    for provider in Provider::all() {
+        let t = common::temp_keyring(provider);
+        let e = std::sync::Arc::new(common::envelope_for(&t.key, provider, S as u32));
+        for n in [0, 1, S - 1, S, S + 1, 3 * S, 3 * S + 1, 10_000] {
+            let plain = data(n);
+            // Seal through a 7-byte pipe: the writer sees Pending again and again.
+            let (pipe_in, mut pipe_out) = tokio::io::duplex(7);
+            let writer_env = std::sync::Arc::clone(&e);
+            let to_write = plain.clone();
+            let writer = tokio::spawn(async move {
+                let mut w = writer_env
+                    .seal_async_writer(pipe_in, b"x")
+                    .await
+                    .expect("writer");
+                for part in to_write.chunks(13) {
+                    w.write_all(part).await.expect("write");
+                }
+                w.shutdown().await.expect("shutdown finishes the object");
+            });
+            let mut sealed = Vec::new();
+            pipe_out
+                .read_to_end(&mut sealed)
+                .await
+                .expect("read sealed");
+            writer.await.expect("writer task");
+            assert_eq!(
+                e.open(&sealed, b"x").await.expect("open").plaintext(),
+                plain.as_slice()
+            );
+
+            // Open through a 5-byte pipe.
+            let (mut feed, pipe_read) = tokio::io::duplex(5);
+            let to_feed = sealed.clone();
+            let feeder = tokio::spawn(async move {
+                feed.write_all(&to_feed).await.expect("feed");
+                feed.shutdown().await.expect("close");
+            });
+            let mut r = e.open_async_reader(pipe_read, b"x").await.expect("reader");
+            let mut got = Vec::new();
+            r.read_to_end(&mut got).await.expect("read");
+            feeder.await.expect("feeder task");
+            assert_eq!(got, plain, "{} n={n}", provider.name());
+        }
+    }
+}
+
+#[tokio::test]
+async fn async_reader_rejects_truncation_and_unfinished_writers_do_not_open() {
+    let provider = Provider::default();
+    let t = common::temp_keyring(provider);
+    let e = common::envelope_for(&t.key, provider, S as u32);
+    let plain = data(4 * S);
+    let sealed = e.seal(&plain, b"").await.expect("seal");
+    let h = cmk_envelope::inspect(&sealed).expect("inspect").header_len;
+    for cut in [h, h + 80, h + 3 * 80, sealed.len() - 1] {
+        let mut r = e
+            .open_async_reader(&sealed[..cut], b"")
+            .await
+            .expect("header");
+        let mut out = Vec::new();
+        assert!(r.read_to_end(&mut out).await.is_err(), "cut at {cut}");
+        assert!(out.len() <= 3 * S, "never the whole plaintext");
+    }
+    // No shutdown: no last segment, nothing that opens.
+    let mut w = e.seal_async_writer(Vec::new(), b"").await.expect("writer");
+    w.write_all(&plain).await.expect("write");
+    w.flush().await.expect("flush");
+    let unfinished = w.into_inner();
+    assert!(e.open(&unfinished, b"").await.is_err());
+}
