@@ -63,3 +63,8 @@ pub use wrap::{software, KeyResolver, KeyWrapper, ProtectionLevel, Unwrapped};
 
 /// Re-exported so that implementors of [`KeyWrapper`] use the same macro version.
 pub use async_trait::async_trait;
+
+/// The README's Rust examples, compiled as doc tests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
