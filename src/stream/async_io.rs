@@ -53,7 +53,7 @@ impl Envelope {
     ) -> Result<AsyncSealWriter<W>> {
         let (header, schedule) = self.new_object().await?;
         inner.write_all(&header.to_bytes()).await?;
-        let crypter = SegmentCrypter::new(schedule, header.preamble(), &self.aad_hash(aad), 1);
+        let crypter = SegmentCrypter::new(schedule, header.preamble(), &self.aad_hash(aad));
         let segment_size = crypter.segment_size();
         Ok(AsyncSealWriter {
             inner,
@@ -193,12 +193,8 @@ impl Envelope {
             .get(recovered.slot_index)
             .map(|s| s.kid().to_owned())
             .unwrap_or_default();
-        let crypter = SegmentCrypter::new(
-            recovered.accepted,
-            header.preamble(),
-            &self.aad_hash(aad),
-            1,
-        );
+        let crypter =
+            SegmentCrypter::new(recovered.accepted, header.preamble(), &self.aad_hash(aad));
         let wire_segment = crypter.segment_size() + 16;
         Ok(AsyncOpenReader {
             inner,

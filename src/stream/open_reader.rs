@@ -21,11 +21,11 @@ use crate::format::Malformed;
 pub struct OpenReader<R: Read> {
     inner: R,
     crypter: SegmentCrypter,
-    /// Wire bytes of a full batch of segments.
-    batch_wire: usize,
-    /// One batch plus one byte of look-ahead, which tells whether the batch ends the object.
+    /// Wire bytes of a full segment.
+    wire_segment: usize,
+    /// One wire segment plus one byte of look-ahead, which tells whether it is the last.
     wire: Vec<u8>,
-    /// Verified plaintext of the current batch; wiped when dropped.
+    /// Verified plaintext of the current segment; wiped when dropped.
     plain: Zeroizing<Vec<u8>>,
     plain_pos: usize,
     next_index: u64,
@@ -63,17 +63,13 @@ impl Envelope {
             .get(recovered.slot_index)
             .map(|s| s.kid().to_owned())
             .unwrap_or_default();
-        let crypter = SegmentCrypter::new(
-            recovered.accepted,
-            header.preamble(),
-            &self.aad_hash(aad),
-            self.max_threads,
-        );
-        let batch_wire = crypter.batch_segments() * (crypter.segment_size() + 16);
+        let crypter =
+            SegmentCrypter::new(recovered.accepted, header.preamble(), &self.aad_hash(aad));
+        let wire_segment = crypter.segment_size() + 16;
         Ok(OpenReader {
             inner,
             crypter,
-            batch_wire,
+            wire_segment,
             wire: Vec::new(),
             plain: Zeroizing::new(Vec::new()),
             plain_pos: 0,
@@ -93,7 +89,7 @@ impl<R: Read> OpenReader<R> {
 
     /// Reads until the buffer holds a wire segment and one more byte, or the source ends.
     fn fill(&mut self) -> io::Result<bool> {
-        let want = self.batch_wire + 1;
+        let want = self.wire_segment + 1;
         let mut filled = self.wire.len();
         self.wire.resize(want, 0);
         while filled < want {
@@ -111,29 +107,26 @@ impl<R: Read> OpenReader<R> {
         Ok(filled == want)
     }
 
-    /// Opens the next batch of segments into `plain`.
-    fn next_batch(&mut self) -> Result<()> {
+    /// Opens the next segment into `plain`.
+    fn next_segment(&mut self) -> Result<()> {
         let more = self.fill()?;
-        let first = self.next_index;
-        let segments = if more {
-            let (batch, _) = self.wire.split_at(self.batch_wire);
-            let n = self.crypter.open(first, false, batch, &mut self.plain)?;
-            self.wire.drain(..self.batch_wire);
-            n
+        let index = self.next_index;
+        if more {
+            let (segment, _) = self.wire.split_at(self.wire_segment);
+            self.crypter.open(index, false, segment, &mut self.plain)?;
+            self.wire.drain(..self.wire_segment);
         } else {
-            // The source ended: what is buffered ends the object.
-            if self.wire.is_empty() && first == 0 {
+            // The source ended: what is buffered is the last segment.
+            if self.wire.is_empty() && index == 0 {
                 return Err(Malformed::BodyMissing.into());
             }
-            let n = self
-                .crypter
-                .open(first, true, &self.wire, &mut self.plain)?;
+            self.crypter
+                .open(index, true, &self.wire, &mut self.plain)?;
             self.wire.clear();
             self.state = State::Done;
-            n
-        };
+        }
         self.plain_pos = 0;
-        self.next_index = first.saturating_add(segments);
+        self.next_index += 1;
         Ok(())
     }
 }
@@ -163,7 +156,7 @@ impl<R: Read> BufRead for OpenReader<R> {
             if self.plain_pos < self.plain.len() || self.state == State::Done {
                 return Ok(&self.plain[self.plain_pos..]);
             }
-            if let Err(e) = self.next_batch() {
+            if let Err(e) = self.next_segment() {
                 self.plain.zeroize();
                 self.state = State::Failed;
                 return Err(to_io(e));

@@ -40,12 +40,8 @@ impl Envelope {
             )));
         }
         let recovered = self.recover(&header).await?;
-        let crypter = SegmentCrypter::new(
-            recovered.accepted,
-            header.preamble(),
-            &self.aad_hash(aad),
-            1,
-        );
+        let crypter =
+            SegmentCrypter::new(recovered.accepted, header.preamble(), &self.aad_hash(aad));
         let mut out = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
         if range.is_empty() {
             return Ok(out);

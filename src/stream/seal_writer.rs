@@ -38,8 +38,7 @@ use crate::format::limits::MAX_SEGMENTS;
 pub struct SealWriter<W: Write> {
     inner: W,
     crypter: SegmentCrypter,
-    /// Plaintext bytes sealed together: whole segments.
-    batch_bytes: usize,
+    segment_size: usize,
     /// Plaintext of the current segment; wiped when dropped.
     pending: Zeroizing<Vec<u8>>,
     sealed: Vec<u8>,
@@ -64,18 +63,13 @@ impl Envelope {
     pub async fn seal_writer<W: Write>(&self, mut inner: W, aad: &[u8]) -> Result<SealWriter<W>> {
         let (header, schedule) = self.new_object().await?;
         inner.write_all(&header.to_bytes())?;
-        let crypter = SegmentCrypter::new(
-            schedule,
-            header.preamble(),
-            &self.aad_hash(aad),
-            self.max_threads,
-        );
-        let batch_bytes = crypter.batch_segments() * crypter.segment_size();
+        let crypter = SegmentCrypter::new(schedule, header.preamble(), &self.aad_hash(aad));
+        let segment_size = crypter.segment_size();
         Ok(SealWriter {
             inner,
             crypter,
-            batch_bytes,
-            pending: Zeroizing::new(Vec::with_capacity(batch_bytes)),
+            segment_size,
+            pending: Zeroizing::new(Vec::with_capacity(segment_size)),
             sealed: Vec::new(),
             next_index: 0,
             broken: false,
@@ -84,7 +78,7 @@ impl Envelope {
 }
 
 impl<W: Write> SealWriter<W> {
-    /// Seals the buffered batch and writes it.
+    /// Seals the buffered segment and writes it.
     fn emit(&mut self, last: bool) -> Result<()> {
         let pending = std::mem::take(&mut *self.pending);
         let sealed = self.seal_and_write(&pending, last);
@@ -93,25 +87,22 @@ impl<W: Write> SealWriter<W> {
         sealed
     }
 
-    /// Seals a full batch that is known not to end the object, straight from `segment`.
+    /// Seals a full segment that is known not to be the last, straight from `segment`.
     fn emit_from(&mut self, segment: &[u8]) -> Result<()> {
         self.seal_and_write(segment, false)
     }
 
     fn seal_and_write(&mut self, plaintext: &[u8], last: bool) -> Result<()> {
-        let segments = self
-            .crypter
+        // The nonce holds a 32-bit index: refuse segment 2^32 rather than wrap.
+        if self.next_index >= MAX_SEGMENTS {
+            return Err(Error::InvalidArgument(
+                "object exceeds 2^32 segments: use a larger segment size".to_owned(),
+            ));
+        }
+        self.crypter
             .seal(self.next_index, last, plaintext, &mut self.sealed)?;
-        self.next_index = self
-            .next_index
-            .checked_add(segments)
-            .filter(|n| *n <= MAX_SEGMENTS)
-            .ok_or_else(|| {
-                Error::InvalidArgument(
-                    "object exceeds 2^32 segments: use a larger segment size".to_owned(),
-                )
-            })?;
         self.inner.write_all(&self.sealed)?;
+        self.next_index += 1;
         Ok(())
     }
 
@@ -147,17 +138,17 @@ impl<W: Write> Write for SealWriter<W> {
         self.check()?;
         let mut rest = data;
         while !rest.is_empty() {
-            // A full batch is sealed only once more data shows it does not end the object.
-            if self.pending.len() == self.batch_bytes {
+            // A full segment is sealed only once more data shows it is not the last.
+            if self.pending.len() == self.segment_size {
                 if let Err(e) = self.emit(false) {
                     self.broken = true;
                     return Err(to_io(e));
                 }
             }
-            // Whole batches with data after them are sealed straight from the caller's
+            // Whole segments with data after them are sealed straight from the caller's
             // buffer, without passing through `pending`.
-            if self.pending.is_empty() && rest.len() > self.batch_bytes {
-                let (segment, after) = rest.split_at(self.batch_bytes);
+            if self.pending.is_empty() && rest.len() > self.segment_size {
+                let (segment, after) = rest.split_at(self.segment_size);
                 if let Err(e) = self.emit_from(segment) {
                     self.broken = true;
                     return Err(to_io(e));
@@ -165,7 +156,7 @@ impl<W: Write> Write for SealWriter<W> {
                 rest = after;
                 continue;
             }
-            let n = (self.batch_bytes - self.pending.len()).min(rest.len());
+            let n = (self.segment_size - self.pending.len()).min(rest.len());
             let (head, after) = rest.split_at(n);
             self.pending.extend_from_slice(head);
             rest = after;
