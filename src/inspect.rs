@@ -56,8 +56,39 @@ pub struct BodyInfo {
 /// body has an impossible length.
 pub fn inspect(bytes: &[u8]) -> Result<HeaderInfo> {
     let (header, header_len) = Header::parse_prefix(bytes)?;
+    describe(
+        &header,
+        header_len,
+        bytes.len().saturating_sub(header_len) as u64,
+    )
+}
+
+/// Describes the envelope in a file (or any `Read + Seek`) without reading its body: the
+/// header is read field by field and the body's length taken from the end position.
+///
+/// # Errors
+/// As [`inspect`]; [`Error::Io`](crate::Error::Io) when the source cannot be read.
+pub fn inspect_reader(mut source: impl std::io::Read + std::io::Seek) -> Result<HeaderInfo> {
+    use std::io::SeekFrom;
+    source.seek(SeekFrom::Start(0))?;
+    let (header, header_len) = crate::stream::read_header(&mut source)?;
+    let end = source.seek(SeekFrom::End(0))?;
+    describe(&header, header_len, end.saturating_sub(header_len as u64))
+}
+
+/// Describes the envelope a non-seekable stream (a pipe) yields, in constant memory: the
+/// header is parsed and the rest only counted.
+///
+/// # Errors
+/// As [`inspect`]; [`Error::Io`](crate::Error::Io) when the source cannot be read.
+pub fn inspect_stream(mut source: impl std::io::Read) -> Result<HeaderInfo> {
+    let (header, header_len) = crate::stream::read_header(&mut source)?;
+    let body_len = std::io::copy(&mut source, &mut std::io::sink())?;
+    describe(&header, header_len, body_len)
+}
+
+fn describe(header: &Header, header_len: usize, body_len: u64) -> Result<HeaderInfo> {
     let preamble = header.preamble();
-    let body_len = bytes.len().saturating_sub(header_len) as u64;
     let body = if body_len == 0 {
         None
     } else {

@@ -57,7 +57,7 @@ pub use data_key::{DataKey, DATA_KEY_LEN};
 pub use envelope::{Envelope, EnvelopeBuilder, OpenInfo, Opened, RewrapTarget, Rewrapped, Sealed};
 pub use error::{Error, Result};
 pub use format::{KeySlot, WrapAlgorithm};
-pub use inspect::{inspect, BodyInfo, HeaderInfo, SlotInfo};
+pub use inspect::{inspect, inspect_reader, inspect_stream, BodyInfo, HeaderInfo, SlotInfo};
 pub use policy::{KeyPolicy, RewrapEndpoint, RSA_SIZES};
 pub use wrap::{software, KeyResolver, KeyWrapper, ProtectionLevel, Unwrapped};
 

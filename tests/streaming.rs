@@ -347,3 +347,25 @@ async fn range_reads_match_in_memory_at_every_boundary() {
             .is_err());
     }
 }
+
+#[tokio::test]
+async fn inspecting_a_file_or_a_pipe_matches_inspecting_bytes() {
+    let provider = Provider::default();
+    let t = common::temp_keyring(provider);
+    let e = common::envelope_for(&t.key, provider, S as u32);
+    for n in [0, 5, 3 * S] {
+        let sealed = e.seal(&data(n), b"").await.expect("seal");
+        let expected = cmk_envelope::inspect(&sealed).expect("inspect");
+        assert_eq!(
+            cmk_envelope::inspect_reader(Cursor::new(&sealed)).expect("reader"),
+            expected
+        );
+        assert_eq!(
+            cmk_envelope::inspect_stream(&sealed[..]).expect("stream"),
+            expected
+        );
+    }
+    let sealed = e.seal(&data(10), b"").await.expect("seal");
+    assert!(cmk_envelope::inspect_stream(&sealed[..sealed.len() - 1]).is_err());
+    assert!(cmk_envelope::inspect_reader(Cursor::new(&sealed[..50])).is_err());
+}

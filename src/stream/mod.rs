@@ -19,6 +19,7 @@ mod segment;
 
 #[cfg(feature = "tokio")]
 pub use async_io::{AsyncOpenReader, AsyncSealWriter};
+pub(crate) use header_io::read_header;
 pub use open_reader::OpenReader;
 pub use seal_writer::SealWriter;
 

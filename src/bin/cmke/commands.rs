@@ -69,8 +69,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { input } => {
-            let bytes = read_input(&input)?;
-            let info = cmk_envelope::inspect(&bytes)?;
+            // A file: only its header is read. A pipe: the rest is counted, not kept.
+            let info = if input == Path::new("-") {
+                cmk_envelope::inspect_stream(std::io::stdin().lock())?
+            } else {
+                let file = std::fs::File::open(&input).map_err(|e| io_error(&input, e))?;
+                cmk_envelope::inspect_reader(file)?
+            };
             let json = serde_json::to_string_pretty(&info).map_err(|e| Error::Backend {
                 backend: "json",
                 message: e.to_string(),
