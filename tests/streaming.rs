@@ -366,6 +366,8 @@ async fn inspecting_a_file_or_a_pipe_matches_inspecting_bytes() {
         );
     }
     let sealed = e.seal(&data(10), b"").await.expect("seal");
-    assert!(cmk_envelope::inspect_stream(&sealed[..sealed.len() - 1]).is_err());
+    // A body shorter than a tag has no possible segment layout.
+    let h = cmk_envelope::inspect(&sealed).expect("inspect").header_len;
+    assert!(cmk_envelope::inspect_stream(&sealed[..h + 15]).is_err());
     assert!(cmk_envelope::inspect_reader(Cursor::new(&sealed[..50])).is_err());
 }
