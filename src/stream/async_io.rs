@@ -51,9 +51,8 @@ impl Envelope {
         mut inner: W,
         aad: &[u8],
     ) -> Result<AsyncSealWriter<W>> {
-        let (header, schedule) = self.new_object().await?;
-        inner.write_all(&header.to_bytes()).await?;
-        let crypter = SegmentCrypter::new(schedule, header.preamble(), &self.aad_hash(aad));
+        let (header, crypter) = self.start_stream_seal(aad).await?;
+        inner.write_all(&header).await?;
         let segment_size = crypter.segment_size();
         Ok(AsyncSealWriter {
             inner,
@@ -187,14 +186,7 @@ impl Envelope {
         aad: &[u8],
     ) -> Result<AsyncOpenReader<R>> {
         let (header, _) = read_header_async(&mut inner).await?;
-        let recovered = self.recover(&header).await?;
-        let kid = header
-            .slots()
-            .get(recovered.slot_index)
-            .map(|s| s.kid().to_owned())
-            .unwrap_or_default();
-        let crypter =
-            SegmentCrypter::new(recovered.accepted, header.preamble(), &self.aad_hash(aad));
+        let (crypter, kid) = self.start_stream_open(&header, aad).await?;
         let wire_segment = crypter.segment_size() + 16;
         Ok(AsyncOpenReader {
             inner,

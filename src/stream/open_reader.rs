@@ -57,14 +57,7 @@ impl Envelope {
     /// As [`Envelope::open`] for the header and the key; [`Error::Io`](crate::Error::Io) for the source.
     pub async fn open_reader<R: Read>(&self, mut inner: R, aad: &[u8]) -> Result<OpenReader<R>> {
         let (header, _) = read_header(&mut inner)?;
-        let recovered = self.recover(&header).await?;
-        let kid = header
-            .slots()
-            .get(recovered.slot_index)
-            .map(|s| s.kid().to_owned())
-            .unwrap_or_default();
-        let crypter =
-            SegmentCrypter::new(recovered.accepted, header.preamble(), &self.aad_hash(aad));
+        let (crypter, kid) = self.start_stream_open(&header, aad).await?;
         let wire_segment = crypter.segment_size() + 16;
         Ok(OpenReader {
             inner,

@@ -5,7 +5,6 @@ use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 
 use super::header_io::read_header;
-use super::segment::SegmentCrypter;
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::format::{BodyLayout, TAG_LEN};
@@ -39,9 +38,7 @@ impl Envelope {
                 layout.plaintext_len()
             )));
         }
-        let recovered = self.recover(&header).await?;
-        let crypter =
-            SegmentCrypter::new(recovered.accepted, header.preamble(), &self.aad_hash(aad));
+        let (crypter, _) = self.start_stream_open(&header, aad).await?;
         let mut out = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
         if range.is_empty() {
             return Ok(out);

@@ -61,9 +61,8 @@ impl Envelope {
     /// # Errors
     /// As [`Envelope::seal`]; [`Error::Io`] when the header cannot be written.
     pub async fn seal_writer<W: Write>(&self, mut inner: W, aad: &[u8]) -> Result<SealWriter<W>> {
-        let (header, schedule) = self.new_object().await?;
-        inner.write_all(&header.to_bytes())?;
-        let crypter = SegmentCrypter::new(schedule, header.preamble(), &self.aad_hash(aad));
+        let (header, crypter) = self.start_stream_seal(aad).await?;
+        inner.write_all(&header)?;
         let segment_size = crypter.segment_size();
         Ok(SealWriter {
             inner,

@@ -8,8 +8,9 @@
 
 use crate::crypto::{KeySchedule, SegmentCipher};
 use crate::envelope::segments::{open_body_into, seal_body_into, SegmentContext};
+use crate::envelope::Envelope;
 use crate::error::Result;
-use crate::format::{BodyLayout, Malformed, Preamble, SEGMENT_AAD_LEN};
+use crate::format::{BodyLayout, Header, Malformed, Preamble, SEGMENT_AAD_LEN};
 
 /// The cipher and associated data of one object, for segment-at-a-time work.
 pub(crate) struct SegmentCrypter {
@@ -80,5 +81,32 @@ impl SegmentCrypter {
             return Err(Malformed::BodyLength.into());
         }
         open_body_into(&self.context(layout, index, last), wire, out)
+    }
+}
+
+impl Envelope {
+    /// Starts a streamed object: its header bytes and the crypter for its segments.
+    pub(crate) async fn start_stream_seal(&self, aad: &[u8]) -> Result<(Vec<u8>, SegmentCrypter)> {
+        let (header, schedule) = self.new_object().await?;
+        let crypter = SegmentCrypter::new(schedule, header.preamble(), &self.aad_hash(aad));
+        Ok((header.to_bytes(), crypter))
+    }
+
+    /// Unwraps a streamed object's data key: the crypter for its segments and the kid that
+    /// opened it.
+    pub(crate) async fn start_stream_open(
+        &self,
+        header: &Header,
+        aad: &[u8],
+    ) -> Result<(SegmentCrypter, String)> {
+        let recovered = self.recover(header).await?;
+        let kid = header
+            .slots()
+            .get(recovered.slot_index)
+            .map(|s| s.kid().to_owned())
+            .unwrap_or_default();
+        let crypter =
+            SegmentCrypter::new(recovered.accepted, header.preamble(), &self.aad_hash(aad));
+        Ok((crypter, kid))
     }
 }
