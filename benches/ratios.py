@@ -37,7 +37,9 @@ print(f"seal 1KiB / (one wrap + raw AES-GCM 1KiB) = {mean_ns('1KiB', 'seal', '1K
 if (root / "64MiB").exists():
     aes = mean_ns("64MiB", "aes_gcm_raw")
     print("\n64 MiB (cargo bench --bench parallel):")
-    for op in ["seal_into", "open_into"]:
+    out_of_place = mean_ns("64MiB", "aes_gcm_raw_out_of_place")
+    print(f"  raw AES-GCM out of place (separate output buffer): {aes / out_of_place:.3f} of in place")
+    for op in ["seal_into", "open_into", "seal_in_place", "open_in_place"]:
         one = mean_ns("64MiB", f"{op}_1t")
         two = mean_ns("64MiB", f"{op}_2t")
         print(f"  {op}: 1 thread {aes / one:.3f} of raw AES-GCM; 2 threads {one / two:.2f}x one thread (targets: >= 0.90, >= 1.7)")

@@ -214,3 +214,80 @@ fn decrypt_a_range_and_stream_through_pipes() {
         .success()
         .stdout(predicates::ord::eq(plain.clone()));
 }
+
+/// Runs `cmke` under `script`, which gives it a pseudo-terminal, and returns what the
+/// terminal showed.
+fn on_a_terminal(args: &[&std::path::Path]) -> String {
+    let quoted: Vec<String> = std::iter::once(assert_cmd::cargo::cargo_bin("cmke").as_path())
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.display()))
+        .collect();
+    // `script` is in util-linux (Debian's essential bsdutils), so it is always there.
+    let shown = std::process::Command::new("script")
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .output()
+        .expect("`script` (util-linux) runs cmke on a pseudo-terminal");
+    assert!(shown.status.success(), "{shown:?}");
+    String::from_utf8_lossy(&shown.stdout).into_owned()
+}
+
+#[test]
+fn progress_bar_on_a_terminal_for_large_inputs_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("keys");
+    cmke(&ring)
+        .args(["key", "create", "bulk"])
+        .assert()
+        .success();
+    let (big, small) = (dir.path().join("big"), dir.path().join("small"));
+    std::fs::write(&big, vec![7u8; 12 << 20]).expect("write");
+    std::fs::write(&small, vec![7u8; 1 << 20]).expect("write");
+    let path = std::path::Path::new;
+    let (keyring, sealed, opened) = (
+        ring.as_path(),
+        dir.path().join("big.cmke"),
+        dir.path().join("big.out"),
+    );
+
+    let shown = on_a_terminal(&[
+        path("--keyring"),
+        keyring,
+        path("encrypt"),
+        path("--key"),
+        path("bulk"),
+        path("-o"),
+        &sealed,
+        &big,
+    ]);
+    assert!(shown.contains("MiB/12.00 MiB"), "encrypt showed {shown:?}");
+    let shown = on_a_terminal(&[
+        path("--keyring"),
+        keyring,
+        path("decrypt"),
+        path("-o"),
+        &opened,
+        &sealed,
+    ]);
+    assert!(shown.contains("MiB/12."), "decrypt showed {shown:?}");
+    assert!(std::fs::read(&opened).expect("opened") == std::fs::read(&big).expect("big"));
+
+    // Small inputs, and stderr that is not a terminal: no bar.
+    let shown = on_a_terminal(&[
+        path("--keyring"),
+        keyring,
+        path("encrypt"),
+        path("--key"),
+        path("bulk"),
+        path("-o"),
+        &dir.path().join("small.cmke"),
+        &small,
+    ]);
+    assert!(!shown.contains("MiB"), "small input showed {shown:?}");
+    cmke(&ring)
+        .args(["encrypt", "--key", "bulk", "-o"])
+        .arg(dir.path().join("again.cmke"))
+        .arg(&big)
+        .assert()
+        .success()
+        .stderr("");
+}

@@ -371,3 +371,122 @@ async fn inspecting_a_file_or_a_pipe_matches_inspecting_bytes() {
     assert!(cmk_envelope::inspect_stream(&sealed[..h + 15]).is_err());
     assert!(cmk_envelope::inspect_reader(Cursor::new(&sealed[..50])).is_err());
 }
+
+/// `copy_from` / `copy_to` (the multi-threaded stream path) against the in-memory path, with
+/// awkward and failing sources and sinks, and mixed with plain `write` / `read`.
+#[tokio::test]
+async fn whole_stream_copies_on_several_threads() {
+    for provider in Provider::all() {
+        let t = common::temp_keyring(provider);
+        for threads in [1, 2, usize::MAX] {
+            let e = common::envelope_with_threads(&t.key, provider, S as u32, threads);
+            // Sizes that span several of the copy's batches (about 1 MiB each).
+            for n in [0, 1, S, S + 1, 3 << 20, (3 << 20) + S + 1] {
+                let plain = data(n);
+                let mut w = e.seal_writer(Vec::new(), b"c").await.expect("writer");
+                let source = Awkward {
+                    inner: Cursor::new(&plain),
+                    max: 100_000,
+                    calls: 0,
+                };
+                assert_eq!(w.copy_from(source).expect("copy"), n as u64);
+                let sealed = w.finish().expect("finish");
+                assert!(e.open(&sealed, b"c").await.expect("open").plaintext() == plain);
+
+                let in_memory = e.seal(&plain, b"c").await.expect("seal");
+                let mut r = e
+                    .open_reader(Cursor::new(&in_memory), b"c")
+                    .await
+                    .expect("reader");
+                let mut out = Vec::new();
+                assert_eq!(r.copy_to(&mut out).expect("copy"), n as u64);
+                assert!(out == plain, "n {n} threads {threads}");
+                assert_eq!(r.read(&mut [0u8; 4]).expect("at end"), 0);
+            }
+            // Mixed with writes and reads before and after.
+            let plain = data(2 << 20);
+            let mut w = e.seal_writer(Vec::new(), b"").await.expect("writer");
+            w.write_all(&plain[..S + 5]).expect("write");
+            w.copy_from(&plain[S + 5..plain.len() - 3]).expect("copy");
+            w.write_all(&plain[plain.len() - 3..]).expect("write");
+            let sealed = w.finish().expect("finish");
+            let mut r = e.open_reader(sealed.as_slice(), b"").await.expect("reader");
+            let mut head = vec![0u8; 2 * S + 1];
+            r.read_exact(&mut head).expect("head");
+            let mut rest = Vec::new();
+            r.copy_to(&mut rest).expect("rest");
+            head.extend_from_slice(&rest);
+            assert!(head == plain);
+        }
+    }
+}
+
+#[tokio::test]
+async fn whole_stream_copies_fail_cleanly() {
+    let provider = Provider::default();
+    let t = common::temp_keyring(provider);
+    let e = common::envelope_with_threads(&t.key, provider, S as u32, usize::MAX);
+    let plain = data(3 << 20);
+    let sealed = e.seal(&plain, b"").await.expect("seal");
+
+    // A source that fails mid-way breaks the writer: nothing finishes, nothing opens.
+    let mut w = e.seal_writer(Vec::new(), b"").await.expect("writer");
+    let source = FailsAfter {
+        inner: Cursor::new(&plain),
+        good: 2 << 20,
+    };
+    let err = w.copy_from(source).expect_err("source failed");
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+    let partial = w.get_ref().clone();
+    assert!(w.finish().is_err(), "a broken writer does not finish");
+    assert!(e.open(&partial, b"").await.is_err());
+
+    // A sink that fails mid-way: an error, and what reached it does not open.
+    let sink = FailingSink {
+        written: Vec::new(),
+        budget: sealed.len() / 2,
+    };
+    let mut w = e.seal_writer(sink, b"").await.expect("writer");
+    assert!(w.copy_from(plain.as_slice()).is_err());
+    assert!(e.open(&w.get_ref().written, b"").await.is_err());
+    assert!(w.finish().is_err());
+
+    // Opening: a failing source, a failing sink, and a flipped byte near the end all fail,
+    // and the reader releases nothing afterwards.
+    let header_len = cmk_envelope::inspect(&sealed).expect("inspect").header_len;
+    let failing_source = FailsAfter {
+        inner: Cursor::new(&sealed),
+        good: header_len + (2 << 20),
+    };
+    let mut r = e.open_reader(failing_source, b"").await.expect("header");
+    let err = r.copy_to(io::sink()).expect_err("source failed");
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+    assert!(r.read(&mut [0u8; 4]).is_err());
+
+    let mut r = e.open_reader(sealed.as_slice(), b"").await.expect("header");
+    let sink = FailingSink {
+        written: Vec::new(),
+        budget: 1 << 20,
+    };
+    assert!(r.copy_to(sink).is_err());
+
+    let mut tampered = sealed.clone();
+    let near_end = tampered.len() - 100;
+    tampered[near_end] ^= 0x80;
+    let mut r = e
+        .open_reader(tampered.as_slice(), b"")
+        .await
+        .expect("header");
+    let mut out = Vec::new();
+    let err = into_cmk_error(r.copy_to(&mut out).expect_err("tampered"));
+    assert!(matches!(err, Error::DecryptionFailed), "{err:?}");
+    assert!(
+        out.len() < plain.len(),
+        "the tampered batch was not released"
+    );
+    assert!(r.read(&mut [0u8; 4]).is_err());
+
+    let truncated = &sealed[..sealed.len() - (S + 16)];
+    let mut r = e.open_reader(truncated, b"").await.expect("header");
+    assert!(r.copy_to(io::sink()).is_err());
+}

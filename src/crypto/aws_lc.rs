@@ -139,6 +139,59 @@ impl SegmentCipher for Gcm {
         }
         Ok(())
     }
+
+    fn seal_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        data: &mut [u8],
+    ) -> Result<[u8; 16], CryptoFailure> {
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), data)
+            .map_err(fail)?;
+        let mut out = [0u8; 16];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    fn open_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        wire: &mut [u8],
+    ) -> Result<usize, CryptoFailure> {
+        let opened = self
+            .0
+            .open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), wire)
+            .map(|plaintext| plaintext.len());
+        opened.map_err(|_| {
+            wire.zeroize();
+            CryptoFailure
+        })
+    }
+
+    fn open_within(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        buf: &mut [u8],
+        from: usize,
+    ) -> Result<usize, CryptoFailure> {
+        let opened = self
+            .0
+            .open_within(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                buf,
+                from..,
+            )
+            .map(|plaintext| plaintext.len());
+        opened.map_err(|_| {
+            buf.zeroize();
+            CryptoFailure
+        })
+    }
 }
 
 struct Public(OaepPublicEncryptingKey);

@@ -48,6 +48,36 @@ pub(crate) trait SegmentCipher: Send + Sync {
         tag: &[u8; 16],
         out: &mut [u8],
     ) -> Result<(), CryptoFailure>;
+
+    /// Encrypts `data` where it lies and returns the tag (for buffers the caller already
+    /// owns, such as a stream's batch: no second buffer and no copy).
+    fn seal_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        data: &mut [u8],
+    ) -> Result<[u8; 16], CryptoFailure>;
+
+    /// Decrypts `wire` (ciphertext ‖ tag) where it lies if the tag verifies, and returns
+    /// the plaintext length (the plaintext is `wire[..len]`). On failure all of `wire` is
+    /// zeroed.
+    fn open_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        wire: &mut [u8],
+    ) -> Result<usize, CryptoFailure>;
+
+    /// Decrypts the ciphertext ‖ tag at `buf[from..]` into the start of `buf` (a shift
+    /// towards the front, for opening where the data lies) if the tag verifies, and returns
+    /// the plaintext length. On failure all of `buf` is zeroed.
+    fn open_within(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        buf: &mut [u8],
+        from: usize,
+    ) -> Result<usize, CryptoFailure>;
 }
 
 /// An RSA public key that wraps data keys with OAEP.

@@ -113,6 +113,58 @@ impl SegmentCipher for Gcm {
         }
         Ok(())
     }
+
+    fn seal_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        data: &mut [u8],
+    ) -> Result<[u8; 16], CryptoFailure> {
+        let tag = self
+            .0
+            .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, data)
+            .map_err(fail)?;
+        Ok(tag.into())
+    }
+
+    fn open_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        wire: &mut [u8],
+    ) -> Result<usize, CryptoFailure> {
+        let Some((data, tag)) = wire.split_last_chunk_mut::<16>() else {
+            return Err(CryptoFailure);
+        };
+        let tag = Tag::clone_from_slice(tag);
+        let len = data.len();
+        if self
+            .0
+            .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, data, &tag)
+            .is_err()
+        {
+            wire.zeroize();
+            return Err(CryptoFailure);
+        }
+        Ok(len)
+    }
+
+    fn open_within(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        buf: &mut [u8],
+        from: usize,
+    ) -> Result<usize, CryptoFailure> {
+        if from > buf.len() {
+            buf.zeroize();
+            return Err(CryptoFailure);
+        }
+        let wire_len = buf.len() - from;
+        buf.copy_within(from.., 0);
+        self.open_in_place(nonce, aad, &mut buf[..wire_len])
+            .inspect_err(|_| buf.zeroize())
+    }
 }
 
 struct Public(RsaPublicKey);

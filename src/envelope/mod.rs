@@ -1,5 +1,6 @@
 //! The data path: seal, open, re-wrap.
 
+mod in_place;
 mod open;
 mod rewrap;
 mod seal;

@@ -124,8 +124,10 @@ impl Envelope {
         let opened = match parse_attached(envelope) {
             Ok((header, header_len, layout)) => {
                 let body = envelope.get(header_len..).unwrap_or_default();
-                self.open_parsed(&header, header_len, layout, body, aad, out)
-                    .await
+                self.open_parsed(&header, header_len, layout, aad, |ctx| {
+                    open_body_into(ctx, body, out)
+                })
+                .await
             }
             Err(e) => Err(e),
         };
@@ -146,19 +148,22 @@ impl Envelope {
             BodyLayout::for_ciphertext(parsed.preamble().segment_size(), body.len() as u64)?;
         let mut plaintext = Vec::new();
         let info = self
-            .open_parsed(&parsed, header.len(), layout, body, aad, &mut plaintext)
+            .open_parsed(&parsed, header.len(), layout, aad, |ctx| {
+                open_body_into(ctx, body, &mut plaintext)
+            })
             .await?;
         Ok(Opened { plaintext, info })
     }
 
-    async fn open_parsed(
+    /// Unwraps the data key, runs `open_body` with the object's segment context, and
+    /// re-wraps lazily if configured.
+    pub(super) async fn open_parsed(
         &self,
         header: &Header,
         header_len: usize,
         layout: BodyLayout,
-        body: &[u8],
         aad: &[u8],
-        out: &mut Vec<u8>,
+        open_body: impl FnOnce(&SegmentContext<'_>) -> Result<()>,
     ) -> Result<OpenInfo> {
         let recovered = self.recover(header).await?;
         let segment_aad = header.preamble().segment_aad(&self.aad_hash(aad));
@@ -171,7 +176,7 @@ impl Envelope {
             ends_object: true,
             max_threads: self.max_threads,
         };
-        open_body_into(&ctx, body, out)?;
+        open_body(&ctx)?;
         let slot = header.slots().get(recovered.slot_index);
         let kid = slot.map(|s| s.kid().to_owned()).unwrap_or_default();
         let rewrapped = if self.lazy_rewrap {

@@ -46,15 +46,14 @@ impl Envelope {
     async fn seal_into_inner(&self, plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let (header, schedule, layout) = self.start(plaintext.len()).await?;
         let header_bytes = header.to_bytes();
-        let total = usize::try_from(layout.body_len())
-            .ok()
-            .and_then(|b| b.checked_add(header_bytes.len()))
-            .ok_or_else(|| Error::InvalidArgument("object too large".to_owned()))?;
+        let total = envelope_len(header_bytes.len(), layout)?;
         // Only bytes past the old length are filled; everything is overwritten below.
         out.resize(total, 0);
         let (head, body) = out.split_at_mut(header_bytes.len());
         head.copy_from_slice(&header_bytes);
-        self.seal_body(&header, &schedule, layout, plaintext, aad, body)
+        self.with_seal_context(&header, &schedule, layout, aad, |ctx| {
+            seal_body_into(ctx, plaintext, body)
+        })
     }
 
     /// Seals with the header and body apart (detached). `header ‖ body` is the same as what
@@ -65,7 +64,9 @@ impl Envelope {
     pub async fn seal_detached(&self, plaintext: &[u8], aad: &[u8]) -> Result<Sealed> {
         let (header, schedule, layout) = self.start(plaintext.len()).await?;
         let mut body = zeroed(layout.body_len())?;
-        self.seal_body(&header, &schedule, layout, plaintext, aad, &mut body)?;
+        self.with_seal_context(&header, &schedule, layout, aad, |ctx| {
+            seal_body_into(ctx, plaintext, &mut body)
+        })?;
         Ok(Sealed {
             header: header.to_bytes(),
             body,
@@ -73,7 +74,10 @@ impl Envelope {
     }
 
     /// Checks the plaintext length, then starts a new object.
-    async fn start(&self, plain_len: usize) -> Result<(Header, KeySchedule, BodyLayout)> {
+    pub(super) async fn start(
+        &self,
+        plain_len: usize,
+    ) -> Result<(Header, KeySchedule, BodyLayout)> {
         let layout = BodyLayout::for_plaintext(self.segment_size, plain_len as u64)?;
         let (header, schedule) = self.new_object().await?;
         Ok((header, schedule, layout))
@@ -109,15 +113,15 @@ impl Envelope {
         Ok((header, schedule))
     }
 
-    fn seal_body(
+    /// Runs `seal` with the segment context of a new object.
+    pub(super) fn with_seal_context<T>(
         &self,
         header: &Header,
         schedule: &KeySchedule,
         layout: BodyLayout,
-        plaintext: &[u8],
         aad: &[u8],
-        out: &mut [u8],
-    ) -> Result<()> {
+        seal: impl FnOnce(&SegmentContext<'_>) -> Result<T>,
+    ) -> Result<T> {
         let aad = header.preamble().segment_aad(&self.aad_hash(aad));
         let ctx = SegmentContext {
             cipher: schedule.cipher.as_ref(),
@@ -128,6 +132,14 @@ impl Envelope {
             ends_object: true,
             max_threads: self.max_threads,
         };
-        seal_body_into(&ctx, plaintext, out)
+        seal(&ctx)
     }
+}
+
+/// Header plus body length, if it fits in memory.
+pub(super) fn envelope_len(header_len: usize, layout: BodyLayout) -> Result<usize> {
+    usize::try_from(layout.body_len())
+        .ok()
+        .and_then(|body| body.checked_add(header_len))
+        .ok_or_else(|| Error::InvalidArgument("object too large for memory".to_owned()))
 }

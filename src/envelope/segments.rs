@@ -40,12 +40,12 @@ pub(crate) struct SegmentContext<'a> {
 }
 
 impl SegmentContext<'_> {
-    fn wire_segment(&self) -> usize {
+    pub(super) fn wire_segment(&self) -> usize {
         self.segment_size + TAG_LEN
     }
 
     /// How many threads to use, and how many segments each takes (the last takes the rest).
-    fn split(&self) -> (usize, usize) {
+    pub(super) fn split(&self) -> (usize, usize) {
         let segments = self.layout.segments();
         let workers =
             if segments < PARALLEL_MIN_SEGMENTS || self.layout.body_len() < PARALLEL_MIN_BYTES {
@@ -60,7 +60,7 @@ impl SegmentContext<'_> {
     }
 
     /// The nonce of the run's segment `offset`.
-    fn nonce(&self, offset: usize) -> Result<[u8; 12]> {
+    pub(super) fn nonce(&self, offset: usize) -> Result<[u8; 12]> {
         let index = self
             .first_index
             .checked_add(offset as u64)

@@ -13,6 +13,7 @@
 mod async_io;
 mod header_io;
 mod open_reader;
+mod pipeline;
 mod range;
 mod seal_writer;
 mod segment;

@@ -1,9 +1,10 @@
 //! A `Write` that seals as data arrives.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use zeroize::{Zeroize, Zeroizing};
 
+use super::pipeline::{self, Direction};
 use super::segment::SegmentCrypter;
 use super::to_io;
 use crate::envelope::Envelope;
@@ -44,6 +45,8 @@ pub struct SealWriter<W: Write> {
     sealed: Vec<u8>,
     next_index: u64,
     broken: bool,
+    /// Threads [`SealWriter::copy_from`] may use.
+    threads: usize,
 }
 
 impl<W: Write> std::fmt::Debug for SealWriter<W> {
@@ -72,6 +75,7 @@ impl Envelope {
             sealed: Vec::new(),
             next_index: 0,
             broken: false,
+            threads: pipeline::workers(self.max_threads),
         })
     }
 }
@@ -112,6 +116,66 @@ impl<W: Write> SealWriter<W> {
             ));
         }
         Ok(())
+    }
+
+    /// Seals everything `source` yields, as if written with `write_all`, on up to
+    /// [`EnvelopeBuilder::max_threads`](crate::EnvelopeBuilder::max_threads) threads (all
+    /// cores by default): while one thread reads or writes a batch of segments, another
+    /// encrypts, each batch in place in its own buffer. Output is byte-identical to writing
+    /// the same bytes. The object still ends only with [`SealWriter::finish`].
+    ///
+    /// Returns the number of bytes read from `source`.
+    ///
+    /// # Errors
+    /// Errors of `source` or of the underlying writer; afterwards the stream is broken, as
+    /// after a failed `write`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cmk_envelope::Error> {
+    /// # use std::sync::Arc;
+    /// # use cmk_envelope::{software::Keyring, Envelope};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let keyring = Keyring::create(dir.path())?;
+    /// # keyring.create_key("logs")?;
+    /// # let envelope = Envelope::builder().seal_with(Arc::new(keyring.key("logs")?)).build()?;
+    /// let source: &[u8] = &[7; 300_000];
+    /// let mut writer = envelope.seal_writer(Vec::new(), b"").await?;
+    /// writer.copy_from(source)?;
+    /// let sealed = writer.finish()?;
+    /// assert_eq!(envelope.open(&sealed, b"").await?.plaintext(), source);
+    /// # Ok(()) }
+    /// ```
+    pub fn copy_from<R: Read + Send>(&mut self, source: R) -> io::Result<u64>
+    where
+        W: Send,
+    {
+        self.check()?;
+        // What is already buffered goes first; the source's last bytes come back into
+        // `pending`, to be sealed as the last segment by `finish`.
+        let buffered = std::mem::take(&mut *self.pending);
+        let already = buffered.len() as u64;
+        let source = io::Cursor::new(Zeroizing::new(buffered)).chain(source);
+        match pipeline::run(
+            Direction::Seal,
+            &self.crypter,
+            self.next_index,
+            self.threads,
+            source,
+            &mut self.inner,
+        ) {
+            Ok(finished) => {
+                self.next_index = finished.next_index;
+                let segments = finished.written / (self.segment_size as u64 + 16);
+                let read = segments * self.segment_size as u64 + finished.tail.len() as u64;
+                self.pending = finished.tail;
+                Ok(read - already)
+            }
+            Err(e) => {
+                self.broken = true;
+                Err(to_io(e))
+            }
+        }
     }
 
     /// Writes the last segment and flushes; returns the underlying writer.

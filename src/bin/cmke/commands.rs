@@ -9,9 +9,7 @@ use cmk_envelope::stream::into_cmk_error;
 use cmk_envelope::{Envelope, Error, KeyPolicy, Provider, Result, RewrapTarget};
 
 use crate::args::{Cli, Command, KeyCommand, ProviderChoice};
-use crate::io::{
-    file_mode, io_error, open_input, pump, pump_buffered, read_input, write_output, Output,
-};
+use crate::io::{file_mode, io_error, open_input, read_input, write_output, Output};
 
 /// Output files hold ciphertext or plaintext: readable by the owner only.
 const OUTPUT_MODE: u32 = 0o600;
@@ -33,10 +31,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 .provider(provider)
                 .segment_size(segment_size)
                 .build()?;
-            let mut source = open_input(&input, true)?;
+            let source = open_input(&input, true)?;
             let out = Output::create(output.as_deref(), OUTPUT_MODE)?;
             let mut writer = envelope.seal_writer(out, aad.as_bytes()).await?;
-            pump(&mut source, &mut writer).map_err(into_cmk_error)?;
+            writer.copy_from(source).map_err(into_cmk_error)?;
             writer.finish().map_err(into_cmk_error)?.commit()?;
             Ok(ExitCode::SUCCESS)
         }
@@ -63,7 +61,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let mut reader = envelope.open_reader(source, aad.as_bytes()).await?;
             let kid = reader.kid().to_owned();
             let mut out = Output::create(output.as_deref(), OUTPUT_MODE)?;
-            pump_buffered(&mut reader, &mut out).map_err(into_cmk_error)?;
+            reader.copy_to(&mut out).map_err(into_cmk_error)?;
             out.commit()?;
             note_if_stale(&cli.keyring, provider, &kid, &input);
             Ok(ExitCode::SUCCESS)

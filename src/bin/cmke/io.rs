@@ -1,7 +1,7 @@
 //! Inputs and outputs: `-` is stdin/stdout; output files appear atomically or not at all.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Stdout, Write};
+use std::io::{BufReader, BufWriter, IsTerminal, Read, Stdout, Write};
 use std::path::Path;
 
 use cmk_envelope::{AtomicFile, Error, Result};
@@ -26,7 +26,7 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>> {
 
 /// A buffered reader over the file or stdin, with a progress bar on a terminal for large
 /// files.
-pub fn open_input(path: &Path, progress: bool) -> Result<Box<dyn Read>> {
+pub fn open_input(path: &Path, progress: bool) -> Result<Box<dyn Read + Send>> {
     if is_stdio(path) {
         return Ok(Box::new(BufReader::with_capacity(
             1 << 20,
@@ -47,37 +47,6 @@ pub fn open_input(path: &Path, progress: bool) -> Result<Box<dyn Read>> {
         return Ok(Box::new(bar.wrap_read(reader)));
     }
     Ok(Box::new(reader))
-}
-
-/// Copies a buffered reader into `writer` straight from its buffer (no intermediate copy).
-pub fn pump_buffered(reader: &mut impl BufRead, writer: &mut impl Write) -> std::io::Result<u64> {
-    let mut total = 0u64;
-    loop {
-        let chunk = reader.fill_buf()?;
-        if chunk.is_empty() {
-            return Ok(total);
-        }
-        let n = chunk.len();
-        writer.write_all(chunk)?;
-        reader.consume(n);
-        total += n as u64;
-    }
-}
-
-/// Copies all of `reader` into `writer` in large blocks (std's `io::copy` uses 8 KiB).
-pub fn pump(reader: &mut impl Read, writer: &mut impl Write) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        writer.write_all(&buf[..n])?;
-        total += n as u64;
-    }
 }
 
 /// Where output goes: stdout as it is produced, or a file that appears only on commit.

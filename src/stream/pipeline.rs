@@ -1,0 +1,496 @@
+//! Streams on several cores, for copying a whole source through a [`SealWriter`] or out of
+//! an [`OpenReader`].
+//!
+//! Each worker takes the next batch from the source, reading it straight into its own
+//! buffer at the segments' places in the wire layout, seals or opens it there, and writes it
+//! once every earlier batch is written. While one worker waits on I/O another encrypts, and
+//! no byte is copied beyond the read and the write themselves (opening moves each plaintext
+//! back over the tag gaps while the batch is still in cache). Output is byte-identical to
+//! one segment at a time: a segment's nonce and place depend only on its index.
+//!
+//! [`SealWriter`]: super::SealWriter
+//! [`OpenReader`]: super::OpenReader
+
+use std::io::{self, Read, Write};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use zeroize::Zeroizing;
+
+use super::segment::SegmentCrypter;
+use crate::error::{Error, Result};
+use crate::format::{Malformed, TAG_LEN};
+
+/// Bytes of one batch: small enough that a batch read stays in a core's cache until it is
+/// encrypted and written, large enough that a batch is a few system calls, not hundreds.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Which way the data goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Plaintext in, whole sealed segments out; the source's last bytes (at most a segment,
+    /// possibly none) are handed back unsealed, for the caller to seal as the last segment.
+    Seal,
+    /// Wire segments in (the body from its current position to the end), plaintext out.
+    Open,
+}
+
+/// What a finished run leaves.
+pub(crate) struct Finished {
+    /// Index of the next segment after the run.
+    pub(crate) next_index: u64,
+    /// Bytes written to the sink.
+    pub(crate) written: u64,
+    /// Sealing: the plaintext held back for the last segment.
+    pub(crate) tail: Zeroizing<Vec<u8>>,
+}
+
+/// How many threads a stream uses: up to `max_threads`, at most the machine's cores.
+pub(crate) fn workers(max_threads: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .min(max_threads)
+        .max(1)
+}
+
+struct Source<R> {
+    reader: R,
+    next_batch: u64,
+    next_index: u64,
+    /// One byte read past the previous batch: whether the source has more.
+    lookahead: Option<u8>,
+    ended: bool,
+    tail: Zeroizing<Vec<u8>>,
+}
+
+struct Sink<W> {
+    writer: W,
+    next_batch: u64,
+    written: u64,
+}
+
+/// One batch as read: where it stands in the object and what the buffer holds.
+struct Batch {
+    number: u64,
+    first_index: u64,
+    /// Sealing: whole segments to seal. Opening: wire bytes in the buffer.
+    amount: usize,
+    /// Opening: whether the batch holds the object's last segment.
+    ends_object: bool,
+}
+
+struct Shared<'a, R, W> {
+    direction: Direction,
+    crypter: &'a SegmentCrypter,
+    segments_per_batch: usize,
+    source: Mutex<Source<R>>,
+    sink: Mutex<Sink<W>>,
+    turn: Condvar,
+    failed: AtomicBool,
+    failure: Mutex<Option<Error>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `direction` from `reader` to `writer` on `threads` threads (this one included),
+/// starting at segment `first_index`.
+pub(crate) fn run<R: Read + Send, W: Write + Send>(
+    direction: Direction,
+    crypter: &SegmentCrypter,
+    first_index: u64,
+    threads: usize,
+    reader: R,
+    writer: W,
+) -> Result<Finished> {
+    let wire_segment = crypter.segment_size() + TAG_LEN;
+    let shared = Shared {
+        direction,
+        crypter,
+        segments_per_batch: (BATCH_BYTES / wire_segment).max(1),
+        source: Mutex::new(Source {
+            reader,
+            next_batch: 0,
+            next_index: first_index,
+            lookahead: None,
+            ended: false,
+            tail: Zeroizing::new(Vec::new()),
+        }),
+        sink: Mutex::new(Sink {
+            writer,
+            next_batch: 0,
+            written: 0,
+        }),
+        turn: Condvar::new(),
+        failed: AtomicBool::new(false),
+        failure: Mutex::new(None),
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads.max(1) {
+            scope.spawn(|| shared.work());
+        }
+        shared.work();
+    });
+    if let Some(error) = lock(&shared.failure).take() {
+        return Err(error);
+    }
+    let source = shared
+        .source
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    let sink = shared
+        .sink
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    Ok(Finished {
+        next_index: source.next_index,
+        written: sink.written,
+        tail: source.tail,
+    })
+}
+
+impl<R: Read, W: Write> Shared<'_, R, W> {
+    fn wire_segment(&self) -> usize {
+        self.crypter.segment_size() + TAG_LEN
+    }
+
+    /// One worker: batches until the source ends or any worker fails.
+    fn work(&self) {
+        let mut buf = Zeroizing::new(vec![0u8; self.segments_per_batch * self.wire_segment()]);
+        while !self.failed.load(Ordering::Acquire) {
+            let batch = match self.read_batch(&mut buf) {
+                Ok(Some(batch)) => batch,
+                Ok(None) => return,
+                Err(error) => return self.fail(error),
+            };
+            let ready = match self.direction {
+                Direction::Seal => self.seal_batch(&batch, &mut buf),
+                Direction::Open => self.open_batch(&batch, &mut buf),
+            };
+            let written = ready.and_then(|len| self.write_in_turn(batch.number, &buf[..len]));
+            if let Err(error) = written {
+                return self.fail(error);
+            }
+        }
+    }
+
+    /// Records the first failure and wakes every worker waiting for its turn.
+    fn fail(&self, error: Error) {
+        lock(&self.failure).get_or_insert(error);
+        // Under the sink's lock, so a worker about to wait cannot miss the wake-up.
+        let _sink = lock(&self.sink);
+        self.failed.store(true, Ordering::Release);
+        self.turn.notify_all();
+    }
+
+    /// Takes the next batch from the source into `buf`; `None` once the source has ended.
+    fn read_batch(&self, buf: &mut [u8]) -> Result<Option<Batch>> {
+        let mut source = lock(&self.source);
+        if source.ended {
+            return Ok(None);
+        }
+        let number = source.next_batch;
+        source.next_batch += 1;
+        let first_index = source.next_index;
+        let batch = match self.direction {
+            Direction::Seal => self.read_plaintext(&mut source, buf, number)?,
+            Direction::Open => self.read_wire(&mut source, buf, number)?,
+        };
+        source.next_index = first_index
+            .checked_add(batch.segments(self.wire_segment(), self.direction) as u64)
+            .ok_or(Malformed::TooManySegments)?;
+        Ok(Some(batch))
+    }
+
+    /// Sealing: whole segments into their slots; the source's last bytes become the tail.
+    fn read_plaintext(&self, source: &mut Source<R>, buf: &mut [u8], number: u64) -> Result<Batch> {
+        let (segment, wire) = (self.crypter.segment_size(), self.wire_segment());
+        let mut full = 0;
+        let mut partial = 0;
+        for slot in buf.chunks_exact_mut(wire) {
+            let slot = &mut slot[..segment];
+            let filled = source.fill(slot)?;
+            if filled < segment {
+                source.ended = true;
+                partial = filled;
+                break;
+            }
+            full += 1;
+        }
+        if !source.ended {
+            source.peek()?;
+        }
+        if source.ended {
+            // Hold back the last bytes: they are sealed as the last segment by `finish`.
+            let (tail_slot, tail_len) = match (partial, full) {
+                (0, 0) => (0, 0),
+                (0, _) => {
+                    full -= 1;
+                    (full, segment)
+                }
+                (len, _) => (full, len),
+            };
+            let start = tail_slot * wire;
+            source.tail.clear();
+            source.tail.extend_from_slice(&buf[start..start + tail_len]);
+        }
+        Ok(Batch {
+            number,
+            first_index: source.next_index,
+            amount: full,
+            ends_object: false,
+        })
+    }
+
+    /// Opening: wire bytes, contiguous.
+    fn read_wire(&self, source: &mut Source<R>, buf: &mut [u8], number: u64) -> Result<Batch> {
+        let filled = source.fill(buf)?;
+        if filled < buf.len() {
+            source.ended = true;
+        } else {
+            source.peek()?;
+        }
+        if source.ended && filled == 0 && number == 0 && source.next_index == 0 {
+            return Err(Malformed::BodyMissing.into());
+        }
+        Ok(Batch {
+            number,
+            first_index: source.next_index,
+            amount: filled,
+            ends_object: source.ended,
+        })
+    }
+
+    /// Seals the batch's segments in place, each followed by its tag; returns the bytes to
+    /// write.
+    fn seal_batch(&self, batch: &Batch, buf: &mut [u8]) -> Result<usize> {
+        let (segment, wire) = (self.crypter.segment_size(), self.wire_segment());
+        for (offset, slot) in buf.chunks_exact_mut(wire).take(batch.amount).enumerate() {
+            let (data, tag_out) = slot.split_at_mut(segment);
+            let tag = self
+                .crypter
+                .seal_in_place(batch.first_index + offset as u64, false, data)?;
+            tag_out.copy_from_slice(&tag);
+        }
+        Ok(batch.amount * wire)
+    }
+
+    /// Opens the batch's segments in place and closes up the tag gaps; returns the
+    /// plaintext length. Nothing of a batch is written unless all of it verifies.
+    fn open_batch(&self, batch: &Batch, buf: &mut [u8]) -> Result<usize> {
+        let wire = self.wire_segment();
+        let records = batch.amount.div_ceil(wire);
+        let mut plain_len = 0;
+        for record in 0..records {
+            let start = record * wire;
+            let end = (start + wire).min(batch.amount);
+            let last = batch.ends_object && record + 1 == records;
+            let index = batch.first_index + record as u64;
+            let len = self
+                .crypter
+                .open_in_place(index, last, &mut buf[start..end])?;
+            buf.copy_within(start..start + len, plain_len);
+            plain_len += len;
+        }
+        Ok(plain_len)
+    }
+
+    /// Waits until every earlier batch is written, then writes this one.
+    fn write_in_turn(&self, number: u64, bytes: &[u8]) -> Result<()> {
+        let mut sink = lock(&self.sink);
+        while sink.next_batch != number {
+            if self.failed.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            sink = self.turn.wait(sink).unwrap_or_else(PoisonError::into_inner);
+        }
+        if self.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        sink.writer.write_all(bytes)?;
+        sink.written += bytes.len() as u64;
+        sink.next_batch += 1;
+        self.turn.notify_all();
+        Ok(())
+    }
+}
+
+impl Batch {
+    fn segments(&self, wire_segment: usize, direction: Direction) -> usize {
+        match direction {
+            Direction::Seal => self.amount,
+            Direction::Open => self.amount.div_ceil(wire_segment),
+        }
+    }
+}
+
+impl<R: Read> Source<R> {
+    /// Fills `buf` from the look-ahead byte and the reader, until full or the reader ends.
+    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut filled = 0;
+        if let (Some(byte), Some(first)) = (self.lookahead, buf.first_mut()) {
+            *first = byte;
+            self.lookahead = None;
+            filled = 1;
+        }
+        while filled < buf.len() {
+            match self.reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(filled)
+    }
+
+    /// Reads one byte ahead to learn whether the source has ended.
+    fn peek(&mut self) -> io::Result<()> {
+        let mut byte = [0u8; 1];
+        loop {
+            match self.reader.read(&mut byte) {
+                Ok(0) => {
+                    self.ended = true;
+                    return Ok(());
+                }
+                Ok(_) => {
+                    self.lookahead = Some(byte[0]);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Provider;
+
+    const SEGMENT: usize = 64;
+
+    fn crypter(provider: Provider) -> SegmentCrypter {
+        let cipher = provider.ops().aes256_gcm(&[3; 32]).expect("key");
+        SegmentCrypter::for_tests(cipher, SEGMENT)
+    }
+
+    /// The body one segment at a time, as `SealWriter::write` + `finish` make it.
+    fn sequential_body(crypter: &SegmentCrypter, plaintext: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        let mut sealed = Vec::new();
+        let segments: Vec<&[u8]> = if plaintext.is_empty() {
+            vec![&[]]
+        } else {
+            plaintext.chunks(SEGMENT).collect()
+        };
+        for (index, segment) in segments.iter().enumerate() {
+            let last = index + 1 == segments.len();
+            crypter
+                .seal(index as u64, last, segment, &mut sealed)
+                .expect("seal");
+            body.extend_from_slice(&sealed);
+        }
+        body
+    }
+
+    /// What `SealWriter::copy_from` + `finish` make, on `threads` threads.
+    fn pipelined_body(crypter: &SegmentCrypter, plaintext: &[u8], threads: usize) -> Vec<u8> {
+        let mut body = Vec::new();
+        let finished =
+            run(Direction::Seal, crypter, 0, threads, plaintext, &mut body).expect("run");
+        let mut sealed = Vec::new();
+        crypter
+            .seal(finished.next_index, true, &finished.tail, &mut sealed)
+            .expect("last");
+        body.extend_from_slice(&sealed);
+        body
+    }
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 + 7) as u8).collect()
+    }
+
+    #[test]
+    fn byte_identical_to_one_segment_at_a_time_around_batch_boundaries() {
+        let batch = BATCH_BYTES / (SEGMENT + TAG_LEN) * SEGMENT;
+        for provider in Provider::all() {
+            let crypter = crypter(provider);
+            for len in [
+                0,
+                1,
+                SEGMENT - 1,
+                SEGMENT,
+                SEGMENT + 1,
+                batch - 1,
+                batch,
+                batch + 1,
+                batch + SEGMENT,
+                3 * batch + 5,
+            ] {
+                let plaintext = data(len);
+                let expected = sequential_body(&crypter, &plaintext);
+                for threads in [1, 2, 3] {
+                    let body = pipelined_body(&crypter, &plaintext, threads);
+                    assert!(body == expected, "seal len {len} threads {threads}");
+                    let mut opened = Vec::new();
+                    let finished = run(
+                        Direction::Open,
+                        &crypter,
+                        0,
+                        threads,
+                        body.as_slice(),
+                        &mut opened,
+                    )
+                    .expect("open");
+                    assert!(opened == plaintext, "open len {len} threads {threads}");
+                    assert_eq!(finished.written, len as u64);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_batch_stops_every_later_batch() {
+        let crypter = crypter(Provider::default());
+        let batch_wire = BATCH_BYTES / (SEGMENT + TAG_LEN) * (SEGMENT + TAG_LEN);
+        let plaintext = data(4 * BATCH_BYTES);
+        let body = sequential_body(&crypter, &plaintext);
+        for threads in [1, 2] {
+            // A flip in the second batch.
+            let mut tampered = body.clone();
+            tampered[batch_wire + 5] ^= 1;
+            let mut opened = Vec::new();
+            let result = run(
+                Direction::Open,
+                &crypter,
+                0,
+                threads,
+                tampered.as_slice(),
+                &mut opened,
+            );
+            assert!(matches!(result, Err(Error::DecryptionFailed)));
+            let first_batch = BATCH_BYTES / (SEGMENT + TAG_LEN) * SEGMENT;
+            // Nothing of the bad batch or after it; on two threads the first batch may
+            // not have had its turn yet when the second failed.
+            assert!(opened.len() <= first_batch, "threads {threads}");
+            assert!(opened == plaintext[..opened.len()]);
+            if threads == 1 {
+                assert_eq!(opened.len(), first_batch);
+            }
+            // Cut at a segment boundary: the new last segment lacks the last flag.
+            let cut = &body[..body.len() - (SEGMENT + TAG_LEN)];
+            let result = run(Direction::Open, &crypter, 0, threads, cut, Vec::new());
+            assert!(matches!(result, Err(Error::DecryptionFailed)));
+            // An empty body is not an object.
+            let result = run(Direction::Open, &crypter, 0, threads, &[][..], Vec::new());
+            assert!(matches!(
+                result,
+                Err(Error::Malformed(Malformed::BodyMissing))
+            ));
+        }
+    }
+}
