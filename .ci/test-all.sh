@@ -30,3 +30,9 @@ cargo test
 
 step "cargo test (rustcrypto only)"
 cargo test --no-default-features --features rustcrypto
+
+step "supply chain: cargo deny"
+bash .ci/deny.sh
+
+step "bounded fuzz run of every target"
+bash .ci/fuzz.sh

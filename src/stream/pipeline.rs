@@ -16,7 +16,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::segment::SegmentCrypter;
 use crate::error::{Error, Result};
@@ -78,6 +78,32 @@ struct Batch {
     amount: usize,
     /// Opening: whether the batch holds the object's last segment.
     ends_object: bool,
+    /// Whether the source has nothing after this batch.
+    source_ended: bool,
+}
+
+/// A worker's buffer; on drop, the part ever written is wiped (not all of it: a small
+/// stream touches only the start of a batch buffer, and wiping the rest would cost a
+/// megabyte of page faults).
+struct BatchBuffer {
+    bytes: Vec<u8>,
+    dirty: usize,
+}
+
+impl BatchBuffer {
+    fn new(len: usize) -> Self {
+        Self {
+            bytes: vec![0u8; len],
+            dirty: 0,
+        }
+    }
+}
+
+impl Drop for BatchBuffer {
+    fn drop(&mut self) {
+        let end = self.dirty.min(self.bytes.len());
+        self.bytes[..end].zeroize();
+    }
 }
 
 struct Shared<'a, R, W> {
@@ -128,10 +154,14 @@ pub(crate) fn run<R: Read + Send, W: Write + Send>(
         failure: Mutex::new(None),
     };
     std::thread::scope(|scope| {
-        for _ in 1..threads.max(1) {
-            scope.spawn(|| shared.work());
-        }
-        shared.work();
+        // Helpers start only once the source proves longer than one batch: a small stream
+        // costs no thread.
+        let start_helpers = || {
+            for _ in 1..threads.max(1) {
+                scope.spawn(|| shared.work(None));
+            }
+        };
+        shared.work(Some(&start_helpers));
     });
     if let Some(error) = lock(&shared.failure).take() {
         return Err(error);
@@ -156,20 +186,26 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
         self.crypter.segment_size() + TAG_LEN
     }
 
-    /// One worker: batches until the source ends or any worker fails.
-    fn work(&self) {
-        let mut buf = Zeroizing::new(vec![0u8; self.segments_per_batch * self.wire_segment()]);
+    /// One worker: batches until the source ends or any worker fails. `start_helpers` is
+    /// called once, after the first batch, if the source has more.
+    fn work(&self, mut start_helpers: Option<&dyn Fn()>) {
+        let mut buf = BatchBuffer::new(self.segments_per_batch * self.wire_segment());
         while !self.failed.load(Ordering::Acquire) {
             let batch = match self.read_batch(&mut buf) {
                 Ok(Some(batch)) => batch,
                 Ok(None) => return,
                 Err(error) => return self.fail(error),
             };
+            if !batch.source_ended {
+                if let Some(start) = start_helpers.take() {
+                    start();
+                }
+            }
             let ready = match self.direction {
-                Direction::Seal => self.seal_batch(&batch, &mut buf),
-                Direction::Open => self.open_batch(&batch, &mut buf),
+                Direction::Seal => self.seal_batch(&batch, &mut buf.bytes),
+                Direction::Open => self.open_batch(&batch, &mut buf.bytes),
             };
-            let written = ready.and_then(|len| self.write_in_turn(batch.number, &buf[..len]));
+            let written = ready.and_then(|len| self.write_in_turn(batch.number, &buf.bytes[..len]));
             if let Err(error) = written {
                 return self.fail(error);
             }
@@ -186,7 +222,7 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
     }
 
     /// Takes the next batch from the source into `buf`; `None` once the source has ended.
-    fn read_batch(&self, buf: &mut [u8]) -> Result<Option<Batch>> {
+    fn read_batch(&self, buf: &mut BatchBuffer) -> Result<Option<Batch>> {
         let mut source = lock(&self.source);
         if source.ended {
             return Ok(None);
@@ -194,10 +230,14 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
         let number = source.next_batch;
         source.next_batch += 1;
         let first_index = source.next_index;
-        let batch = match self.direction {
-            Direction::Seal => self.read_plaintext(&mut source, buf, number)?,
-            Direction::Open => self.read_wire(&mut source, buf, number)?,
+        let mut batch = match self.direction {
+            Direction::Seal => self.read_plaintext(&mut source, &mut buf.bytes, number)?,
+            Direction::Open => self.read_wire(&mut source, &mut buf.bytes, number)?,
         };
+        batch.source_ended = source.ended;
+        buf.dirty = buf
+            .dirty
+            .max(batch.extent(self.wire_segment(), self.direction));
         source.next_index = first_index
             .checked_add(batch.segments(self.wire_segment(), self.direction) as u64)
             .ok_or(Malformed::TooManySegments)?;
@@ -241,6 +281,7 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
             first_index: source.next_index,
             amount: full,
             ends_object: false,
+            source_ended: false,
         })
     }
 
@@ -260,6 +301,7 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
             first_index: source.next_index,
             amount: filled,
             ends_object: source.ended,
+            source_ended: false,
         })
     }
 
@@ -318,6 +360,14 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
 }
 
 impl Batch {
+    /// How far into the buffer this batch reached (sealing: its tail slot included).
+    fn extent(&self, wire_segment: usize, direction: Direction) -> usize {
+        match direction {
+            Direction::Seal => (self.amount + 2) * wire_segment,
+            Direction::Open => self.amount,
+        }
+    }
+
     fn segments(&self, wire_segment: usize, direction: Direction) -> usize {
         match direction {
             Direction::Seal => self.amount,
