@@ -142,6 +142,31 @@ async fn wrong_key_is_the_same_error_as_tampering() {
     ));
 }
 
+/// Bad OAEP padding (a flipped wrapped key), a wrong key and a commitment mismatch give one
+/// and the same error value and message, for both providers: nothing tells them apart.
+#[tokio::test]
+async fn padding_wrong_key_and_commitment_failures_are_indistinguishable() {
+    for provider in Provider::all() {
+        let a = common::temp_keyring(provider);
+        let e = common::envelope_for(&a.key, provider, 64);
+        let sealed = e.seal(b"secret", b"").await.expect("seal");
+        let header_len = cmk_envelope::inspect(&sealed).expect("inspect").header_len;
+        let mut bad_padding = sealed.clone();
+        bad_padding[header_len - 1] ^= 0x01; // last byte of the wrapped key
+        let mut bad_commitment = sealed.clone();
+        bad_commitment[50] ^= 0x01; // inside the preamble's commitment
+        let mut failures = Vec::new();
+        for bad in [&bad_padding, &bad_commitment] {
+            failures.push(e.open(bad, b"").await.expect_err("must fail"));
+        }
+        failures.push(e.open(&sealed, b"wrong aad").await.expect_err("must fail"));
+        for failure in &failures {
+            assert!(matches!(failure, Error::DecryptionFailed), "{failure:?}");
+            assert_eq!(failure.to_string(), failures[0].to_string());
+        }
+    }
+}
+
 #[tokio::test]
 async fn oversized_lengths_are_rejected_before_allocation() {
     // A header claiming 8 slots of 1024-byte kids but carrying 3 bytes: the parser fails on
