@@ -6,6 +6,15 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "the machine's /dev/null is the null device"
+# cargo hands /dev/null to rustc as stdin when it probes the target; if a program replaced
+# the device with a regular file, probes read stray text and every build fails obscurely.
+if [ ! -c /dev/null ]; then
+    echo "/dev/null is not a character device; recreating it" >&2
+    rm -f /dev/null && mknod -m 666 /dev/null c 1 3 \
+        || { echo "cannot recreate /dev/null (needs root)" >&2; exit 1; }
+fi
+
 step "toolchain components"
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy

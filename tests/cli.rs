@@ -161,6 +161,66 @@ fn failed_decrypt_to_a_file_leaves_no_file() {
     );
 }
 
+/// `-o /dev/null` once renamed a regular file over the device. Checked through a symlink
+/// to `/dev/null` and a FIFO in a temporary directory, so that a regression replaces only
+/// those, never the machine's `/dev/null`.
+#[cfg(unix)]
+#[test]
+fn output_to_a_device_or_fifo_is_written_in_place_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("keys");
+    cmke(&ring).args(["key", "create", "k"]).assert().success();
+    let plaintext = vec![0x5a_u8; 300_000];
+    let sealed = cmke(&ring)
+        .args(["encrypt", "--key", "k", "-"])
+        .write_stdin(plaintext.clone())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+
+    let null_link = dir.path().join("null");
+    std::os::unix::fs::symlink("/dev/null", &null_link).expect("symlink");
+    cmke(&ring)
+        .args(["decrypt", "-o"])
+        .arg(&null_link)
+        .write_stdin(sealed.clone())
+        .assert()
+        .success();
+    let link = std::fs::symlink_metadata(&null_link).expect("link");
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    let target = std::fs::metadata(&null_link).expect("target");
+    assert!(target.file_type().is_char_device());
+
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).expect("read fifo"))
+    };
+    cmke(&ring)
+        .args(["decrypt", "-o"])
+        .arg(&fifo)
+        .write_stdin(sealed)
+        .assert()
+        .success();
+    assert!(reader.join().expect("reader") == plaintext);
+    let kind = std::fs::symlink_metadata(&fifo).expect("fifo").file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        3,
+        "no temp files"
+    );
+}
+
 #[test]
 fn decrypt_a_range_and_stream_through_pipes() {
     let dir = tempfile::tempdir().expect("tempdir");

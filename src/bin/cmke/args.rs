@@ -64,7 +64,8 @@ pub enum Command {
         /// Plaintext bytes per segment (64 ..= 67108864).
         #[arg(long, default_value_t = 65536)]
         segment_size: u32,
-        /// Output file (default stdout). Written atomically.
+        /// Output file (default stdout). A file is written atomically; a device or FIFO
+        /// (`/dev/null`) is written in place.
         #[arg(short, long)]
         output: Option<PathBuf>,
         /// Input file, or - for stdin.
@@ -87,7 +88,8 @@ pub enum Command {
         /// them. Needs a file.
         #[arg(long, value_name = "A..B", value_parser = parse_range)]
         range: Option<std::ops::Range<u64>>,
-        /// Output file (default stdout). Written atomically.
+        /// Output file (default stdout). A file is written atomically; a device or FIFO
+        /// (`/dev/null`) is written in place.
         #[arg(short, long)]
         output: Option<PathBuf>,
         /// Input file, or - for stdin.

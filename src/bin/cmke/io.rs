@@ -1,6 +1,7 @@
-//! Inputs and outputs: `-` is stdin/stdout; output files appear atomically or not at all.
+//! Inputs and outputs: `-` is stdin/stdout; output files appear atomically or not at all;
+//! devices and FIFOs are written in place.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, IsTerminal, Read, Stdout, Write};
 use std::path::Path;
 
@@ -16,6 +17,11 @@ const PROGRESS_MIN_BYTES: u64 = 8 << 20;
 
 fn is_stdio(path: &Path) -> bool {
     path == Path::new("-")
+}
+
+/// A device, FIFO or socket (following symlinks); directories are left to fail on rename.
+fn is_existing_non_regular_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 pub fn read_input(path: &Path) -> Result<Vec<u8>> {
@@ -49,20 +55,39 @@ pub fn open_input(path: &Path, progress: bool) -> Result<Box<dyn Read + Send>> {
     Ok(Box::new(reader))
 }
 
-/// Where output goes: stdout as it is produced, or a file that appears only on commit.
+/// Where output goes: stdout or a device as it is produced, or a file that appears only on
+/// commit.
 pub enum Output {
     Stdout(BufWriter<Stdout>),
+    Device(BufWriter<File>),
     File(BufWriter<AtomicFile>),
 }
 
 impl Output {
     pub fn create(path: Option<&Path>, mode: u32) -> Result<Self> {
         match path {
-            Some(p) if !is_stdio(p) => Ok(Output::File(BufWriter::with_capacity(
+            Some(p) if is_stdio(p) => Ok(Output::Stdout(BufWriter::with_capacity(
+                OUTPUT_BUFFER,
+                std::io::stdout(),
+            ))),
+            // Renaming a temporary file over `/dev/null` or a FIFO would replace the device
+            // itself (as root, for every program on the machine), so these are written in
+            // place, like stdout.
+            Some(p) if is_existing_non_regular_file(p) => {
+                let device = OpenOptions::new()
+                    .write(true)
+                    .open(p)
+                    .map_err(|e| io_error(p, e))?;
+                Ok(Output::Device(BufWriter::with_capacity(
+                    OUTPUT_BUFFER,
+                    device,
+                )))
+            }
+            Some(p) => Ok(Output::File(BufWriter::with_capacity(
                 OUTPUT_BUFFER,
                 AtomicFile::create(p, mode)?,
             ))),
-            _ => Ok(Output::Stdout(BufWriter::with_capacity(
+            None => Ok(Output::Stdout(BufWriter::with_capacity(
                 OUTPUT_BUFFER,
                 std::io::stdout(),
             ))),
@@ -73,6 +98,7 @@ impl Output {
     pub fn commit(self) -> Result<()> {
         match self {
             Output::Stdout(mut out) => Ok(out.flush()?),
+            Output::Device(mut out) => Ok(out.flush()?),
             Output::File(out) => out
                 .into_inner()
                 .map_err(|e| Error::from(e.into_error()))?
@@ -85,6 +111,7 @@ impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
             Output::Stdout(w) => w.write(buf),
+            Output::Device(w) => w.write(buf),
             Output::File(w) => w.write(buf),
         }
     }
@@ -92,6 +119,7 @@ impl Write for Output {
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Output::Stdout(w) => w.flush(),
+            Output::Device(w) => w.flush(),
             Output::File(w) => w.flush(),
         }
     }
