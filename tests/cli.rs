@@ -351,3 +351,116 @@ fn progress_bar_on_a_terminal_for_large_inputs_only() {
         .success()
         .stderr("");
 }
+
+/// `cmke inspect` on files an attacker wrote: every one ends promptly with a clean error
+/// (exit 2, nothing on stdout, one short line on stderr) or a correct description, and a
+/// huge sparse file is described from its header alone.
+#[test]
+fn inspect_survives_hostile_files() {
+    use cmk_envelope::format::{Header, MAGIC};
+    use cmk_envelope::{KeySlot, WrapAlgorithm};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("keys");
+    cmke(&ring).args(["key", "create", "k"]).assert().success();
+    let sealed = cmke(&ring)
+        .args(["encrypt", "--key", "k", "-"])
+        .write_stdin("payload")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let (header, header_len) = Header::parse_prefix(&sealed).expect("header");
+    let slot = KeySlot::new(
+        "k".repeat(1024),
+        WrapAlgorithm::RsaOaepSha256,
+        vec![1; 1024],
+    )
+    .expect("slot");
+    let maximal = header.with_slots(vec![slot; 8]).expect("slots").to_bytes();
+
+    let mut garbage = MAGIC.to_vec();
+    garbage.extend((0..1_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    let mut length_claims_max = sealed[..header_len].to_vec();
+    // The first slot's kid length, raised to the most two bytes can say.
+    length_claims_max[75] = 0xff;
+    length_claims_max[76] = 0xff;
+    let hostile: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("magic only", MAGIC.to_vec()),
+        ("garbage", garbage),
+        ("header cut mid-slot", sealed[..header_len - 40].to_vec()),
+        ("maximal header cut", maximal[..maximal.len() - 1].to_vec()),
+        ("kid length 65535", length_claims_max),
+    ];
+    for (name, bytes) in &hostile {
+        let path = dir.path().join("hostile.cmke");
+        std::fs::write(&path, bytes).expect("write");
+        for from_stdin in [false, true] {
+            let mut cmd = cmke(&ring);
+            cmd.arg("inspect")
+                .timeout(std::time::Duration::from_secs(30));
+            if from_stdin {
+                cmd.arg("-").write_stdin(bytes.clone());
+            } else {
+                cmd.arg(&path);
+            }
+            let out = cmd.assert().code(2).stdout("").get_output().clone();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.starts_with("cmke: ") && stderr.len() < 400 && !stderr.contains("panick"),
+                "{name} (stdin: {from_stdin}): {stderr}"
+            );
+        }
+    }
+
+    // A header alone (as `rewrap` and header stores keep them) is described, body null.
+    let header_only = dir.path().join("header.cmke");
+    std::fs::write(&header_only, &sealed[..header_len]).expect("write");
+    for from_stdin in [false, true] {
+        let mut cmd = cmke(&ring);
+        cmd.arg("inspect");
+        if from_stdin {
+            cmd.arg("-").write_stdin(sealed[..header_len].to_vec());
+        } else {
+            cmd.arg(&header_only);
+        }
+        let out = cmd.assert().success().get_output().stdout.clone();
+        let json: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert!(json["body"].is_null(), "{json}");
+    }
+
+    // A 16 GiB sparse file behind a valid header: described from the header, at once.
+    let sparse = dir.path().join("sparse.cmke");
+    std::fs::write(&sparse, &sealed).expect("write");
+    let len = 16u64 << 30;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sparse)
+        .and_then(|f| f.set_len(len))
+        .expect("extend");
+    let out = cmke(&ring)
+        .arg("inspect")
+        .arg(&sparse)
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    let text = json.to_string();
+    assert!(
+        text.contains(&(len - header_len as u64).to_string()),
+        "{text}"
+    );
+
+    // Not a file at all.
+    cmke(&ring)
+        .arg("inspect")
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stdout("");
+}

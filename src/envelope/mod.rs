@@ -1,6 +1,8 @@
 //! The data path: seal, open, re-wrap.
 
 mod in_place;
+#[cfg(test)]
+mod linear_cost_tests;
 mod open;
 mod rewrap;
 mod seal;

@@ -8,6 +8,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::growth::{grow_wiping, next_wire_len};
 use super::header_io::read_header_async;
 use super::segment::SegmentCrypter;
 use super::to_io;
@@ -192,7 +193,7 @@ impl Envelope {
             inner,
             crypter,
             wire_segment,
-            wire: vec![0u8; wire_segment + 1],
+            wire: Vec::new(),
             filled: 0,
             eof: false,
             plain: Zeroizing::new(Vec::new()),
@@ -212,9 +213,14 @@ impl<R: AsyncRead + Unpin> AsyncOpenReader<R> {
         &self.kid
     }
 
-    /// Fills the buffer to one wire segment plus one byte, or to the end of the source.
+    /// Fills the buffer to one wire segment plus one byte, or to the end of the source,
+    /// growing it with what arrives rather than to the size the header claims.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.eof && self.filled < self.wire.len() {
+        let want = self.wire_segment + 1;
+        while !self.eof && self.filled < want {
+            if self.filled == self.wire.len() {
+                grow_wiping(&mut self.wire, next_wire_len(self.filled, want));
+            }
             let mut buf = ReadBuf::new(&mut self.wire[self.filled..]);
             ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf))?;
             let n = buf.filled().len();
@@ -228,7 +234,7 @@ impl<R: AsyncRead + Unpin> AsyncOpenReader<R> {
 
     fn open_next(&mut self) -> Result<()> {
         let index = self.next_index;
-        if self.filled == self.wire.len() {
+        if self.filled == self.wire_segment + 1 {
             self.crypter.open(
                 index,
                 false,
@@ -236,7 +242,7 @@ impl<R: AsyncRead + Unpin> AsyncOpenReader<R> {
                 &mut self.plain,
             )?;
             // Keep the look-ahead byte as the start of the next segment.
-            self.wire.copy_within(self.wire_segment.., 0);
+            self.wire.copy_within(self.wire_segment..self.filled, 0);
             self.filled = 1;
         } else {
             if self.filled == 0 && index == 0 {

@@ -11,6 +11,7 @@
 
 #[cfg(feature = "tokio")]
 mod async_io;
+mod growth;
 mod header_io;
 mod open_reader;
 mod pipeline;

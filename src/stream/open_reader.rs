@@ -4,6 +4,7 @@ use std::io::{self, BufRead, Read, Write};
 
 use zeroize::{Zeroize, Zeroizing};
 
+use super::growth::{grow_wiping, next_wire_len};
 use super::header_io::read_header;
 use super::pipeline::{self, Direction};
 use super::segment::SegmentCrypter;
@@ -149,11 +150,16 @@ impl<R: Read> OpenReader<R> {
     }
 
     /// Reads until the buffer holds a wire segment and one more byte, or the source ends.
+    /// The buffer grows with what arrives, not to the size the header claims.
     fn fill(&mut self) -> io::Result<bool> {
         let want = self.wire_segment + 1;
         let mut filled = self.wire.len();
-        self.wire.resize(want, 0);
+        let reuse = self.wire.capacity().min(want);
+        grow_wiping(&mut self.wire, reuse.max(filled));
         while filled < want {
+            if filled == self.wire.len() {
+                grow_wiping(&mut self.wire, next_wire_len(filled, want));
+            }
             match self.inner.read(&mut self.wire[filled..]) {
                 Ok(0) => break,
                 Ok(n) => filled += n,

@@ -18,6 +18,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use zeroize::{Zeroize, Zeroizing};
 
+use super::growth::{grow_wiping, next_wire_len};
 use super::segment::SegmentCrypter;
 use crate::error::{Error, Result};
 use crate::format::{Malformed, TAG_LEN};
@@ -186,10 +187,19 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
         self.crypter.segment_size() + TAG_LEN
     }
 
+    fn batch_len(&self) -> usize {
+        self.segments_per_batch * self.wire_segment()
+    }
+
     /// One worker: batches until the source ends or any worker fails. `start_helpers` is
     /// called once, after the first batch, if the source has more.
     fn work(&self, mut start_helpers: Option<&dyn Fn()>) {
-        let mut buf = BatchBuffer::new(self.segments_per_batch * self.wire_segment());
+        // Opening reads wire bytes whose segment size an untrusted header chose: that
+        // buffer grows with what arrives. Sealing's segment size is the caller's own.
+        let mut buf = BatchBuffer::new(match self.direction {
+            Direction::Seal => self.batch_len(),
+            Direction::Open => 0,
+        });
         while !self.failed.load(Ordering::Acquire) {
             let batch = match self.read_batch(&mut buf) {
                 Ok(Some(batch)) => batch,
@@ -232,7 +242,10 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
         let first_index = source.next_index;
         let mut batch = match self.direction {
             Direction::Seal => self.read_plaintext(&mut source, &mut buf.bytes, number)?,
-            Direction::Open => self.read_wire(&mut source, &mut buf.bytes, number)?,
+            Direction::Open => {
+                let batch_len = self.batch_len();
+                self.read_wire(&mut source, &mut buf.bytes, batch_len, number)?
+            }
         };
         batch.source_ended = source.ended;
         buf.dirty = buf
@@ -286,9 +299,15 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
     }
 
     /// Opening: wire bytes, contiguous.
-    fn read_wire(&self, source: &mut Source<R>, buf: &mut [u8], number: u64) -> Result<Batch> {
-        let filled = source.fill(buf)?;
-        if filled < buf.len() {
+    fn read_wire(
+        &self,
+        source: &mut Source<R>,
+        buf: &mut Vec<u8>,
+        batch_len: usize,
+        number: u64,
+    ) -> Result<Batch> {
+        let filled = source.fill_growing(buf, batch_len)?;
+        if filled < batch_len {
             source.ended = true;
         } else {
             source.peek()?;
@@ -394,6 +413,25 @@ impl<R: Read> Source<R> {
             }
         }
         Ok(filled)
+    }
+
+    /// Fills `buf` to `want` bytes or until the reader ends, growing it with what arrives
+    /// (see [`growth`](super::growth)); returns the bytes filled.
+    fn fill_growing(&mut self, buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+        let mut filled = 0;
+        loop {
+            let end = buf.len().min(want);
+            let Some(space) = buf.get_mut(filled..end) else {
+                return Ok(filled);
+            };
+            let room = space.len();
+            let got = self.fill(space)?;
+            filled += got;
+            if got < room || filled >= want {
+                return Ok(filled);
+            }
+            grow_wiping(buf, next_wire_len(filled, want));
+        }
     }
 
     /// Reads one byte ahead to learn whether the source has ended.
