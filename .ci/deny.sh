@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! cargo deny --version >/dev/null 2>&1; then
-    cargo install cargo-deny --locked
+    bash .ci/install-tool.sh cargo-deny
 fi
 cargo deny check licenses bans sources
 

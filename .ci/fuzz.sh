@@ -10,7 +10,7 @@ seconds="${FUZZ_SECONDS:-45}"
 export RUSTC_BOOTSTRAP=1 # cargo fuzz needs nightly flags; this is the stable toolchain
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    if ! cargo install cargo-fuzz --locked; then
+    if ! bash .ci/install-tool.sh cargo-fuzz; then
         printf '\n!!! FUZZ RUN NOT DONE: cargo-fuzz could not be installed.\n\n' >&2
         exit 1
     fi
