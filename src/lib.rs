@@ -59,6 +59,8 @@ pub use error::{Error, Result};
 pub use format::{KeySlot, WrapAlgorithm};
 pub use inspect::{inspect, inspect_reader, inspect_stream, BodyInfo, HeaderInfo, SlotInfo};
 pub use policy::{KeyPolicy, RewrapEndpoint, RSA_SIZES};
+#[cfg(feature = "azure")]
+pub use wrap::azure;
 pub use wrap::{software, KeyResolver, KeyWrapper, ProtectionLevel, Unwrapped};
 
 /// Re-exported so that implementors of [`KeyWrapper`] use the same macro version.

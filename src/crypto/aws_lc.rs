@@ -90,6 +90,18 @@ impl CryptoOps for AwsLc {
         let der = AsDer::<Pkcs8V1Der>::as_der(&key).map_err(fail)?;
         Ok(Zeroizing::new(der.as_ref().to_vec()))
     }
+
+    fn rsa_public_from_components(
+        &self,
+        modulus: &[u8],
+        exponent: &[u8],
+    ) -> Result<Box<dyn RsaPublic>, CryptoFailure> {
+        let spki = super::rsa_spki_der(modulus, exponent)?;
+        let public = PublicEncryptingKey::from_der(&spki).map_err(fail)?;
+        Ok(Box::new(Public(
+            OaepPublicEncryptingKey::new(public).map_err(fail)?,
+        )))
+    }
 }
 
 struct Gcm(LessSafeKey);

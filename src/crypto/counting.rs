@@ -101,6 +101,13 @@ impl CryptoOps for CountingOps {
     fn generate_rsa_pkcs8(&self, bits: usize) -> Result<Zeroizing<Vec<u8>>, CryptoFailure> {
         self.inner.generate_rsa_pkcs8(bits)
     }
+    fn rsa_public_from_components(
+        &self,
+        modulus: &[u8],
+        exponent: &[u8],
+    ) -> Result<Box<dyn RsaPublic>, CryptoFailure> {
+        self.inner.rsa_public_from_components(modulus, exponent)
+    }
 }
 
 /// The registered static that `ops` is.

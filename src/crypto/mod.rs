@@ -121,6 +121,48 @@ pub(crate) trait CryptoOps: Send + Sync {
     fn rsa_private_from_pkcs8(&self, der: &[u8]) -> Result<Box<dyn RsaPrivate>, CryptoFailure>;
     /// Generates an RSA key of `bits` bits, as PKCS#8 DER.
     fn generate_rsa_pkcs8(&self, bits: usize) -> Result<Zeroizing<Vec<u8>>, CryptoFailure>;
+    /// An RSA public key from its modulus and exponent (big-endian, as a JWK carries them),
+    /// for wrapping under a key held elsewhere (Key Vault, an HSM).
+    #[cfg_attr(not(feature = "azure"), allow(dead_code))] // only key-service backends wrap so
+    fn rsa_public_from_components(
+        &self,
+        modulus: &[u8],
+        exponent: &[u8],
+    ) -> Result<Box<dyn RsaPublic>, CryptoFailure>;
+}
+
+/// rsaEncryption (RFC 8017, appendix A.1).
+#[cfg(feature = "aws-lc")]
+#[cfg_attr(not(feature = "azure"), allow(dead_code))]
+const RSA_ENCRYPTION: pkcs8::ObjectIdentifier =
+    pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+/// The X.509 `SubjectPublicKeyInfo` DER of an RSA public key (rsaEncryption, NULL
+/// parameters, PKCS#1 `RSAPublicKey` inside).
+#[cfg(feature = "aws-lc")]
+#[cfg_attr(not(feature = "azure"), allow(dead_code))]
+fn rsa_spki_der(modulus: &[u8], exponent: &[u8]) -> Result<Vec<u8>, CryptoFailure> {
+    use pkcs8::der::asn1::{AnyRef, BitStringRef};
+    use pkcs8::der::Encode;
+    use pkcs8::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
+
+    let strip = |b: &[u8]| -> Vec<u8> { b.iter().copied().skip_while(|&x| x == 0).collect() };
+    let (modulus, exponent) = (strip(modulus), strip(exponent));
+    let pkcs1 = pkcs1::RsaPublicKey {
+        modulus: pkcs1::UintRef::new(&modulus).map_err(|_| CryptoFailure)?,
+        public_exponent: pkcs1::UintRef::new(&exponent).map_err(|_| CryptoFailure)?,
+    }
+    .to_der()
+    .map_err(|_| CryptoFailure)?;
+    SubjectPublicKeyInfoRef {
+        algorithm: AlgorithmIdentifierRef {
+            oid: RSA_ENCRYPTION,
+            parameters: Some(AnyRef::NULL),
+        },
+        subject_public_key: BitStringRef::from_bytes(&pkcs1).map_err(|_| CryptoFailure)?,
+    }
+    .to_der()
+    .map_err(|_| CryptoFailure)
 }
 
 /// A crypto provider: which library performs the cryptography of the data path.
@@ -197,5 +239,47 @@ impl Default for Provider {
         return Self::aws_lc();
         #[cfg(not(feature = "aws-lc"))]
         return Self::rustcrypto();
+    }
+}
+
+#[cfg(test)]
+mod public_components_tests {
+    use pkcs8::der::Decode;
+
+    use super::Provider;
+    use crate::format::WrapAlgorithm;
+
+    /// A public key rebuilt from (n, e), as a JWK carries them, wraps for the private key,
+    /// on every provider and with both OAEP hashes; leading zero bytes (as Key Vault may
+    /// send) do not matter.
+    #[test]
+    fn a_key_from_its_components_wraps_for_the_private_key() {
+        for provider in Provider::all() {
+            let ops = provider.ops();
+            let der = ops
+                .generate_rsa_pkcs8(2048)
+                .unwrap_or_else(|_| panic!("generate"));
+            let info = pkcs8::PrivateKeyInfo::from_der(&der).unwrap_or_else(|e| panic!("{e}"));
+            let rsa =
+                pkcs1::RsaPrivateKey::from_der(info.private_key).unwrap_or_else(|e| panic!("{e}"));
+            let mut padded = vec![0u8];
+            padded.extend_from_slice(rsa.modulus.as_bytes());
+            let public = ops
+                .rsa_public_from_components(&padded, rsa.public_exponent.as_bytes())
+                .unwrap_or_else(|_| panic!("{}: components", provider.name()));
+            let private = ops
+                .rsa_private_from_pkcs8(&der)
+                .unwrap_or_else(|_| panic!("private"));
+            for algorithm in [WrapAlgorithm::RsaOaepSha256, WrapAlgorithm::RsaOaepSha1] {
+                let wrapped = public
+                    .encrypt_oaep(algorithm, &[7; 32])
+                    .unwrap_or_else(|_| panic!("wrap"));
+                let unwrapped = private
+                    .decrypt_oaep(algorithm, &wrapped)
+                    .unwrap_or_else(|_| panic!("{}: unwrap", provider.name()));
+                assert_eq!(unwrapped.as_slice(), &[7; 32]);
+            }
+            assert!(ops.rsa_public_from_components(&[], &[1, 0, 1]).is_err());
+        }
     }
 }

@@ -65,6 +65,19 @@ impl CryptoOps for RustCrypto {
         let der = key.to_pkcs8_der().map_err(fail)?;
         Ok(Zeroizing::new(der.as_bytes().to_vec()))
     }
+
+    fn rsa_public_from_components(
+        &self,
+        modulus: &[u8],
+        exponent: &[u8],
+    ) -> Result<Box<dyn RsaPublic>, CryptoFailure> {
+        let key = RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(modulus),
+            rsa::BigUint::from_bytes_be(exponent),
+        )
+        .map_err(fail)?;
+        Ok(Box::new(Public(key)))
+    }
 }
 
 struct Gcm(Aes256Gcm);

@@ -1,5 +1,7 @@
 //! Key wrappers: the one trait every key-encryption-key backend implements.
 
+#[cfg(feature = "azure")]
+pub mod azure;
 mod resolver;
 pub mod software;
 

@@ -57,6 +57,7 @@ pub fn envelope_with_threads(
 /// A current-thread runtime for tests that are not async themselves.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .expect("runtime")
         .block_on(future)

@@ -1,0 +1,360 @@
+//! The Key Vault backend against the loopback double, through the Azure SDK's real
+//! pipeline: challenge authentication, retries, Key Vault's error bodies.
+#![cfg(all(feature = "azure", feature = "aws-lc"))]
+
+mod common;
+mod keyvault_double;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
+use cmk_envelope::azure::{KeyVaultOptions, KeyVaultWrapper};
+use cmk_envelope::format::Header;
+use cmk_envelope::{Envelope, Error, KeyPolicy, KeyWrapper, RewrapTarget};
+use common::block_on;
+use keyvault_double::{Access, KeyVaultDouble, StaticCredential};
+
+/// Options whose transport reaches the doubles, with quick retries so tests stay short.
+fn options(doubles: &[&KeyVaultDouble]) -> KeyVaultOptions {
+    let client = ClientOptions {
+        transport: Some(Transport::new(keyvault_double::LoopbackTransport::new(
+            doubles,
+        ))),
+        retry: RetryOptions::exponential(ExponentialRetryOptions {
+            initial_delay: azure_core::time::Duration::milliseconds(10),
+            max_retries: 3,
+            max_total_elapsed: azure_core::time::Duration::seconds(20),
+            max_delay: azure_core::time::Duration::milliseconds(50),
+        }),
+        ..ClientOptions::default()
+    };
+    KeyVaultOptions::default().client_options(client)
+}
+
+fn connect(url: &str, options: KeyVaultOptions) -> Result<KeyVaultWrapper, Error> {
+    block_on(KeyVaultWrapper::connect(
+        url,
+        Arc::new(StaticCredential::default()),
+        options,
+    ))
+}
+
+fn envelope(wrapper: &Arc<KeyVaultWrapper>) -> Envelope {
+    Envelope::builder()
+        .seal_with(Arc::clone(wrapper) as Arc<dyn KeyWrapper>)
+        .build()
+        .expect("envelope")
+}
+
+fn slot_kid(sealed: &[u8]) -> String {
+    let (header, _) = Header::parse_prefix(sealed).expect("header");
+    header.slots()[0].kid().to_owned()
+}
+
+#[test]
+fn seals_and_opens_after_the_bearer_challenge_wrapping_locally() {
+    let vault = KeyVaultDouble::start("contoso");
+    let version = vault.create_key("orders", 2048);
+    let credential = Arc::new(StaticCredential::default());
+    let wrapper = Arc::new(
+        block_on(KeyVaultWrapper::connect(
+            &vault.key_url("orders"),
+            Arc::clone(&credential) as _,
+            options(&[&vault]),
+        ))
+        .expect("connect"),
+    );
+    // The first request went without a token, got the challenge, and the token was asked
+    // for the scope the challenge named.
+    let log = vault.log();
+    assert_eq!(
+        log.first().map(String::as_str),
+        Some("GET /keys/orders 401"),
+        "{log:?}"
+    );
+    assert_eq!(
+        log.get(1).map(String::as_str),
+        Some("GET /keys/orders 200"),
+        "{log:?}"
+    );
+    assert_eq!(
+        credential.scopes.lock().expect("lock").as_slice(),
+        ["https://vault.azure.net/.default"]
+    );
+
+    let e = envelope(&wrapper);
+    vault.clear_log();
+    let sealed = block_on(e.seal(b"ledger", b"aad")).expect("seal");
+    assert_eq!(slot_kid(&sealed), vault.kid("orders", &version));
+    assert!(
+        vault.log().is_empty(),
+        "a local wrap makes no call: {:?}",
+        vault.log()
+    );
+    let opened = block_on(e.open(&sealed, b"aad")).expect("open");
+    assert_eq!(opened.plaintext(), b"ledger");
+    assert_eq!(
+        vault.log(),
+        [format!("POST /keys/orders/{version}/unwrapkey 200")]
+    );
+}
+
+#[test]
+fn remote_wrapping_goes_through_the_vault() {
+    let vault = KeyVaultDouble::start("contoso");
+    let version = vault.create_key("orders", 2048);
+    let wrapper = Arc::new(
+        connect(
+            &vault.key_url("orders"),
+            options(&[&vault]).wrap_remotely(true),
+        )
+        .expect("connect"),
+    );
+    let e = envelope(&wrapper);
+    vault.clear_log();
+    let sealed = block_on(e.seal(b"audited", b"")).expect("seal");
+    assert_eq!(
+        vault.log(),
+        [format!("POST /keys/orders/{version}/wrapkey 200")]
+    );
+    assert_eq!(
+        block_on(e.open(&sealed, b"")).expect("open").plaintext(),
+        b"audited"
+    );
+}
+
+#[test]
+fn revocation_stops_decryption_with_the_matching_error() {
+    let vault = KeyVaultDouble::start("contoso");
+    let version = vault.create_key("orders", 2048);
+    let wrapper = Arc::new(connect(&vault.key_url("orders"), options(&[&vault])).expect("connect"));
+    let e = envelope(&wrapper);
+    let sealed: Vec<Vec<u8>> = (0..3)
+        .map(|i| block_on(e.seal(format!("object {i}").as_bytes(), b"")).expect("seal"))
+        .collect();
+    let kid = vault.kid("orders", &version);
+
+    for access in [Access::RevokedRbac, Access::RevokedPolicy] {
+        vault.set_access(access);
+        for object in &sealed {
+            match block_on(e.open(object, b"")) {
+                Err(Error::AccessDenied { kid: k, detail }) => {
+                    assert_eq!(k, kid);
+                    assert!(detail.contains("keys/unwrapKey"), "{detail}");
+                }
+                other => panic!("{access:?}: {other:?}"),
+            }
+        }
+    }
+    vault.set_access(Access::Granted);
+    assert!(block_on(e.open(&sealed[0], b"")).is_ok());
+
+    vault.set_enabled("orders", false);
+    for object in &sealed {
+        assert!(
+            matches!(block_on(e.open(object, b"")), Err(Error::KeyDisabled { ref kid, .. }) if *kid == vault.kid("orders", &version)),
+        );
+    }
+    vault.set_enabled("orders", true);
+    assert!(block_on(e.open(&sealed[1], b"")).is_ok());
+
+    vault.delete_key("orders");
+    for object in &sealed {
+        assert!(matches!(
+            block_on(e.open(object, b"")),
+            Err(Error::KeyNotFound { .. })
+        ));
+    }
+}
+
+#[test]
+fn throttling_is_retried_honouring_retry_after_then_reported() {
+    let vault = KeyVaultDouble::start("contoso");
+    vault.create_key("orders", 2048);
+    let wrapper = Arc::new(connect(&vault.key_url("orders"), options(&[&vault])).expect("connect"));
+    let e = envelope(&wrapper);
+    let sealed = block_on(e.seal(b"x", b"")).expect("seal");
+
+    vault.throttle_next(1);
+    let started = Instant::now();
+    assert!(block_on(e.open(&sealed, b"")).is_ok());
+    // Retry-After: 1 is honoured over the 10 ms the retry options would otherwise wait.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+
+    vault.throttle_next(100);
+    match block_on(e.open(&sealed, b"")) {
+        Err(Error::Throttled { retry_after }) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(1)));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn outages_are_retried_with_backoff_and_bounded() {
+    let vault = KeyVaultDouble::start("contoso");
+    vault.create_key("orders", 2048);
+    let wrapper = Arc::new(connect(&vault.key_url("orders"), options(&[&vault])).expect("connect"));
+    let e = envelope(&wrapper);
+    let sealed = block_on(e.seal(b"x", b"")).expect("seal");
+
+    vault.fail_next(2);
+    assert!(block_on(e.open(&sealed, b"")).is_ok());
+    vault.clear_log();
+    vault.fail_next(100);
+    match block_on(e.open(&sealed, b"")) {
+        Err(Error::Backend { message, .. }) => assert!(message.contains("503"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    // One try and three retries, then it stops.
+    assert_eq!(vault.log().len(), 4, "{:?}", vault.log());
+}
+
+#[test]
+fn a_tampered_wrapped_key_is_the_opaque_decryption_error() {
+    let vault = KeyVaultDouble::start("contoso");
+    vault.create_key("orders", 2048);
+    let wrapper = Arc::new(connect(&vault.key_url("orders"), options(&[&vault])).expect("connect"));
+    let e = envelope(&wrapper);
+    let sealed = block_on(e.seal(b"x", b"")).expect("seal");
+    let (header, header_len) = Header::parse_prefix(&sealed).expect("header");
+    let slot = &header.slots()[0];
+    let mut wrapped = slot.wrapped().to_vec();
+    wrapped[100] ^= 1;
+    let tampered_slot =
+        cmk_envelope::KeySlot::new(slot.kid().to_owned(), slot.algorithm(), wrapped).expect("slot");
+    let mut tampered = header
+        .with_slots(vec![tampered_slot])
+        .expect("header")
+        .to_bytes();
+    tampered.extend_from_slice(&sealed[header_len..]);
+    assert!(matches!(
+        block_on(e.open(&tampered, b"")),
+        Err(Error::DecryptionFailed)
+    ));
+}
+
+#[test]
+fn each_key_rule_is_checked_on_connect_with_its_own_error() {
+    let vault = KeyVaultDouble::start("contoso");
+    let refused = |name: &str, needle: &str| match connect(&vault.key_url(name), options(&[&vault]))
+    {
+        Err(Error::PolicyRefused(why)) => assert!(why.contains(needle), "{name}: {why}"),
+        other => panic!("{name}: {other:?}"),
+    };
+    vault.create_key("big", 3072);
+    refused("big", "RSA-3072");
+    vault.create_key("ec", 2048);
+    vault.set_kty("ec", "EC-HSM");
+    refused("ec", "EC-HSM key");
+    vault.create_key("no-unwrap", 2048);
+    vault.set_key_ops("no-unwrap", &["wrapKey", "encrypt"]);
+    refused("no-unwrap", "unwrapKey");
+
+    let disabled =
+        |name: &str, needle: &str| match connect(&vault.key_url(name), options(&[&vault])) {
+            Err(Error::KeyDisabled { detail, .. }) => assert!(detail.contains(needle), "{detail}"),
+            other => panic!("{name}: {other:?}"),
+        };
+    vault.create_key("off", 2048);
+    vault.set_enabled("off", false);
+    disabled("off", "disabled");
+    vault.create_key("expired", 2048);
+    vault.set_validity("expired", None, Some(1_000_000_000));
+    disabled("expired", "expired");
+    vault.create_key("future", 2048);
+    vault.set_validity("future", Some(4_000_000_000), None);
+    disabled("future", "not valid before");
+
+    assert!(matches!(
+        connect(&vault.key_url("missing"), options(&[&vault])),
+        Err(Error::KeyNotFound { .. })
+    ));
+
+    vault.create_key("orders", 2048);
+    vault.set_recovery_level("Purgeable");
+    refused("orders", "purge protection");
+    assert!(connect(
+        &vault.key_url("orders"),
+        options(&[&vault]).dangerously_allow_without_purge_protection(true)
+    )
+    .is_ok());
+    vault.set_recovery_level("CustomizedRecoverable+ProtectedSubscription");
+    assert!(connect(&vault.key_url("orders"), options(&[&vault])).is_ok());
+
+    // With the policy opted in, 3072 is accepted.
+    let policy = KeyPolicy::default()
+        .allow_rsa_sizes(&[2048, 3072])
+        .expect("policy");
+    assert!(connect(&vault.key_url("big"), options(&[&vault]).policy(policy)).is_ok());
+}
+
+#[test]
+fn rotation_new_versions_and_keys_in_the_same_vault_only() {
+    let vault = KeyVaultDouble::start("contoso");
+    let other_vault = KeyVaultDouble::start("fabrikam");
+    let v1 = vault.create_key("orders", 2048);
+    let wrapper = Arc::new(
+        connect(
+            &vault.key_url("orders"),
+            options(&[&vault, &other_vault]).refresh_interval(Duration::ZERO),
+        )
+        .expect("connect"),
+    );
+    let e = envelope(&wrapper);
+    let old = block_on(e.seal(b"old", b"")).expect("seal");
+    assert_eq!(slot_kid(&old), vault.kid("orders", &v1));
+
+    // A new version becomes current: new data uses it, old data still opens.
+    let v2 = vault.create_key("orders", 2048);
+    let new = block_on(e.seal(b"new", b"")).expect("seal");
+    assert_eq!(slot_kid(&new), vault.kid("orders", &v2));
+    assert_eq!(
+        block_on(e.open(&old, b"")).expect("open").plaintext(),
+        b"old"
+    );
+
+    // Lazy re-wrap to the current version: only the header changes.
+    let rewrapped = block_on(e.rewrap(&old, RewrapTarget::CurrentVersion))
+        .expect("rewrap")
+        .expect("moved");
+    let moved = rewrapped.apply_to(&old).expect("apply");
+    assert_eq!(slot_kid(&moved), vault.kid("orders", &v2));
+    assert_eq!(
+        block_on(e.open(&moved, b"")).expect("open").plaintext(),
+        b"old"
+    );
+
+    // Another key in the same vault: allowed.
+    vault.create_key("billing", 2048);
+    let billing: Arc<dyn KeyWrapper> = Arc::new(
+        connect(&vault.key_url("billing"), options(&[&vault, &other_vault])).expect("billing"),
+    );
+    assert!(block_on(e.rewrap(&old, RewrapTarget::Key(billing))).is_ok());
+
+    // A key in another vault: refused by the default policy.
+    other_vault.create_key("orders", 2048);
+    let elsewhere: Arc<dyn KeyWrapper> = Arc::new(
+        connect(
+            &other_vault.key_url("orders"),
+            options(&[&vault, &other_vault]),
+        )
+        .expect("other vault"),
+    );
+    assert!(matches!(
+        block_on(e.rewrap(&old, RewrapTarget::Key(elsewhere))),
+        Err(Error::PolicyRefused(_))
+    ));
+
+    // Back to a software key: refused.
+    let software = common::temp_keyring(cmk_envelope::Provider::default());
+    assert!(matches!(
+        block_on(e.rewrap(&old, RewrapTarget::Key(software.key.clone()))),
+        Err(Error::PolicyRefused(_))
+    ));
+}

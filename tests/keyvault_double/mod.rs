@@ -1,0 +1,604 @@
+//! A loopback Azure Key Vault: a real HTTP server on 127.0.0.1 that speaks the parts of Key
+//! Vault's REST API (api-version 7.x) this crate uses, for the Azure SDK to talk to through
+//! its real pipeline (challenge authentication, retries, error handling).
+//!
+//! - `GET /keys/{name}[/{version}]`, `POST /keys/{name}/{version}/wrapkey|unwrapkey`, with
+//!   Key Vault's JSON shapes (JWK `n`/`e` base64url, `attributes` with Unix times and
+//!   `recoveryLevel`, `{kid, value}` operation results).
+//! - The bearer challenge: a request without a token gets 401 and a `WWW-Authenticate:
+//!   Bearer authorization="…", resource="https://vault.azure.net"` header, as Key Vault
+//!   answers a client's first request.
+//! - Error statuses and bodies as Key Vault sends them (`{"error": {"code", "message",
+//!   "innererror": {"code"}}}`): 401, 403 `ForbiddenByRbac` / `AccessDenied`, 403
+//!   `KeyDisabled`, 404 `KeyNotFound`, 429 `Throttled` with `Retry-After`, 503.
+//! - Switches: revoke access, disable or delete a key, throttle or fail the next requests.
+//!
+//! The vault's host name stays in every URL and kid (`https://{vault}.vault.azure.net/…`);
+//! [`LoopbackTransport`] is the SDK's HTTP client, sending those requests to this server.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{
+    KeySize, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey,
+    OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256,
+};
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use azure_core::http::{AsyncRawResponse, HttpClient, Request};
+use base64ct::{Base64UrlUnpadded, Encoding};
+use serde_json::{json, Value};
+
+/// The token the double accepts.
+pub const TOKEN: &str = "loopback-token-7f3a";
+
+/// Where Key Vault's challenge sends clients for a token.
+const AUTHORITY: &str = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000001";
+
+/// One key version in the double.
+struct Version {
+    id: String,
+    private: OaepPrivateDecryptingKey,
+    public: OaepPublicEncryptingKey,
+    modulus: Vec<u8>,
+    exponent: Vec<u8>,
+    kty: String,
+    key_ops: Vec<String>,
+    enabled: bool,
+    not_before: Option<i64>,
+    expires: Option<i64>,
+}
+
+/// How the double refuses access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Granted,
+    /// RBAC role assignment removed: 403 `ForbiddenByRbac`.
+    RevokedRbac,
+    /// Access policy removed: 403 `AccessDenied`.
+    RevokedPolicy,
+}
+
+struct State {
+    keys: BTreeMap<String, Vec<Version>>,
+    deleted: Vec<String>,
+    recovery_level: String,
+    access: Access,
+    throttle_next: u32,
+    fail_next: u32,
+    log: Vec<String>,
+}
+
+/// A running loopback vault. Dropping it stops the server.
+pub struct KeyVaultDouble {
+    host: String,
+    port: u16,
+    state: Arc<Mutex<State>>,
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl KeyVaultDouble {
+    /// Starts a vault for `https://{vault}.vault.azure.net` on a free loopback port.
+    pub fn start(vault: &str) -> Self {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind loopback"));
+        let port = server.server_addr().to_ip().expect("ip listener").port();
+        let host = format!("{vault}.vault.azure.net");
+        let state = Arc::new(Mutex::new(State {
+            keys: BTreeMap::new(),
+            deleted: Vec::new(),
+            recovery_level: "Recoverable".to_owned(),
+            access: Access::Granted,
+            throttle_next: 0,
+            fail_next: 0,
+            log: Vec::new(),
+        }));
+        let thread = {
+            let (server, state, host) = (Arc::clone(&server), Arc::clone(&state), host.clone());
+            std::thread::spawn(move || {
+                for request in server.incoming_requests() {
+                    serve(&host, &state, request);
+                }
+            })
+        };
+        Self {
+            host,
+            port,
+            state,
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    /// `https://{vault}.vault.azure.net`.
+    pub fn vault_url(&self) -> String {
+        format!("https://{}", self.host)
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The unversioned key URL of `name`.
+    pub fn key_url(&self, name: &str) -> String {
+        format!("{}/keys/{name}", self.vault_url())
+    }
+
+    /// Creates a key (or a new version of it, which becomes current) of `bits` bits, with
+    /// wrapKey and unwrapKey allowed; returns the version.
+    pub fn create_key(&self, name: &str, bits: usize) -> String {
+        let size = match bits {
+            2048 => KeySize::Rsa2048,
+            3072 => KeySize::Rsa3072,
+            4096 => KeySize::Rsa4096,
+            _ => panic!("unsupported size {bits}"),
+        };
+        let private = PrivateDecryptingKey::generate(size).expect("generate");
+        let spki = private.public_key().as_der().expect("public der");
+        let (modulus, exponent) = rsa_components(spki.as_ref());
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = format!(
+            "{:016x}{:016x}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let version = Version {
+            id: id.clone(),
+            public: OaepPublicEncryptingKey::new(private.public_key()).expect("oaep public"),
+            private: OaepPrivateDecryptingKey::new(private).expect("oaep"),
+            modulus,
+            exponent,
+            kty: "RSA-HSM".to_owned(),
+            key_ops: ["encrypt", "decrypt", "wrapKey", "unwrapKey"]
+                .map(str::to_owned)
+                .to_vec(),
+            enabled: true,
+            not_before: None,
+            expires: None,
+        };
+        lock(&self.state)
+            .keys
+            .entry(name.to_owned())
+            .or_default()
+            .push(version);
+        id
+    }
+
+    /// The versioned kid of `name`/`version`.
+    pub fn kid(&self, name: &str, version: &str) -> String {
+        format!("{}/keys/{name}/{version}", self.vault_url())
+    }
+
+    pub fn set_access(&self, access: Access) {
+        lock(&self.state).access = access;
+    }
+
+    /// Disables or enables every version of `name`.
+    pub fn set_enabled(&self, name: &str, enabled: bool) {
+        self.edit_versions(name, |v| v.enabled = enabled);
+    }
+
+    pub fn set_key_ops(&self, name: &str, ops: &[&str]) {
+        self.edit_versions(name, |v| {
+            v.key_ops = ops.iter().map(|s| (*s).to_owned()).collect()
+        });
+    }
+
+    pub fn set_kty(&self, name: &str, kty: &str) {
+        self.edit_versions(name, |v| v.kty = kty.to_owned());
+    }
+
+    pub fn set_validity(&self, name: &str, not_before: Option<i64>, expires: Option<i64>) {
+        self.edit_versions(name, |v| {
+            v.not_before = not_before;
+            v.expires = expires;
+        });
+    }
+
+    pub fn set_recovery_level(&self, level: &str) {
+        lock(&self.state).recovery_level = level.to_owned();
+    }
+
+    /// Deletes the key (soft delete: it is gone from the key API).
+    pub fn delete_key(&self, name: &str) {
+        let mut state = lock(&self.state);
+        state.keys.remove(name);
+        state.deleted.push(name.to_owned());
+    }
+
+    /// Answers the next `n` requests with 429 and `Retry-After: 1`.
+    pub fn throttle_next(&self, n: u32) {
+        lock(&self.state).throttle_next = n;
+    }
+
+    /// Answers the next `n` requests with 503.
+    pub fn fail_next(&self, n: u32) {
+        lock(&self.state).fail_next = n;
+    }
+
+    /// The requests served so far, as `METHOD /path status`.
+    pub fn log(&self) -> Vec<String> {
+        lock(&self.state).log.clone()
+    }
+
+    pub fn clear_log(&self) {
+        lock(&self.state).log.clear();
+    }
+
+    fn edit_versions(&self, name: &str, edit: impl Fn(&mut Version)) {
+        let mut state = lock(&self.state);
+        for version in state.keys.get_mut(name).into_iter().flatten() {
+            edit(version);
+        }
+    }
+}
+
+impl Drop for KeyVaultDouble {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// (n, e) of an RSA `SubjectPublicKeyInfo`.
+fn rsa_components(spki: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    use pkcs8::der::Decode;
+    let info = pkcs8::spki::SubjectPublicKeyInfoRef::from_der(spki).expect("spki");
+    let key = pkcs1::RsaPublicKey::from_der(info.subject_public_key.raw_bytes()).expect("pkcs1");
+    (
+        key.modulus.as_bytes().to_vec(),
+        key.public_exponent.as_bytes().to_vec(),
+    )
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+    headers: Vec<(&'static str, String)>,
+}
+
+fn reply(status: u16, body: Value) -> Reply {
+    Reply {
+        status,
+        body,
+        headers: Vec::new(),
+    }
+}
+
+fn error(status: u16, code: &str, message: &str, inner: Option<&str>) -> Reply {
+    let mut error = json!({ "code": code, "message": message });
+    if let Some(inner) = inner {
+        error["innererror"] = json!({ "code": inner });
+    }
+    reply(status, json!({ "error": error }))
+}
+
+fn serve(host: &str, state: &Mutex<State>, mut request: tiny_http::Request) {
+    let method = request.method().as_str().to_owned();
+    let url = request.url().to_owned();
+    let path = url
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('/')
+        .to_owned();
+    let authorization = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .map(|h| h.value.as_str().to_owned());
+    let mut body = Vec::new();
+    let _ = request.as_reader().read_to_end(&mut body);
+
+    let reply = respond(host, state, &method, &path, authorization.as_deref(), &body);
+    lock(state)
+        .log
+        .push(format!("{method} {path} {}", reply.status));
+    let mut response = tiny_http::Response::from_string(reply.body.to_string())
+        .with_status_code(reply.status)
+        .with_header(header("Content-Type", "application/json; charset=utf-8"))
+        .with_header(header("x-ms-keyvault-service-version", "1.9.1336.1"));
+    for (name, value) in reply.headers {
+        response = response.with_header(header(name, &value));
+    }
+    let _ = request.respond(response);
+}
+
+fn header(name: &str, value: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header")
+}
+
+fn respond(
+    host: &str,
+    state: &Mutex<State>,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    body: &[u8],
+) -> Reply {
+    match authorization {
+        None => {
+            let mut challenge = error(
+                401,
+                "Unauthorized",
+                "AKV10000: Request is missing a Bearer or PoP token.",
+                None,
+            );
+            challenge.headers.push((
+                "WWW-Authenticate",
+                format!(
+                    r#"Bearer authorization="{AUTHORITY}", resource="https://vault.azure.net""#
+                ),
+            ));
+            return challenge;
+        }
+        Some(auth) if auth != format!("Bearer {TOKEN}") => {
+            return error(401, "Unauthorized", "AKV10032: Invalid issuer.", None);
+        }
+        Some(_) => {}
+    }
+    let mut state = lock(state);
+    if state.throttle_next > 0 {
+        state.throttle_next -= 1;
+        let mut throttled = error(
+            429,
+            "Throttled",
+            "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
+            None,
+        );
+        throttled.headers.push(("Retry-After", "1".to_owned()));
+        return throttled;
+    }
+    if state.fail_next > 0 {
+        state.fail_next -= 1;
+        return error(
+            503,
+            "ServiceUnavailable",
+            "The service is currently unavailable.",
+            None,
+        );
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (name, version, operation) = match (method, segments.as_slice()) {
+        ("GET", ["keys", name]) => (*name, None, "get"),
+        ("GET", ["keys", name, version]) => (*name, Some(*version), "get"),
+        ("POST", ["keys", name, version, op]) if *op == "wrapkey" || *op == "unwrapkey" => (
+            *name,
+            Some(*version),
+            if *op == "wrapkey" {
+                "wrapKey"
+            } else {
+                "unwrapKey"
+            },
+        ),
+        _ => {
+            return error(
+                400,
+                "BadParameter",
+                "Method or path not supported by the double.",
+                None,
+            )
+        }
+    };
+    let action = match operation {
+        "get" => "read",
+        "wrapKey" => "wrap/action",
+        _ => "unwrap/action",
+    };
+    match state.access {
+        Access::Granted => {}
+        Access::RevokedRbac => {
+            return error(
+                403,
+                "Forbidden",
+                &format!(
+                    "Caller is not authorized to perform action on resource.\r\nAction: \
+                     'Microsoft.KeyVault/vaults/keys/{action}'\r\nAssignment: (not found)\r\n\
+                     DecisionReason: 'DeniedWithNoValidRBAC'"
+                ),
+                Some("ForbiddenByRbac"),
+            )
+        }
+        Access::RevokedPolicy => {
+            return error(
+                403,
+                "Forbidden",
+                &format!(
+                    "The user, group or application 'appid=00000000-0000-0000-0000-000000000002' \
+                     does not have keys {} permission on key vault '{host}'.",
+                    if operation == "get" { "get" } else { operation }
+                ),
+                Some("AccessDenied"),
+            )
+        }
+    }
+    let recovery_level = state.recovery_level.clone();
+    let not_found = || {
+        error(
+            404,
+            "KeyNotFound",
+            &format!(
+                "A key with (name/id) {name}{} was not found in this key vault. If you recently \
+                 deleted this key you may be able to recover it using the correct recovery command.",
+                version.map(|v| format!("/{v}")).unwrap_or_default()
+            ),
+            None,
+        )
+    };
+    let Some(versions) = state.keys.get(name) else {
+        return not_found();
+    };
+    let found = match version {
+        Some(v) => versions.iter().find(|k| k.id == v),
+        None => versions.last(),
+    };
+    let Some(key) = found else {
+        return not_found();
+    };
+    let kid = format!("https://{host}/keys/{name}/{}", key.id);
+    if operation == "get" {
+        return reply(
+            200,
+            json!({
+                "key": {
+                    "kid": kid,
+                    "kty": key.kty,
+                    "key_ops": key.key_ops,
+                    "n": Base64UrlUnpadded::encode_string(&key.modulus),
+                    "e": Base64UrlUnpadded::encode_string(&key.exponent),
+                },
+                "attributes": {
+                    "enabled": key.enabled,
+                    "nbf": key.not_before,
+                    "exp": key.expires,
+                    "created": 1_700_000_000,
+                    "updated": 1_700_000_000,
+                    "recoveryLevel": recovery_level,
+                    "recoverableDays": 90,
+                    "exportable": false,
+                },
+                "tags": {}
+            }),
+        );
+    }
+    if !key.enabled {
+        return error(
+            403,
+            "Forbidden",
+            &format!("Operation {operation} is not allowed on a disabled key."),
+            Some("KeyDisabled"),
+        );
+    }
+    if !key.key_ops.iter().any(|op| op == operation) {
+        return error(
+            403,
+            "Forbidden",
+            &format!("Operation {operation} is not permitted on this key."),
+            Some("KeyOperationForbidden"),
+        );
+    }
+    let parameters: Value = serde_json::from_slice(body).unwrap_or_default();
+    let value = parameters["value"]
+        .as_str()
+        .and_then(|v| Base64UrlUnpadded::decode_vec(v.trim_end_matches('=')).ok());
+    let algorithm = parameters["alg"].as_str().unwrap_or_default();
+    let oaep = match algorithm {
+        "RSA-OAEP-256" => &OAEP_SHA256_MGF1SHA256,
+        "RSA-OAEP" => &OAEP_SHA1_MGF1SHA1,
+        _ => {
+            return error(
+                400,
+                "BadParameter",
+                &format!("Invalid algorithm '{algorithm}' for this operation."),
+                None,
+            )
+        }
+    };
+    let Some(value) = value else {
+        return error(400, "BadParameter", "Property 'value' is required.", None);
+    };
+    let result = if operation == "wrapKey" {
+        let mut out = vec![0u8; key.public.ciphertext_size()];
+        key.public
+            .encrypt(oaep, &value, &mut out, None)
+            .map(|c| c.to_vec())
+            .ok()
+    } else {
+        let mut out = vec![0u8; key.private.min_output_size()];
+        key.private
+            .decrypt(oaep, &value, &mut out, None)
+            .map(|p| p.to_vec())
+            .ok()
+    };
+    match result {
+        Some(bytes) => reply(
+            200,
+            json!({ "kid": kid, "value": Base64UrlUnpadded::encode_string(&bytes) }),
+        ),
+        None => error(400, "BadParameter", "Bad Request", None),
+    }
+}
+
+/// The Azure SDK's HTTP client for tests: requests keep their vault host names (so kids,
+/// the challenge check and the SDK's policies see production URLs) and are sent, over the
+/// SDK's own reqwest client, to the loopback double that serves that host.
+#[derive(Debug)]
+pub struct LoopbackTransport {
+    inner: Arc<dyn HttpClient>,
+    ports: BTreeMap<String, u16>,
+}
+
+impl LoopbackTransport {
+    pub fn new(doubles: &[&KeyVaultDouble]) -> Arc<Self> {
+        Arc::new(Self {
+            inner: azure_core::http::new_http_client(None),
+            ports: doubles
+                .iter()
+                .map(|d| (d.host().to_owned(), d.port()))
+                .collect(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for LoopbackTransport {
+    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+        let host = request.url().host_str().unwrap_or_default().to_owned();
+        let Some(port) = self.ports.get(&host).copied() else {
+            return Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Connection,
+                format!("no loopback vault for {host}"),
+            ));
+        };
+        let mut request = request.clone();
+        let url = request.url_mut();
+        let rewritten = url
+            .set_scheme("http")
+            .and_then(|()| url.set_host(Some("127.0.0.1")).map_err(|_| ()))
+            .and_then(|()| url.set_port(Some(port)));
+        if rewritten.is_err() {
+            return Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Other,
+                "cannot rewrite the request URL",
+            ));
+        }
+        self.inner.execute_request(&request).await
+    }
+}
+
+/// A credential that hands out the double's token and records the scopes asked for.
+#[derive(Debug, Default)]
+pub struct StaticCredential {
+    pub scopes: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for StaticCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        self.scopes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(scopes.iter().map(|s| (*s).to_owned()));
+        Ok(AccessToken::new(
+            TOKEN.to_owned(),
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
+    }
+}
