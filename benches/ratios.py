@@ -43,3 +43,15 @@ if (root / "64MiB").exists():
         one = mean_ns("64MiB", f"{op}_1t")
         two = mean_ns("64MiB", f"{op}_2t")
         print(f"  {op}: 1 thread {aes / one:.3f} of raw AES-GCM; 2 threads {one / two:.2f}x one thread (targets: >= 0.90, >= 1.7)")
+
+# benches/key_service.rs, if it has been run: opens behind a 20 ms round trip.
+if (root / "round_trip").exists():
+    trip = mean_ns("round_trip", "one sleep")
+    print(f"\nkey service (cargo bench --bench key_service), in round trips of {trip / 1e6:.1f} ms:")
+    for group, name, expect in [
+        ("repeat", "16 opens, no cache", "16"),
+        ("repeat", "16 opens, cached", "0 (all hits)"),
+        ("many", "64 objects, 1 in flight", "64"),
+        ("many", "64 objects, 8 in flight", "8 (64 / 8)"),
+    ]:
+        print(f"  {group}/{name}: {mean_ns(group, name) / trip:6.2f}   (expect about {expect})")

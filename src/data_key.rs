@@ -30,6 +30,12 @@ impl DataKey {
         Some(Self { bytes: array })
     }
 
+    /// A second owner of the same key (for a cache), wiped on drop like the first. Not
+    /// `Clone`, so that every copy is a visible decision.
+    pub(crate) fn duplicate(&self) -> Self {
+        Self { bytes: self.bytes }
+    }
+
     /// The raw key bytes, for a key wrapper to wrap. The name is a warning: never log,
     /// store or send these bytes unwrapped.
     #[must_use]

@@ -61,7 +61,10 @@ pub use inspect::{inspect, inspect_reader, inspect_stream, BodyInfo, HeaderInfo,
 pub use policy::{KeyPolicy, RewrapEndpoint, RSA_SIZES};
 #[cfg(feature = "azure")]
 pub use wrap::azure;
-pub use wrap::{software, KeyResolver, KeyWrapper, ProtectionLevel, Unwrapped};
+pub use wrap::{
+    software, CacheConfig, CacheStats, CachingWrapper, KeyResolver, KeyWrapper, ProtectionLevel,
+    Unwrapped,
+};
 
 /// Re-exported so that implementors of [`KeyWrapper`] use the same macro version.
 pub use async_trait::async_trait;

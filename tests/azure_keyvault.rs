@@ -1,7 +1,9 @@
 //! The Key Vault backend against the loopback double, through the Azure SDK's real
 //! pipeline: challenge authentication, retries, Key Vault's error bodies.
-#![cfg(all(feature = "azure", feature = "aws-lc"))]
+#![cfg(all(feature = "insecure-loopback-vault", feature = "aws-lc"))]
 
+#[path = "support/behaviour.rs"]
+mod behaviour;
 mod common;
 mod keyvault_double;
 
@@ -9,18 +11,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
+use cmk_envelope::azure::loopback::FixedTokenCredential;
 use cmk_envelope::azure::{KeyVaultOptions, KeyVaultWrapper};
 use cmk_envelope::format::Header;
 use cmk_envelope::{Envelope, Error, KeyPolicy, KeyWrapper, RewrapTarget};
 use common::block_on;
-use keyvault_double::{Access, KeyVaultDouble, StaticCredential};
+use keyvault_double::{Access, KeyVaultDouble, TOKEN};
 
 /// Options whose transport reaches the doubles, with quick retries so tests stay short.
 fn options(doubles: &[&KeyVaultDouble]) -> KeyVaultOptions {
     let client = ClientOptions {
-        transport: Some(Transport::new(keyvault_double::LoopbackTransport::new(
-            doubles,
-        ))),
+        transport: Some(Transport::new(keyvault_double::transport(doubles))),
         retry: RetryOptions::exponential(ExponentialRetryOptions {
             initial_delay: azure_core::time::Duration::milliseconds(10),
             max_retries: 3,
@@ -35,7 +36,7 @@ fn options(doubles: &[&KeyVaultDouble]) -> KeyVaultOptions {
 fn connect(url: &str, options: KeyVaultOptions) -> Result<KeyVaultWrapper, Error> {
     block_on(KeyVaultWrapper::connect(
         url,
-        Arc::new(StaticCredential::default()),
+        FixedTokenCredential::new(TOKEN),
         options,
     ))
 }
@@ -56,7 +57,7 @@ fn slot_kid(sealed: &[u8]) -> String {
 fn seals_and_opens_after_the_bearer_challenge_wrapping_locally() {
     let vault = KeyVaultDouble::start("contoso");
     let version = vault.create_key("orders", 2048);
-    let credential = Arc::new(StaticCredential::default());
+    let credential = FixedTokenCredential::new(TOKEN);
     let wrapper = Arc::new(
         block_on(KeyVaultWrapper::connect(
             &vault.key_url("orders"),
@@ -79,7 +80,7 @@ fn seals_and_opens_after_the_bearer_challenge_wrapping_locally() {
         "{log:?}"
     );
     assert_eq!(
-        credential.scopes.lock().expect("lock").as_slice(),
+        credential.scopes().as_slice(),
         ["https://vault.azure.net/.default"]
     );
 
@@ -357,4 +358,129 @@ fn rotation_new_versions_and_keys_in_the_same_vault_only() {
         block_on(e.rewrap(&old, RewrapTarget::Key(software.key.clone()))),
         Err(Error::PolicyRefused(_))
     ));
+}
+
+/// Wraps like an older writer that used RSA-OAEP with SHA-1 (Key Vault's `RSA-OAEP`).
+struct Sha1Writer {
+    kid: String,
+    public: aws_lc_rs::rsa::OaepPublicEncryptingKey,
+}
+
+#[cmk_envelope::async_trait]
+impl KeyWrapper for Sha1Writer {
+    async fn current_kid(&self) -> cmk_envelope::Result<String> {
+        Ok(self.kid.clone())
+    }
+    async fn wrap(
+        &self,
+        data_key: &cmk_envelope::DataKey,
+    ) -> cmk_envelope::Result<cmk_envelope::KeySlot> {
+        let mut out = vec![0u8; self.public.ciphertext_size()];
+        let wrapped = self
+            .public
+            .encrypt(
+                &aws_lc_rs::rsa::OAEP_SHA1_MGF1SHA1,
+                data_key.expose_secret(),
+                &mut out,
+                None,
+            )
+            .expect("encrypt")
+            .to_vec();
+        cmk_envelope::KeySlot::new(
+            self.kid.clone(),
+            cmk_envelope::WrapAlgorithm::RsaOaepSha1,
+            wrapped,
+        )
+        .map_err(Error::from)
+    }
+    async fn unwrap(
+        &self,
+        _: &cmk_envelope::KeySlot,
+    ) -> cmk_envelope::Result<cmk_envelope::Unwrapped> {
+        Ok(cmk_envelope::Unwrapped::NotMine)
+    }
+    fn protection(&self) -> cmk_envelope::ProtectionLevel {
+        cmk_envelope::ProtectionLevel::KeyVault
+    }
+    fn domain(&self) -> &str {
+        "sha1-writer"
+    }
+}
+
+#[test]
+fn slots_wrapped_with_rsa_oaep_sha1_open_too() {
+    let vault = KeyVaultDouble::start("contoso");
+    let version = vault.create_key("orders", 2048);
+    let public =
+        aws_lc_rs::rsa::PublicEncryptingKey::from_der(&vault.public_key_der("orders", &version))
+            .expect("spki");
+    let writer = Arc::new(Sha1Writer {
+        kid: vault.kid("orders", &version),
+        public: aws_lc_rs::rsa::OaepPublicEncryptingKey::new(public).expect("oaep"),
+    });
+    let reader = Arc::new(connect(&vault.key_url("orders"), options(&[&vault])).expect("connect"));
+    let e = Envelope::builder()
+        .seal_with(writer as Arc<dyn KeyWrapper>)
+        .open_with(reader as Arc<dyn KeyWrapper>)
+        .build()
+        .expect("envelope");
+    let sealed = block_on(e.seal(b"from an older writer", b"")).expect("seal");
+    let (header, _) = Header::parse_prefix(&sealed).expect("header");
+    assert_eq!(
+        header.slots()[0].algorithm(),
+        cmk_envelope::WrapAlgorithm::RsaOaepSha1
+    );
+    vault.clear_log();
+    assert_eq!(
+        block_on(e.open(&sealed, b"")).expect("open").plaintext(),
+        b"from an older writer"
+    );
+    assert_eq!(
+        vault.log(),
+        [format!("POST /keys/orders/{version}/unwrapkey 200")]
+    );
+}
+
+struct KeyVaultBackend {
+    vault: KeyVaultDouble,
+    key: Arc<KeyVaultWrapper>,
+    billing: Arc<KeyVaultWrapper>,
+}
+
+impl behaviour::Backend for KeyVaultBackend {
+    fn wrapper(&self) -> Arc<dyn KeyWrapper> {
+        self.key.clone()
+    }
+    fn rotate(&self) {
+        self.vault.create_key("orders", 2048);
+    }
+    fn other_key(&self) -> Arc<dyn KeyWrapper> {
+        self.billing.clone()
+    }
+    fn set_enabled(&self, enabled: bool) -> bool {
+        self.vault.set_enabled("orders", enabled);
+        true
+    }
+}
+
+#[test]
+fn key_vault_behaves_like_every_backend() {
+    let vault = KeyVaultDouble::start("contoso");
+    vault.create_key("orders", 2048);
+    let key = Arc::new(
+        connect(
+            &vault.key_url("orders"),
+            options(&[&vault]).refresh_interval(Duration::ZERO),
+        )
+        .expect("connect"),
+    );
+    vault.create_key("billing", 2048);
+    let billing =
+        Arc::new(connect(&vault.key_url("billing"), options(&[&vault])).expect("billing"));
+    let backend = KeyVaultBackend {
+        vault,
+        key,
+        billing,
+    };
+    block_on(behaviour::run(&backend));
 }

@@ -2,9 +2,11 @@
 
 #[cfg(feature = "azure")]
 pub mod azure;
+mod cache;
 mod resolver;
 pub mod software;
 
+pub use cache::{CacheConfig, CacheStats, CachingWrapper};
 pub use resolver::KeyResolver;
 pub(crate) use resolver::Recovered;
 

@@ -14,7 +14,8 @@
 //! - Switches: revoke access, disable or delete a key, throttle or fail the next requests.
 //!
 //! The vault's host name stays in every URL and kid (`https://{vault}.vault.azure.net/…`);
-//! [`LoopbackTransport`] is the SDK's HTTP client, sending those requests to this server.
+//! The SDK's HTTP client in tests is the crate's `LoopbackTransport` (feature
+//! `insecure-loopback-vault`), sending those requests to this server.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -27,8 +28,6 @@ use aws_lc_rs::rsa::{
     KeySize, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey,
     OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256,
 };
-use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use azure_core::http::{AsyncRawResponse, HttpClient, Request};
 use base64ct::{Base64UrlUnpadded, Encoding};
 use serde_json::{json, Value};
 
@@ -43,6 +42,7 @@ struct Version {
     id: String,
     private: OaepPrivateDecryptingKey,
     public: OaepPublicEncryptingKey,
+    spki: Vec<u8>,
     modulus: Vec<u8>,
     exponent: Vec<u8>,
     kty: String,
@@ -156,6 +156,7 @@ impl KeyVaultDouble {
         let version = Version {
             id: id.clone(),
             public: OaepPublicEncryptingKey::new(private.public_key()).expect("oaep public"),
+            spki: spki.as_ref().to_vec(),
             private: OaepPrivateDecryptingKey::new(private).expect("oaep"),
             modulus,
             exponent,
@@ -173,6 +174,16 @@ impl KeyVaultDouble {
             .or_default()
             .push(version);
         id
+    }
+
+    /// The X.509 `SubjectPublicKeyInfo` DER of `name`/`version`.
+    pub fn public_key_der(&self, name: &str, version: &str) -> Vec<u8> {
+        lock(&self.state)
+            .keys
+            .get(name)
+            .and_then(|versions| versions.iter().find(|v| v.id == version))
+            .map(|v| v.spki.clone())
+            .expect("no such key version")
     }
 
     /// The versioned kid of `name`/`version`.
@@ -532,73 +543,11 @@ fn respond(
     }
 }
 
-/// The Azure SDK's HTTP client for tests: requests keep their vault host names (so kids,
-/// the challenge check and the SDK's policies see production URLs) and are sent, over the
-/// SDK's own reqwest client, to the loopback double that serves that host.
-#[derive(Debug)]
-pub struct LoopbackTransport {
-    inner: Arc<dyn HttpClient>,
-    ports: BTreeMap<String, u16>,
-}
-
-impl LoopbackTransport {
-    pub fn new(doubles: &[&KeyVaultDouble]) -> Arc<Self> {
-        Arc::new(Self {
-            inner: azure_core::http::new_http_client(None),
-            ports: doubles
-                .iter()
-                .map(|d| (d.host().to_owned(), d.port()))
-                .collect(),
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl HttpClient for LoopbackTransport {
-    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
-        let host = request.url().host_str().unwrap_or_default().to_owned();
-        let Some(port) = self.ports.get(&host).copied() else {
-            return Err(azure_core::Error::with_message(
-                azure_core::error::ErrorKind::Connection,
-                format!("no loopback vault for {host}"),
-            ));
-        };
-        let mut request = request.clone();
-        let url = request.url_mut();
-        let rewritten = url
-            .set_scheme("http")
-            .and_then(|()| url.set_host(Some("127.0.0.1")).map_err(|_| ()))
-            .and_then(|()| url.set_port(Some(port)));
-        if rewritten.is_err() {
-            return Err(azure_core::Error::with_message(
-                azure_core::error::ErrorKind::Other,
-                "cannot rewrite the request URL",
-            ));
-        }
-        self.inner.execute_request(&request).await
-    }
-}
-
-/// A credential that hands out the double's token and records the scopes asked for.
-#[derive(Debug, Default)]
-pub struct StaticCredential {
-    pub scopes: Mutex<Vec<String>>,
-}
-
-#[async_trait::async_trait]
-impl TokenCredential for StaticCredential {
-    async fn get_token(
-        &self,
-        scopes: &[&str],
-        _options: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        self.scopes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(scopes.iter().map(|s| (*s).to_owned()));
-        Ok(AccessToken::new(
-            TOKEN.to_owned(),
-            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
-        ))
-    }
+/// The Azure SDK's HTTP client for tests, reaching these doubles by their vault hosts.
+pub fn transport(
+    doubles: &[&KeyVaultDouble],
+) -> Arc<cmk_envelope::azure::loopback::LoopbackTransport> {
+    cmk_envelope::azure::loopback::LoopbackTransport::new(
+        doubles.iter().map(|d| (d.host().to_owned(), d.port())),
+    )
 }

@@ -28,6 +28,17 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ProviderChoice::Default)]
     pub provider: ProviderChoice,
 
+    /// How to get an Entra ID token for Key Vault keys (key URLs in --key and --to, and
+    /// the vault keys an envelope names).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "CMKE_AZURE_CREDENTIAL",
+        default_value_t = AzureCredential::Dev
+    )]
+    pub azure_credential: AzureCredential,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -40,6 +51,17 @@ pub enum ProviderChoice {
     AwsLc,
     /// RustCrypto.
     Rustcrypto,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AzureCredential {
+    /// The developer's `az login` or `azd auth login`.
+    Dev,
+    /// The managed identity of the machine (user-assigned when AZURE_CLIENT_ID is set).
+    Managed,
+    /// Kubernetes workload identity (AZURE_TENANT_ID, AZURE_CLIENT_ID,
+    /// AZURE_FEDERATED_TOKEN_FILE).
+    Workload,
 }
 
 #[derive(Subcommand)]
@@ -55,7 +77,8 @@ pub enum Command {
                             tar c dir | cmke encrypt --key orders > dir.tar.cmke"
     )]
     Encrypt {
-        /// Key name in the keyring.
+        /// Key name in the keyring, or a Key Vault key URL
+        /// (https://{vault}.vault.azure.net/keys/{name}).
         #[arg(long)]
         key: String,
         /// Associated data: authenticated, not stored; needed again to decrypt.
@@ -109,8 +132,8 @@ pub enum Command {
     /// changes; each file is replaced atomically.
     #[command(after_help = "Example:\n  cmke key rotate orders\n  cmke rewrap data/*.cmke")]
     Rewrap {
-        /// Move to this key's current version instead of the current version of the key that
-        /// wrapped each file.
+        /// Move to this key's current version (a keyring key name or a Key Vault key URL)
+        /// instead of the current version of the key that wrapped each file.
         #[arg(long)]
         to: Option<String>,
         /// Envelope files (attached or detached headers).

@@ -1,21 +1,36 @@
 //! What each command does.
 
+use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use cmk_envelope::format::Header;
 use cmk_envelope::software::Keyring;
 use cmk_envelope::stream::into_cmk_error;
-use cmk_envelope::{Envelope, Error, KeyPolicy, Provider, Result, RewrapTarget};
+use cmk_envelope::{Envelope, Error, KeyPolicy, KeyWrapper, Provider, Result, RewrapTarget};
 
-use crate::args::{Cli, Command, KeyCommand, ProviderChoice};
-use crate::io::{file_mode, io_error, open_input, read_input, write_output, Output};
+use crate::args::{AzureCredential, Cli, Command, KeyCommand, ProviderChoice};
+use crate::io::{
+    file_mode, io_error, open_input, read_header_bytes, read_input, write_output, Output,
+};
+use crate::vault;
 
 /// Output files hold ciphertext or plaintext: readable by the owner only.
 const OUTPUT_MODE: u32 = 0o600;
 
+/// Where keys come from: the keyring directory, and how to reach Key Vault.
+struct KeySources {
+    keyring: std::path::PathBuf,
+    azure_credential: AzureCredential,
+}
+
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let provider = provider(cli.provider)?;
+    let sources = KeySources {
+        keyring: cli.keyring.clone(),
+        azure_credential: cli.azure_credential,
+    };
     match cli.command {
         Command::Key(key) => key_command(&cli.keyring, provider, key),
         Command::Encrypt {
@@ -25,9 +40,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             output,
             input,
         } => {
-            let keyring = Keyring::open(&cli.keyring)?.with_provider(provider);
+            let wrapper = named_key(&sources, provider, &key).await?;
             let envelope = Envelope::builder()
-                .seal_with(Arc::new(keyring.key(&key)?))
+                .seal_with(wrapper)
                 .provider(provider)
                 .segment_size(segment_size)
                 .build()?;
@@ -44,7 +59,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             output,
             input,
         } => {
-            let envelope = reader(&cli.keyring, provider)?;
             if let Some(range) = range {
                 if input == Path::new("-") {
                     return Err(Error::InvalidArgument(
@@ -52,12 +66,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                             .to_owned(),
                     ));
                 }
-                let file = std::fs::File::open(&input).map_err(|e| io_error(&input, e))?;
+                let mut file = std::fs::File::open(&input).map_err(|e| io_error(&input, e))?;
+                let header = read_header_bytes(&mut file)?;
+                let envelope = reader(&sources, provider, &[header]).await?;
                 let plaintext = envelope.open_range(file, aad.as_bytes(), range).await?;
                 write_output(output.as_deref(), &plaintext, OUTPUT_MODE)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let source = open_input(&input, true)?;
+            // The header first, to learn which keys (keyring or vault) the slots name; then
+            // the whole envelope, header included, through the stream reader.
+            let mut source = open_input(&input, true)?;
+            let header = read_header_bytes(&mut source)?;
+            let envelope = reader(&sources, provider, std::slice::from_ref(&header)).await?;
+            let source = std::io::Cursor::new(header).chain(source);
             let mut reader = envelope.open_reader(source, aad.as_bytes()).await?;
             let kid = reader.kid().to_owned();
             let mut out = Output::create(output.as_deref(), OUTPUT_MODE)?;
@@ -82,12 +103,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rewrap { to, files } => {
-            let envelope = reader(&cli.keyring, provider)?;
-            let target = match to {
-                Some(name) => {
-                    let keyring = Keyring::open(&cli.keyring)?.with_provider(provider);
-                    RewrapTarget::Key(Arc::new(keyring.key(&name)?))
+            let mut headers = Vec::new();
+            for file in &files {
+                // A file that does not open is reported with the others below.
+                if let Ok(mut f) = std::fs::File::open(file) {
+                    if let Ok(header) = read_header_bytes(&mut f) {
+                        headers.push(header);
+                    }
                 }
+            }
+            let envelope = reader(&sources, provider, &headers).await?;
+            let target = match to {
+                Some(key) => RewrapTarget::Key(named_key(&sources, provider, &key).await?),
                 None => RewrapTarget::CurrentVersion,
             };
             rewrap_files(&envelope, &target, &files).await
@@ -132,16 +159,38 @@ fn note_if_stale(dir: &Path, provider: Provider, kid: &str, input: &Path) {
     }
 }
 
-/// An envelope that opens anything written under any key of the keyring.
-fn reader(dir: &Path, provider: Provider) -> Result<Envelope> {
-    let keyring = Keyring::open(dir)?.with_provider(provider);
-    Envelope::builder()
-        .provider(provider)
-        .open_with_keyring(&keyring)?
-        .build()
-        .map_err(|_| Error::KeyNotFound {
-            kid: format!("any key (the keyring {} is empty)", dir.display()),
-        })
+/// A key named on the command line: a Key Vault key URL, or a keyring key name.
+async fn named_key(cli: &KeySources, provider: Provider, key: &str) -> Result<Arc<dyn KeyWrapper>> {
+    if vault::is_key_url(key) {
+        return vault::connect(key, cli.azure_credential).await;
+    }
+    let keyring = Keyring::open(&cli.keyring)?.with_provider(provider);
+    Ok(Arc::new(keyring.key(key)?))
+}
+
+/// An envelope that opens anything written under any key of the keyring, and under the
+/// Key Vault keys that `headers` name.
+async fn reader(cli: &KeySources, provider: Provider, headers: &[Vec<u8>]) -> Result<Envelope> {
+    let mut vault_keys: Vec<String> = headers
+        .iter()
+        .filter_map(|h| Header::parse_detached(h).ok())
+        .flat_map(|h| vault::key_urls_in(&h))
+        .collect();
+    vault_keys.sort();
+    vault_keys.dedup();
+    let mut builder = Envelope::builder().provider(provider);
+    match Keyring::open(&cli.keyring) {
+        Ok(keyring) => builder = builder.open_with_keyring(&keyring.with_provider(provider))?,
+        // Without a keyring, the vault keys may still open everything.
+        Err(e) if vault_keys.is_empty() => return Err(e),
+        Err(_) => {}
+    }
+    for url in &vault_keys {
+        builder = builder.open_with(vault::connect(url, cli.azure_credential).await?);
+    }
+    builder.build().map_err(|_| Error::KeyNotFound {
+        kid: format!("any key (the keyring {} is empty)", cli.keyring.display()),
+    })
 }
 
 /// Re-wraps each file in place; one file's failure does not stop the others.

@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod io;
+mod vault;
 
 use std::process::ExitCode;
 
@@ -39,7 +40,10 @@ fn main() -> ExitCode {
             };
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cmke: cannot start the runtime: {e}");

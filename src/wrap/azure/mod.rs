@@ -11,6 +11,8 @@
 
 mod key_facts;
 mod key_url;
+#[cfg(feature = "insecure-loopback-vault")]
+pub mod loopback;
 mod service_error;
 
 use std::sync::{Arc, Mutex, PoisonError};

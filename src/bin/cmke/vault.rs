@@ -1,0 +1,123 @@
+//! Key Vault keys in `cmke`: key URLs wherever a key is named, and the vault keys an
+//! envelope's slots name when opening it.
+
+use std::sync::Arc;
+
+use cmk_envelope::format::Header;
+use cmk_envelope::{Error, KeyWrapper, Result};
+
+use crate::args::AzureCredential;
+
+/// Whether a `--key` or `--to` names a Key Vault key rather than a keyring key.
+pub fn is_key_url(key: &str) -> bool {
+    key.starts_with("https://")
+}
+
+/// The unversioned key URLs of the Key Vault slots of `header`, each once.
+pub fn key_urls_in(header: &Header) -> Vec<String> {
+    let mut urls: Vec<String> = header
+        .slots()
+        .iter()
+        .filter(|s| is_key_url(s.kid()))
+        .filter_map(|s| {
+            s.kid()
+                .rsplit_once('/')
+                .map(|(key, _version)| key.to_owned())
+        })
+        .collect();
+    urls.sort();
+    urls.dedup();
+    urls
+}
+
+/// Connects to a Key Vault key (checking it against the CMK rules).
+#[cfg(feature = "azure")]
+pub async fn connect(url: &str, credential: AzureCredential) -> Result<Arc<dyn KeyWrapper>> {
+    use cmk_envelope::azure::KeyVaultWrapper;
+
+    let (credential, options) = credential_and_options(credential)?;
+    let wrapper = KeyVaultWrapper::connect(url, credential, options).await?;
+    Ok(Arc::new(wrapper))
+}
+
+#[cfg(not(feature = "azure"))]
+pub async fn connect(url: &str, _: AzureCredential) -> Result<Arc<dyn KeyWrapper>> {
+    Err(Error::InvalidArgument(format!(
+        "{url} is a Key Vault key, and this cmke was built without feature `azure`"
+    )))
+}
+
+#[cfg(feature = "azure")]
+fn credential_and_options(
+    choice: AzureCredential,
+) -> Result<(
+    Arc<dyn azure_core::credentials::TokenCredential>,
+    cmk_envelope::azure::KeyVaultOptions,
+)> {
+    use azure_identity::{
+        DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+        UserAssignedId, WorkloadIdentityCredential,
+    };
+    use cmk_envelope::azure::KeyVaultOptions;
+
+    #[cfg(feature = "insecure-loopback-vault")]
+    if let Some(loopback) = insecure_loopback()? {
+        return Ok(loopback);
+    }
+    let failed = |e: azure_core::Error| Error::Backend {
+        backend: "azure-identity",
+        message: e.to_string(),
+    };
+    let credential: Arc<dyn azure_core::credentials::TokenCredential> = match choice {
+        AzureCredential::Dev => DeveloperToolsCredential::new(None).map_err(failed)?,
+        AzureCredential::Managed => {
+            ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                user_assigned_id: std::env::var("AZURE_CLIENT_ID")
+                    .ok()
+                    .map(UserAssignedId::ClientId),
+                ..Default::default()
+            }))
+            .map_err(failed)?
+        }
+        AzureCredential::Workload => WorkloadIdentityCredential::new(None).map_err(failed)?,
+    };
+    Ok((credential, KeyVaultOptions::default()))
+}
+
+/// Test builds only: `CMKE_INSECURE_LOOPBACK_VAULT=host=port[,host=port]` sends those
+/// vaults' requests to plain HTTP on 127.0.0.1 with the token in
+/// `CMKE_INSECURE_LOOPBACK_TOKEN` (see `cmk_envelope::azure::loopback`).
+#[cfg(feature = "insecure-loopback-vault")]
+fn insecure_loopback() -> Result<
+    Option<(
+        Arc<dyn azure_core::credentials::TokenCredential>,
+        cmk_envelope::azure::KeyVaultOptions,
+    )>,
+> {
+    use cmk_envelope::azure::loopback::{FixedTokenCredential, LoopbackTransport};
+
+    let Ok(spec) = std::env::var("CMKE_INSECURE_LOOPBACK_VAULT") else {
+        return Ok(None);
+    };
+    let bad = || {
+        Error::InvalidArgument(format!(
+            "CMKE_INSECURE_LOOPBACK_VAULT={spec}: expected host=port[,host=port]"
+        ))
+    };
+    let mut ports = Vec::new();
+    for pair in spec.split(',') {
+        let (host, port) = pair.split_once('=').ok_or_else(bad)?;
+        ports.push((host.to_owned(), port.parse::<u16>().map_err(|_| bad())?));
+    }
+    let token = std::env::var("CMKE_INSECURE_LOOPBACK_TOKEN").unwrap_or_default();
+    let client = azure_core::http::ClientOptions {
+        transport: Some(azure_core::http::Transport::new(LoopbackTransport::new(
+            ports,
+        ))),
+        ..Default::default()
+    };
+    Ok(Some((
+        FixedTokenCredential::new(token),
+        cmk_envelope::azure::KeyVaultOptions::default().client_options(client),
+    )))
+}

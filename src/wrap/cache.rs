@@ -1,0 +1,261 @@
+//! A data-key cache in front of any [`KeyWrapper`]: fewer round trips to a key service.
+//!
+//! Unwrapped data keys are kept by (kid, wrapped bytes) for at most
+//! [`CacheConfig::max_age`], and at most [`CacheConfig::max_entries`] of them; they are
+//! wiped when evicted or dropped. Concurrent unwraps of one slot make one call, and at most
+//! [`CacheConfig::max_concurrent_unwraps`] calls are in flight at once, so opening many
+//! objects together neither serialises on one round trip nor floods the service.
+//!
+//! **Revocation.** A cached key keeps opening its objects after the key is disabled,
+//! deleted or its access removed, for up to `max_age`: that is the price of not asking the
+//! service every time. Choose `max_age` as the longest such delay you accept (Azure
+//! services that cache keys use up to an hour); failures are never cached, and
+//! [`CachingWrapper::clear`] drops every key at once.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::data_key::DataKey;
+use crate::error::Result;
+use crate::format::KeySlot;
+use crate::wrap::{KeyWrapper, ProtectionLevel, Unwrapped};
+
+/// Limits of a [`CachingWrapper`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Most data keys kept; the oldest goes first. Default 10,000 (about 1 MB).
+    pub max_entries: usize,
+    /// How long a data key is kept, and so how long a revocation can take to stop objects
+    /// this process already opened once. Default five minutes.
+    pub max_age: Duration,
+    /// Most unwrap calls in flight at once. Default 16.
+    pub max_concurrent_unwraps: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            max_age: Duration::from_secs(300),
+            max_concurrent_unwraps: 16,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct SlotId {
+    kid: String,
+    wrapped: Vec<u8>,
+}
+
+struct Entry {
+    key: DataKey,
+    stored: Instant,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_slot: HashMap<SlotId, Entry>,
+    /// Insertion order, for eviction; may name slots already evicted.
+    order: VecDeque<(SlotId, Instant)>,
+}
+
+/// Counters, for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Unwraps answered from the cache.
+    pub hits: u64,
+    /// Unwraps passed to the wrapped key.
+    pub calls: u64,
+}
+
+/// A [`KeyWrapper`] that caches what another one unwraps.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cmk_envelope::Error> {
+/// use std::sync::Arc;
+/// use cmk_envelope::{software::Keyring, CacheConfig, CachingWrapper, Envelope};
+/// # let dir = tempfile::tempdir()?;
+/// # let keyring = Keyring::create(dir.path())?;
+/// # keyring.create_key("orders")?;
+/// let key = Arc::new(keyring.key("orders")?);
+/// let cached = Arc::new(CachingWrapper::new(key, CacheConfig::default()));
+/// let envelope = Envelope::builder().seal_with(cached.clone()).build()?;
+/// let sealed = envelope.seal(b"row 1", b"").await?;
+/// envelope.open(&sealed, b"").await?;
+/// envelope.open(&sealed, b"").await?; // no second unwrap
+/// assert_eq!(cached.stats().calls, 1);
+/// # Ok(()) }
+/// ```
+pub struct CachingWrapper {
+    inner: Arc<dyn KeyWrapper>,
+    config: CacheConfig,
+    entries: Mutex<Entries>,
+    in_flight: Mutex<HashMap<SlotId, Arc<async_lock::Mutex<()>>>>,
+    permits: async_lock::Semaphore,
+    stats: Mutex<CacheStats>,
+}
+
+impl std::fmt::Debug for CachingWrapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachingWrapper")
+            .field("config", &self.config)
+            .field("entries", &self.len())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl CachingWrapper {
+    /// Caches what `inner` unwraps, within `config`'s limits (each at least 1).
+    #[must_use]
+    pub fn new(inner: Arc<dyn KeyWrapper>, config: CacheConfig) -> Self {
+        Self {
+            inner,
+            permits: async_lock::Semaphore::new(config.max_concurrent_unwraps.max(1)),
+            config,
+            entries: Mutex::new(Entries::default()),
+            in_flight: Mutex::new(HashMap::new()),
+            stats: Mutex::new(CacheStats::default()),
+        }
+    }
+
+    /// Drops (and wipes) every cached key: after a revocation, to make it bite at once.
+    pub fn clear(&self) {
+        let mut entries = lock(&self.entries);
+        entries.by_slot.clear();
+        entries.order.clear();
+    }
+
+    /// How many keys are cached, expired ones included until they are next looked at.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        lock(&self.entries).by_slot.len()
+    }
+
+    /// Whether nothing is cached.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Hits and calls so far.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        *lock(&self.stats)
+    }
+
+    fn lookup(&self, id: &SlotId) -> Option<DataKey> {
+        let mut entries = lock(&self.entries);
+        let fresh = entries
+            .by_slot
+            .get(id)
+            .map(|e| e.stored.elapsed() < self.config.max_age)?;
+        if fresh {
+            lock(&self.stats).hits += 1;
+            entries.by_slot.get(id).map(|e| e.key.duplicate())
+        } else {
+            entries.by_slot.remove(id);
+            None
+        }
+    }
+
+    fn store(&self, id: SlotId, key: &DataKey) {
+        let mut entries = lock(&self.entries);
+        let stored = Instant::now();
+        entries.order.push_back((id.clone(), stored));
+        entries.by_slot.insert(
+            id,
+            Entry {
+                key: key.duplicate(),
+                stored,
+            },
+        );
+        while entries.by_slot.len() > self.config.max_entries.max(1) {
+            let Some((oldest, when)) = entries.order.pop_front() else {
+                break;
+            };
+            // Only if that record is the entry's current one (not an older insert).
+            if entries
+                .by_slot
+                .get(&oldest)
+                .is_some_and(|e| e.stored == when)
+            {
+                entries.by_slot.remove(&oldest);
+            }
+        }
+        // Keep the order queue from growing without bound on re-inserts.
+        if entries.order.len() > 2 * self.config.max_entries.max(1) {
+            let live: VecDeque<_> = entries
+                .order
+                .iter()
+                .filter(|(id, when)| entries.by_slot.get(id).is_some_and(|e| e.stored == *when))
+                .cloned()
+                .collect();
+            entries.order = live;
+        }
+    }
+
+    async fn unwrap_through(&self, id: &SlotId, slot: &KeySlot) -> Result<Unwrapped> {
+        let gate = Arc::clone(lock(&self.in_flight).entry(id.clone()).or_default());
+        let result = {
+            let _one_call_per_slot = gate.lock().await;
+            if let Some(key) = self.lookup(id) {
+                return Ok(Unwrapped::Key(key));
+            }
+            let _permit = self.permits.acquire().await;
+            lock(&self.stats).calls += 1;
+            let result = self.inner.unwrap(slot).await;
+            if let Ok(Unwrapped::Key(key)) = &result {
+                self.store(id.clone(), key);
+            }
+            result
+        };
+        let mut in_flight = lock(&self.in_flight);
+        if in_flight.get(id).is_some_and(|g| Arc::ptr_eq(g, &gate)) && Arc::strong_count(&gate) <= 2
+        {
+            in_flight.remove(id);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl KeyWrapper for CachingWrapper {
+    async fn current_kid(&self) -> Result<String> {
+        self.inner.current_kid().await
+    }
+
+    /// Not cached: keeping the key of everything sealed would hold far more keys in memory
+    /// than opening needs.
+    async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot> {
+        self.inner.wrap(data_key).await
+    }
+
+    async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped> {
+        let id = SlotId {
+            kid: slot.kid().to_owned(),
+            wrapped: slot.wrapped().to_vec(),
+        };
+        if let Some(key) = self.lookup(&id) {
+            return Ok(Unwrapped::Key(key));
+        }
+        self.unwrap_through(&id, slot).await
+    }
+
+    fn protection(&self) -> ProtectionLevel {
+        self.inner.protection()
+    }
+
+    fn domain(&self) -> &str {
+        self.inner.domain()
+    }
+}

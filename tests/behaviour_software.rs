@@ -1,0 +1,47 @@
+//! The backend behaviour suite against the software keyring, on every provider.
+
+#[path = "support/behaviour.rs"]
+mod behaviour;
+mod common;
+
+use std::sync::Arc;
+
+use cmk_envelope::software::{Keyring, SoftwareKey};
+use cmk_envelope::{KeyWrapper, Provider};
+
+struct SoftwareBackend {
+    _dir: tempfile::TempDir,
+    keyring: Keyring,
+    key: Arc<SoftwareKey>,
+}
+
+impl behaviour::Backend for SoftwareBackend {
+    fn wrapper(&self) -> Arc<dyn KeyWrapper> {
+        self.key.clone()
+    }
+    fn rotate(&self) {
+        self.keyring.rotate("orders").expect("rotate");
+        self.key.refresh().expect("refresh");
+    }
+    fn other_key(&self) -> Arc<dyn KeyWrapper> {
+        self.keyring.create_key("billing").expect("create");
+        Arc::new(self.keyring.key("billing").expect("key"))
+    }
+    /// A keyring key has no disabled state: a key file is there or not.
+    fn set_enabled(&self, _: bool) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn the_software_keyring_behaves() {
+    for provider in Provider::all() {
+        let t = common::temp_keyring(provider);
+        let backend = SoftwareBackend {
+            keyring: t.keyring,
+            key: t.key,
+            _dir: t.dir,
+        };
+        behaviour::run(&backend).await;
+    }
+}
