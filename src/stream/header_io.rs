@@ -6,12 +6,18 @@ use std::io::Read;
 use crate::error::{Error, Result};
 use crate::format::{header_len, Header, HeaderLen, Malformed};
 
-/// Reads exactly one header from `source` (nothing past it) and parses it.
-pub(crate) fn read_header(source: &mut impl Read) -> Result<(Header, usize)> {
+/// Reads exactly one header's bytes from `source`, nothing past it: each field is asked for
+/// only once the lengths before it are checked (for example to learn which keys an
+/// envelope needs before opening it from a pipe).
+///
+/// # Errors
+/// [`Error::Malformed`](crate::Error::Malformed) for a bad or truncated header;
+/// [`Error::Io`](crate::Error::Io) for the source.
+pub fn read_header_bytes(source: &mut impl Read) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     loop {
         match header_len(&bytes)? {
-            HeaderLen::Complete(len) => return Ok((Header::parse_detached(&bytes)?, len)),
+            HeaderLen::Complete(_) => return Ok(bytes),
             HeaderLen::NeedMore(n) => {
                 let start = bytes.len();
                 bytes.resize(start + n, 0);
@@ -21,6 +27,12 @@ pub(crate) fn read_header(source: &mut impl Read) -> Result<(Header, usize)> {
             }
         }
     }
+}
+
+/// Reads exactly one header from `source` (nothing past it) and parses it.
+pub(crate) fn read_header(source: &mut impl Read) -> Result<(Header, usize)> {
+    let bytes = read_header_bytes(source)?;
+    Ok((Header::parse_detached(&bytes)?, bytes.len()))
 }
 
 /// The same over a tokio `AsyncRead`.

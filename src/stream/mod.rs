@@ -22,6 +22,7 @@ mod segment;
 #[cfg(feature = "tokio")]
 pub use async_io::{AsyncOpenReader, AsyncSealWriter};
 pub(crate) use header_io::read_header;
+pub use header_io::read_header_bytes;
 pub use open_reader::OpenReader;
 pub use seal_writer::SealWriter;
 

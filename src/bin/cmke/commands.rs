@@ -7,13 +7,11 @@ use std::sync::Arc;
 
 use cmk_envelope::format::Header;
 use cmk_envelope::software::Keyring;
-use cmk_envelope::stream::into_cmk_error;
+use cmk_envelope::stream::{into_cmk_error, read_header_bytes};
 use cmk_envelope::{Envelope, Error, KeyPolicy, KeyWrapper, Provider, Result, RewrapTarget};
 
 use crate::args::{AzureCredential, Cli, Command, KeyCommand, ProviderChoice};
-use crate::io::{
-    file_mode, io_error, open_input, read_header_bytes, read_input, write_output, Output,
-};
+use crate::io::{file_mode, io_error, open_input, read_input, write_output, Output};
 use crate::vault;
 
 /// Output files hold ciphertext or plaintext: readable by the owner only.

@@ -151,26 +151,3 @@ pub fn io_error(path: &Path, source: std::io::Error) -> Error {
         source,
     }
 }
-
-/// Reads exactly the header at the start of `source` (field by field, every length checked
-/// before it is used) and returns its bytes.
-pub fn read_header_bytes(source: &mut dyn Read) -> Result<Vec<u8>> {
-    use cmk_envelope::format::{header_len, HeaderLen, Malformed};
-    let mut bytes = Vec::new();
-    loop {
-        match header_len(&bytes)? {
-            HeaderLen::Complete(_) => return Ok(bytes),
-            HeaderLen::NeedMore(n) => {
-                let start = bytes.len();
-                bytes.resize(start + n, 0);
-                source.read_exact(&mut bytes[start..]).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        Error::from(Malformed::Truncated("header"))
-                    } else {
-                        Error::from(e)
-                    }
-                })?;
-            }
-        }
-    }
-}
