@@ -9,6 +9,21 @@ fn cmke(keyring: &std::path::Path) -> Command {
     cmd
 }
 
+/// A keyring at `{dir}/keys` with key `k`, and `plaintext` sealed under it by `cmke`.
+fn keyring_and_sealed(dir: &std::path::Path, plaintext: &str) -> (std::path::PathBuf, Vec<u8>) {
+    let ring = dir.join("keys");
+    cmke(&ring).args(["key", "create", "k"]).assert().success();
+    let sealed = cmke(&ring)
+        .args(["encrypt", "--key", "k", "-"])
+        .write_stdin(plaintext.to_owned())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    (ring, sealed)
+}
+
 #[test]
 fn encrypt_rotate_decrypt_rewrap_inspect() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -82,16 +97,7 @@ fn encrypt_rotate_decrypt_rewrap_inspect() {
 #[test]
 fn pipes_and_exit_codes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ring = dir.path().join("keys");
-    cmke(&ring).args(["key", "create", "k"]).assert().success();
-    let sealed = cmke(&ring)
-        .args(["encrypt", "--key", "k", "-"])
-        .write_stdin("from a pipe")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let (ring, sealed) = keyring_and_sealed(dir.path(), "from a pipe");
     cmke(&ring)
         .args(["decrypt", "-"])
         .write_stdin(sealed.clone())
@@ -134,16 +140,7 @@ fn pipes_and_exit_codes() {
 #[test]
 fn failed_decrypt_to_a_file_leaves_no_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ring = dir.path().join("keys");
-    cmke(&ring).args(["key", "create", "k"]).assert().success();
-    let mut sealed = cmke(&ring)
-        .args(["encrypt", "--key", "k", "-"])
-        .write_stdin("payload")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let (ring, mut sealed) = keyring_and_sealed(dir.path(), "payload");
     let last = sealed.len() - 1;
     sealed[last] ^= 1;
     let out = dir.path().join("out.txt");
@@ -361,16 +358,7 @@ fn inspect_survives_hostile_files() {
     use cmk_envelope::{KeySlot, WrapAlgorithm};
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let ring = dir.path().join("keys");
-    cmke(&ring).args(["key", "create", "k"]).assert().success();
-    let sealed = cmke(&ring)
-        .args(["encrypt", "--key", "k", "-"])
-        .write_stdin("payload")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let (ring, sealed) = keyring_and_sealed(dir.path(), "payload");
     let (header, header_len) = Header::parse_prefix(&sealed).expect("header");
     let slot = KeySlot::new(
         "k".repeat(1024),

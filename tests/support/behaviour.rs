@@ -19,6 +19,14 @@ pub trait Backend {
     fn set_enabled(&self, enabled: bool) -> bool;
 }
 
+/// `sealed` with its key slots replaced by `slots` and the body unchanged.
+pub fn with_slots(sealed: &[u8], slots: Vec<KeySlot>) -> Vec<u8> {
+    let (header, header_len) = Header::parse_prefix(sealed).expect("header");
+    let mut out = header.with_slots(slots).expect("header").to_bytes();
+    out.extend_from_slice(&sealed[header_len..]);
+    out
+}
+
 fn slot_kid(sealed: &[u8]) -> String {
     Header::parse_prefix(sealed).expect("header").0.slots()[0]
         .kid()
@@ -66,11 +74,7 @@ pub async fn run(backend: &dyn Backend) {
     wrapped[middle] ^= 1;
     let tampered_slot =
         KeySlot::new(slot.kid().to_owned(), slot.algorithm(), wrapped).expect("slot");
-    let mut slot_flipped = header
-        .with_slots(vec![tampered_slot])
-        .expect("header")
-        .to_bytes();
-    slot_flipped.extend_from_slice(&sealed[header_len..]);
+    let slot_flipped = with_slots(&sealed, vec![tampered_slot]);
     assert!(matches!(
         envelope.open(&slot_flipped, b"aad").await,
         Err(Error::DecryptionFailed)
@@ -83,8 +87,7 @@ pub async fn run(backend: &dyn Backend) {
         slot.wrapped().to_vec(),
     )
     .expect("slot");
-    let mut unknown = header.with_slots(vec![foreign]).expect("header").to_bytes();
-    unknown.extend_from_slice(&sealed[header_len..]);
+    let unknown = with_slots(&sealed, vec![foreign]);
     assert!(matches!(
         envelope.open(&unknown, b"aad").await,
         Err(Error::NoKeyForKid { .. })
