@@ -480,3 +480,97 @@ fn key_vault_behaves_like_every_backend() {
     };
     block_on(behaviour::run(&backend));
 }
+
+#[test]
+fn a_hung_vault_is_abandoned_after_each_try_timeout_then_reported() {
+    let vault = KeyVaultDouble::start("contoso");
+    let version = vault.create_key("orders", 2048);
+    let wrapper = Arc::new(
+        connect(
+            &vault.key_url("orders"),
+            options(&[&vault]).try_timeout(Duration::from_millis(300)),
+        )
+        .expect("connect"),
+    );
+    let e = envelope(&wrapper);
+    let sealed = block_on(e.seal(b"x", b"")).expect("seal");
+    let unwrap = format!("POST /keys/orders/{version}/unwrapkey");
+
+    // One hung try is abandoned and the retry answers.
+    vault.clear_log();
+    vault.stall_next(1, Duration::from_secs(3));
+    assert!(block_on(e.open(&sealed, b"")).is_ok());
+    assert_eq!(
+        vault.log(),
+        [format!("{unwrap} stalled"), format!("{unwrap} 200")]
+    );
+
+    // A vault that never answers: one try and three retries, then a backend error that
+    // says what happened.
+    vault.clear_log();
+    vault.stall_next(100, Duration::from_secs(3));
+    match block_on(e.open(&sealed, b"")) {
+        Err(Error::Backend { message, .. }) => {
+            assert!(message.contains("no answer from"), "{message}");
+            assert!(message.contains("within 300 ms"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(vault.log(), vec![format!("{unwrap} stalled"); 4]);
+}
+
+#[test]
+fn managed_hsm_keys_work_with_their_own_challenge_resource() {
+    let hsm = KeyVaultDouble::start_managed_hsm("contoso-hsm");
+    let version = hsm.create_key("orders", 2048);
+    let credential = FixedTokenCredential::new(TOKEN);
+    let wrapper = Arc::new(
+        block_on(KeyVaultWrapper::connect(
+            &hsm.key_url("orders"),
+            Arc::clone(&credential) as _,
+            options(&[&hsm]),
+        ))
+        .expect("connect"),
+    );
+    assert_eq!(
+        credential.scopes().as_slice(),
+        ["https://managedhsm.azure.net/.default"]
+    );
+    assert_eq!(wrapper.vault(), "https://contoso-hsm.managedhsm.azure.net");
+    let e = envelope(&wrapper);
+    let sealed = block_on(e.seal(b"in the HSM", b"")).expect("seal");
+    assert_eq!(
+        slot_kid(&sealed),
+        format!("https://contoso-hsm.managedhsm.azure.net/keys/orders/{version}")
+    );
+    assert_eq!(
+        block_on(e.open(&sealed, b"")).expect("open").plaintext(),
+        b"in the HSM"
+    );
+}
+
+#[test]
+fn a_disabled_key_stops_new_remote_wraps_at_the_next_key_check() {
+    // Key Vault itself still serves wrapKey on a disabled key; the wrapper's own check of
+    // the key's attributes is what stops new data going under it.
+    let vault = KeyVaultDouble::start("contoso");
+    vault.create_key("orders", 2048);
+    let wrapper = Arc::new(
+        connect(
+            &vault.key_url("orders"),
+            options(&[&vault])
+                .wrap_remotely(true)
+                .refresh_interval(Duration::ZERO),
+        )
+        .expect("connect"),
+    );
+    let e = envelope(&wrapper);
+    assert!(block_on(e.seal(b"x", b"")).is_ok());
+    vault.set_enabled("orders", false);
+    vault.clear_log();
+    assert!(matches!(
+        block_on(e.seal(b"y", b"")),
+        Err(Error::KeyDisabled { .. })
+    ));
+    assert_eq!(vault.log(), ["GET /keys/orders 200"]);
+}

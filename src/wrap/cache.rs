@@ -52,7 +52,9 @@ struct SlotId {
 }
 
 struct Entry {
-    key: DataKey,
+    /// Boxed: when the map grows it moves the pointer, not the key, so no unwiped copy of
+    /// the key is left in the memory it frees.
+    key: Box<DataKey>,
     stored: Instant,
 }
 
@@ -175,7 +177,7 @@ impl CachingWrapper {
         entries.by_slot.insert(
             id,
             Entry {
-                key: key.duplicate(),
+                key: key.duplicate_boxed(),
                 stored,
             },
         );
@@ -257,5 +259,99 @@ impl KeyWrapper for CachingWrapper {
 
     fn domain(&self) -> &str {
         self.inner.domain()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data_key::live;
+    use crate::format::WrapAlgorithm;
+
+    /// Unwraps every slot to a key made of its first wrapped byte.
+    struct ByFirstByte;
+
+    #[async_trait]
+    impl KeyWrapper for ByFirstByte {
+        async fn current_kid(&self) -> Result<String> {
+            Ok("test:key".to_owned())
+        }
+        async fn wrap(&self, _: &DataKey) -> Result<KeySlot> {
+            Err(crate::Error::InvalidArgument("wrap-only test".into()))
+        }
+        async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped> {
+            let first = slot.wrapped().first().copied().unwrap_or(0);
+            Ok(Unwrapped::Key(DataKey::from_bytes([first; 32])))
+        }
+        fn protection(&self) -> ProtectionLevel {
+            ProtectionLevel::Software
+        }
+        fn domain(&self) -> &str {
+            "test"
+        }
+    }
+
+    fn slot(byte: u8) -> KeySlot {
+        KeySlot::new(
+            "test:key".into(),
+            WrapAlgorithm::RsaOaepSha256,
+            vec![byte; 8],
+        )
+        .expect("slot")
+    }
+
+    fn unwrap_and_drop(cache: &CachingWrapper, byte: u8) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        match runtime.block_on(cache.unwrap(&slot(byte))) {
+            Ok(Unwrapped::Key(key)) => assert_eq!(key.expose_secret(), &[byte; 32]),
+            _ => panic!("no key"),
+        }
+    }
+
+    #[test]
+    fn evicted_expired_and_cleared_keys_are_dropped_and_so_wiped() {
+        let before = live::count();
+        let cache = CachingWrapper::new(
+            Arc::new(ByFirstByte),
+            CacheConfig {
+                max_entries: 2,
+                max_age: Duration::from_secs(3600),
+                max_concurrent_unwraps: 1,
+            },
+        );
+        for byte in 1..=3 {
+            unwrap_and_drop(&cache, byte);
+        }
+        // The oldest was evicted: two keys are alive, both in the cache.
+        assert_eq!(cache.len(), 2);
+        assert_eq!(live::count() - before, 2);
+        unwrap_and_drop(&cache, 1);
+        assert_eq!(
+            cache.stats().calls,
+            4,
+            "the evicted key was asked for again"
+        );
+
+        cache.clear();
+        assert_eq!(live::count() - before, 0);
+
+        let expiring = CachingWrapper::new(
+            Arc::new(ByFirstByte),
+            CacheConfig {
+                max_age: Duration::ZERO,
+                ..CacheConfig::default()
+            },
+        );
+        unwrap_and_drop(&expiring, 9);
+        assert_eq!(live::count() - before, 1, "cached until next looked at");
+        unwrap_and_drop(&expiring, 9);
+        // The expired key was dropped when found; the fresh one replaced it.
+        assert_eq!(live::count() - before, 1);
+        assert_eq!(expiring.stats().hits, 0);
+        drop(expiring);
+        drop(cache);
+        assert_eq!(live::count() - before, 0);
     }
 }

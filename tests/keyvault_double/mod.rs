@@ -63,12 +63,17 @@ pub enum Access {
 }
 
 struct State {
+    /// The resource the bearer challenge names: `https://vault.azure.net` or
+    /// `https://managedhsm.azure.net`.
+    resource: &'static str,
     keys: BTreeMap<String, Vec<Version>>,
     deleted: Vec<String>,
     recovery_level: String,
     access: Access,
     throttle_next: u32,
     fail_next: u32,
+    stall_next: u32,
+    stall_for: std::time::Duration,
     log: Vec<String>,
 }
 
@@ -88,23 +93,44 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 impl KeyVaultDouble {
     /// Starts a vault for `https://{vault}.vault.azure.net` on a free loopback port.
     pub fn start(vault: &str) -> Self {
+        Self::start_on(
+            format!("{vault}.vault.azure.net"),
+            "https://vault.azure.net",
+        )
+    }
+
+    /// Starts a Managed HSM for `https://{hsm}.managedhsm.azure.net`, whose bearer challenge
+    /// names the resource `https://managedhsm.azure.net`.
+    pub fn start_managed_hsm(hsm: &str) -> Self {
+        Self::start_on(
+            format!("{hsm}.managedhsm.azure.net"),
+            "https://managedhsm.azure.net",
+        )
+    }
+
+    fn start_on(host: String, resource: &'static str) -> Self {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind loopback"));
         let port = server.server_addr().to_ip().expect("ip listener").port();
-        let host = format!("{vault}.vault.azure.net");
         let state = Arc::new(Mutex::new(State {
+            resource,
             keys: BTreeMap::new(),
             deleted: Vec::new(),
             recovery_level: "Recoverable".to_owned(),
             access: Access::Granted,
             throttle_next: 0,
             fail_next: 0,
+            stall_next: 0,
+            stall_for: std::time::Duration::ZERO,
             log: Vec::new(),
         }));
         let thread = {
             let (server, state, host) = (Arc::clone(&server), Arc::clone(&state), host.clone());
             std::thread::spawn(move || {
+                // A thread per request, as a real service answers concurrently: one stalled
+                // request must not hold up the others.
                 for request in server.incoming_requests() {
-                    serve(&host, &state, request);
+                    let (state, host) = (Arc::clone(&state), host.clone());
+                    std::thread::spawn(move || serve(&host, &state, request));
                 }
             })
         };
@@ -238,6 +264,14 @@ impl KeyVaultDouble {
         lock(&self.state).fail_next = n;
     }
 
+    /// Holds each of the next `n` requests for `hold` and then drops it unanswered, like a
+    /// vault that accepted the connection and hung. Logged as `METHOD /path stalled`.
+    pub fn stall_next(&self, n: u32, hold: std::time::Duration) {
+        let mut state = lock(&self.state);
+        state.stall_next = n;
+        state.stall_for = hold;
+    }
+
     /// The requests served so far, as `METHOD /path status`.
     pub fn log(&self) -> Vec<String> {
         lock(&self.state).log.clone()
@@ -313,6 +347,18 @@ fn serve(host: &str, state: &Mutex<State>, mut request: tiny_http::Request) {
         .map(|h| h.value.as_str().to_owned());
     let mut body = Vec::new();
     let _ = request.as_reader().read_to_end(&mut body);
+    let stall = {
+        let mut state = lock(state);
+        (state.stall_next > 0).then(|| {
+            state.stall_next -= 1;
+            state.log.push(format!("{method} {path} stalled"));
+            state.stall_for
+        })
+    };
+    if let Some(hold) = stall {
+        std::thread::sleep(hold);
+        return;
+    }
 
     let reply = respond(host, state, &method, &path, authorization.as_deref(), &body);
     lock(state)
@@ -340,6 +386,7 @@ fn respond(
     authorization: Option<&str>,
     body: &[u8],
 ) -> Reply {
+    let resource = lock(state).resource;
     match authorization {
         None => {
             let mut challenge = error(
@@ -350,9 +397,7 @@ fn respond(
             );
             challenge.headers.push((
                 "WWW-Authenticate",
-                format!(
-                    r#"Bearer authorization="{AUTHORITY}", resource="https://vault.azure.net""#
-                ),
+                format!(r#"Bearer authorization="{AUTHORITY}", resource="{resource}""#),
             ));
             return challenge;
         }
@@ -443,7 +488,9 @@ fn respond(
             "KeyNotFound",
             &format!(
                 "A key with (name/id) {name}{} was not found in this key vault. If you recently \
-                 deleted this key you may be able to recover it using the correct recovery command.",
+                 deleted this key you may be able to recover it using the correct recovery \
+                 command. For help resolving this issue, please see \
+                 https://go.microsoft.com/fwlink/?linkid=2125182",
                 version.map(|v| format!("/{v}")).unwrap_or_default()
             ),
             None,
@@ -485,7 +532,11 @@ fn respond(
             }),
         );
     }
-    if !key.enabled {
+    // Key Vault refuses the private-key operations on a disabled key and still serves the
+    // public ones (encrypt, verify, wrapKey), as reported against the live service in
+    // Azure/azure-sdk-for-python#45342; so a disabled key stops unwrapping at once, and
+    // stops new wraps only through the wrapper's own key check.
+    if !key.enabled && operation == "unwrapKey" {
         return error(
             403,
             "Forbidden",

@@ -14,6 +14,7 @@ mod key_url;
 #[cfg(feature = "insecure-loopback-vault")]
 pub mod loopback;
 mod service_error;
+mod try_timeout;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -55,6 +56,7 @@ pub struct KeyVaultOptions {
     require_purge_protection: bool,
     policy: KeyPolicy,
     provider: Provider,
+    try_timeout: Duration,
     client_options: ClientOptions,
 }
 
@@ -77,6 +79,7 @@ impl Default for KeyVaultOptions {
             require_purge_protection: true,
             policy: KeyPolicy::default(),
             provider: Provider::default(),
+            try_timeout: Duration::from_secs(10),
             client_options,
         }
     }
@@ -123,7 +126,17 @@ impl KeyVaultOptions {
         self
     }
 
-    /// The Azure SDK's client options: retries, timeouts, and the HTTP transport.
+    /// How long one try of a request may take before it is abandoned and retried (default
+    /// ten seconds; a Key Vault operation normally answers in tens of milliseconds). With
+    /// the default retries, a vault that accepts connections and never answers fails a call
+    /// within about a minute.
+    #[must_use]
+    pub fn try_timeout(mut self, limit: Duration) -> Self {
+        self.try_timeout = limit;
+        self
+    }
+
+    /// The Azure SDK's client options: retries, extra policies, and the HTTP transport.
     #[must_use]
     pub fn client_options(mut self, options: ClientOptions) -> Self {
         self.client_options = options;
@@ -176,11 +189,17 @@ impl KeyVaultWrapper {
         options: KeyVaultOptions,
     ) -> Result<Self> {
         let url = KeyUrl::parse(key_url)?;
+        let mut client_options = options.client_options;
+        client_options
+            .per_try_policies
+            .push(Arc::new(try_timeout::TryTimeout {
+                limit: options.try_timeout,
+            }));
         let client = KeyClient::new(
             &url.vault,
             credential,
             Some(KeyClientOptions {
-                client_options: options.client_options,
+                client_options,
                 ..KeyClientOptions::default()
             }),
         )
@@ -414,8 +433,24 @@ fn unix_now() -> i64 {
 fn backend(kid: &str, error: azure_core::Error) -> Error {
     Error::Backend {
         backend: BACKEND,
-        message: format!("{kid}: {error}"),
+        message: format!("{kid}: {}", with_causes(&error)),
     }
+}
+
+/// The SDK's message and each cause under it: the retry policy's "expired" alone would
+/// hide what failed each try.
+fn with_causes(error: &azure_core::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// Maps an SDK error: service answers by status and Key Vault error code, everything else
@@ -437,11 +472,11 @@ fn service_error(error: azure_core::Error, kid: &str, operation: &str) -> Error 
         }
         ErrorKind::Credential => Error::AccessDenied {
             kid: kid.to_owned(),
-            detail: format!("no token from the credential: {error}"),
+            detail: format!("no token from the credential: {}", with_causes(&error)),
         },
         _ => Error::Backend {
             backend: BACKEND,
-            message: format!("{operation} on {kid}: {error}"),
+            message: format!("{operation} on {kid}: {}", with_causes(&error)),
         },
     }
 }
