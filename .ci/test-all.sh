@@ -19,6 +19,19 @@ step "toolchain components"
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
+step "system packages the tests need"
+# SoftHSM2 for the PKCS#11 backend's tests (each test makes its own throw-away token).
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get install -y --no-install-recommends "$@" \
+        || { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "$@"; }
+}
+if ! command -v softhsm2-util >/dev/null; then
+    apt_install softhsm2
+fi
+softhsm2-util --version
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

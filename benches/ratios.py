@@ -17,21 +17,23 @@ def mean_ns(*parts):
     return json.loads(path.read_text())["mean"]["point_estimate"]
 
 
-wrap = mean_ns("rsa_oaep_raw", "wrap")
-unwrap = mean_ns("rsa_oaep_raw", "unwrap")
-print(f"raw RSA-2048 OAEP-256: wrap {wrap / 1000:.1f} us, unwrap {unwrap / 1000:.1f} us")
-ops = ["seal", "open", "seal_into", "open_into"]
-print("throughput as a fraction of raw AES-256-GCM (in place, same run); 1.0 = no overhead")
-print(f"{'size':>6}  " + "  ".join(f"{op:>9}" for op in ops) + "   | excluding the one RSA op:  " + "  ".join(f"{op:>9}" for op in ops))
-for name in ["1KiB", "64KiB", "1MiB", "16MiB"]:
-    aes = mean_ns(name, "aes_gcm_raw", name)
-    times = {op: mean_ns(name, op, name) for op in ops}
-    rsa = {"seal": wrap, "seal_into": wrap, "open": unwrap, "open_into": unwrap}
-    plain = "  ".join(f"{aes / times[op]:>9.3f}" for op in ops)
-    net = "  ".join(f"{(aes + rsa[op]) / times[op]:>9.3f}" for op in ops)
-    print(f"{name:>6}  {plain}   |                            {net}")
-one_k = mean_ns("1KiB", "aes_gcm_raw", "1KiB")
-print(f"seal 1KiB / (one wrap + raw AES-GCM 1KiB) = {mean_ns('1KiB', 'seal', '1KiB') / (wrap + one_k):.3f} (target <= 1.15)")
+# benches/seal_open.rs, if it has been run.
+if (root / "rsa_oaep_raw").exists():
+    wrap = mean_ns("rsa_oaep_raw", "wrap")
+    unwrap = mean_ns("rsa_oaep_raw", "unwrap")
+    print(f"raw RSA-2048 OAEP-256: wrap {wrap / 1000:.1f} us, unwrap {unwrap / 1000:.1f} us")
+    ops = ["seal", "open", "seal_into", "open_into"]
+    print("throughput as a fraction of raw AES-256-GCM (in place, same run); 1.0 = no overhead")
+    print(f"{'size':>6}  " + "  ".join(f"{op:>9}" for op in ops) + "   | excluding the one RSA op:  " + "  ".join(f"{op:>9}" for op in ops))
+    for name in ["1KiB", "64KiB", "1MiB", "16MiB"]:
+        aes = mean_ns(name, "aes_gcm_raw", name)
+        times = {op: mean_ns(name, op, name) for op in ops}
+        rsa = {"seal": wrap, "seal_into": wrap, "open": unwrap, "open_into": unwrap}
+        plain = "  ".join(f"{aes / times[op]:>9.3f}" for op in ops)
+        net = "  ".join(f"{(aes + rsa[op]) / times[op]:>9.3f}" for op in ops)
+        print(f"{name:>6}  {plain}   |                            {net}")
+    one_k = mean_ns("1KiB", "aes_gcm_raw", "1KiB")
+    print(f"seal 1KiB / (one wrap + raw AES-GCM 1KiB) = {mean_ns('1KiB', 'seal', '1KiB') / (wrap + one_k):.3f} (target <= 1.15)")
 
 # benches/parallel.rs, if it has been run: 64 MiB on one and two threads.
 if (root / "64MiB").exists():
@@ -55,3 +57,12 @@ if (root / "round_trip").exists():
         ("many", "64 objects, 8 in flight", "8 (64 / 8)"),
     ]:
         print(f"  {group}/{name}: {mean_ns(group, name) / trip:6.2f}   (expect about {expect})")
+
+# benches/hsm.rs, if it has been run: unwraps in SoftHSM2 through the session pool.
+if (root / "pool").exists():
+    raw = mean_ns("raw", "C_Decrypt")
+    print(f"\nPKCS#11 (cargo bench --features pkcs11 --bench hsm): raw C_Decrypt {raw / 1000:.0f} us")
+    one = mean_ns("pool", "64 unwraps, 1 sessions")
+    for n in [1, 2, 4]:
+        t = mean_ns("pool", f"64 unwraps, {n} sessions")
+        print(f"  64 unwraps, {n} sessions: {t / (64 * raw):.2f} x (64 raw C_Decrypt); {one / t:.2f}x the 1-session throughput")

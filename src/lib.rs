@@ -61,6 +61,8 @@ pub use inspect::{inspect, inspect_reader, inspect_stream, BodyInfo, HeaderInfo,
 pub use policy::{KeyPolicy, RewrapEndpoint, RSA_SIZES};
 #[cfg(feature = "azure")]
 pub use wrap::azure;
+#[cfg(feature = "pkcs11")]
+pub use wrap::pkcs11;
 pub use wrap::{
     software, CacheConfig, CacheStats, CachingWrapper, KeyResolver, KeyWrapper, ProtectionLevel,
     Unwrapped,

@@ -123,7 +123,7 @@ pub(crate) trait CryptoOps: Send + Sync {
     fn generate_rsa_pkcs8(&self, bits: usize) -> Result<Zeroizing<Vec<u8>>, CryptoFailure>;
     /// An RSA public key from its modulus and exponent (big-endian, as a JWK carries them),
     /// for wrapping under a key held elsewhere (Key Vault, an HSM).
-    #[cfg_attr(not(feature = "azure"), allow(dead_code))] // only key-service backends wrap so
+    #[cfg_attr(not(any(feature = "azure", feature = "pkcs11")), allow(dead_code))] // only key-service backends wrap so
     fn rsa_public_from_components(
         &self,
         modulus: &[u8],
@@ -133,14 +133,14 @@ pub(crate) trait CryptoOps: Send + Sync {
 
 /// rsaEncryption (RFC 8017, appendix A.1).
 #[cfg(feature = "aws-lc")]
-#[cfg_attr(not(feature = "azure"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "azure", feature = "pkcs11")), allow(dead_code))]
 const RSA_ENCRYPTION: pkcs8::ObjectIdentifier =
     pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
 /// The X.509 `SubjectPublicKeyInfo` DER of an RSA public key (rsaEncryption, NULL
 /// parameters, PKCS#1 `RSAPublicKey` inside).
 #[cfg(feature = "aws-lc")]
-#[cfg_attr(not(feature = "azure"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "azure", feature = "pkcs11")), allow(dead_code))]
 fn rsa_spki_der(modulus: &[u8], exponent: &[u8]) -> Result<Vec<u8>, CryptoFailure> {
     use pkcs8::der::asn1::{AnyRef, BitStringRef};
     use pkcs8::der::Encode;

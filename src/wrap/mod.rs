@@ -3,6 +3,8 @@
 #[cfg(feature = "azure")]
 pub mod azure;
 mod cache;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 mod resolver;
 pub mod software;
 

@@ -66,7 +66,7 @@ pub enum AzureCredential {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Manage keys in the software keyring.
+    /// Manage keys: in the software keyring, or (with a pkcs11: URI) in a PKCS#11 token.
     #[command(subcommand)]
     Key(KeyCommand),
 
@@ -77,8 +77,10 @@ pub enum Command {
                             tar c dir | cmke encrypt --key orders > dir.tar.cmke"
     )]
     Encrypt {
-        /// Key name in the keyring, or a Key Vault key URL
-        /// (https://{vault}.vault.azure.net/keys/{name}).
+        /// Key name in the keyring, a Key Vault key URL
+        /// (https://{vault}.vault.azure.net/keys/{name}), or a PKCS#11 key
+        /// ('pkcs11:token={label};object={label}', module and PIN from CMKE_PKCS11_MODULE and
+        /// CMKE_PKCS11_PIN or CMKE_PKCS11_PIN_FILE).
         #[arg(long)]
         key: String,
         /// Associated data: authenticated, not stored; needed again to decrypt.
@@ -132,7 +134,8 @@ pub enum Command {
     /// changes; each file is replaced atomically.
     #[command(after_help = "Example:\n  cmke key rotate orders\n  cmke rewrap data/*.cmke")]
     Rewrap {
-        /// Move to this key's current version (a keyring key name or a Key Vault key URL)
+        /// Move to this key's current version (a keyring key name, a Key Vault key URL or a
+        /// pkcs11: URI)
         /// instead of the current version of the key that wrapped each file.
         #[arg(long)]
         to: Option<String>,
@@ -161,18 +164,24 @@ fn parse_range(text: &str) -> Result<std::ops::Range<u64>, String> {
 #[derive(Subcommand)]
 pub enum KeyCommand {
     /// Create a key (RSA-2048) and its first version.
-    #[command(after_help = "Example:\n  cmke --keyring ./keys key create orders")]
+    #[command(after_help = "Example:\n  cmke --keyring ./keys key create orders\n  \
+                      export CMKE_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so CMKE_PKCS11_PIN_FILE=./pin\n  \
+                      cmke key create 'pkcs11:token=prod-hsm;object=orders'   # in the token, id 00000001")]
     Create {
-        /// Key name: 1 to 127 of [A-Za-z0-9-].
+        /// Key name (1 to 127 of [A-Za-z0-9-]) in the keyring, or a pkcs11: URI
+        /// (token and object) to generate the key pair inside a PKCS#11 token.
         name: String,
         /// Key size: 2048, or 3072 / 4096 (an opt-in beyond Azure's CMK size).
         #[arg(long, default_value_t = 2048)]
         bits: usize,
     },
     /// Add a new version and make it current; old versions stay.
-    #[command(after_help = "Example:\n  cmke key rotate orders && cmke rewrap data/*.cmke")]
+    #[command(
+        after_help = "Example:\n  cmke key rotate orders && cmke rewrap data/*.cmke\n  \
+                      cmke key rotate 'pkcs11:token=prod-hsm;object=orders'   # a new key pair, the next id"
+    )]
     Rotate {
-        /// Key name.
+        /// Key name, or a pkcs11: URI (token and object).
         name: String,
     },
     /// List keys, their current kid and versions.

@@ -12,7 +12,7 @@ use cmk_envelope::{Envelope, Error, KeyPolicy, KeyWrapper, Provider, Result, Rew
 
 use crate::args::{AzureCredential, Cli, Command, KeyCommand, ProviderChoice};
 use crate::io::{file_mode, io_error, open_input, read_input, write_output, Output};
-use crate::vault;
+use crate::{hsm, vault};
 
 /// Output files hold ciphertext or plaintext: readable by the owner only.
 const OUTPUT_MODE: u32 = 0o600;
@@ -30,7 +30,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         azure_credential: cli.azure_credential,
     };
     match cli.command {
-        Command::Key(key) => key_command(&cli.keyring, provider, key),
+        Command::Key(key) => key_command(&cli.keyring, provider, key).await,
         Command::Encrypt {
             key,
             aad,
@@ -157,34 +157,45 @@ fn note_if_stale(dir: &Path, provider: Provider, kid: &str, input: &Path) {
     }
 }
 
-/// A key named on the command line: a Key Vault key URL, or a keyring key name.
+/// A key named on the command line: a Key Vault key URL, a `pkcs11:` URI, or a keyring
+/// key name.
 async fn named_key(cli: &KeySources, provider: Provider, key: &str) -> Result<Arc<dyn KeyWrapper>> {
     if vault::is_key_url(key) {
         return vault::connect(key, cli.azure_credential).await;
+    }
+    if hsm::is_pkcs11_uri(key) {
+        return hsm::connect(key).await;
     }
     let keyring = Keyring::open(&cli.keyring)?.with_provider(provider);
     Ok(Arc::new(keyring.key(key)?))
 }
 
 /// An envelope that opens anything written under any key of the keyring, and under the
-/// Key Vault keys that `headers` name.
+/// Key Vault and PKCS#11 keys that `headers` name.
 async fn reader(cli: &KeySources, provider: Provider, headers: &[Vec<u8>]) -> Result<Envelope> {
-    let mut vault_keys: Vec<String> = headers
+    let parsed: Vec<Header> = headers
         .iter()
         .filter_map(|h| Header::parse_detached(h).ok())
-        .flat_map(|h| vault::key_urls_in(&h))
         .collect();
+    let mut vault_keys: Vec<String> = parsed.iter().flat_map(vault::key_urls_in).collect();
     vault_keys.sort();
     vault_keys.dedup();
+    let mut hsm_keys: Vec<String> = parsed.iter().flat_map(hsm::key_uris_in).collect();
+    hsm_keys.sort();
+    hsm_keys.dedup();
+    let remote_keys = !vault_keys.is_empty() || !hsm_keys.is_empty();
     let mut builder = Envelope::builder().provider(provider);
     match Keyring::open(&cli.keyring) {
         Ok(keyring) => builder = builder.open_with_keyring(&keyring.with_provider(provider))?,
-        // Without a keyring, the vault keys may still open everything.
-        Err(e) if vault_keys.is_empty() => return Err(e),
+        // Without a keyring, the vault and HSM keys may still open everything.
+        Err(e) if !remote_keys => return Err(e),
         Err(_) => {}
     }
     for url in &vault_keys {
         builder = builder.open_with(vault::connect(url, cli.azure_credential).await?);
+    }
+    for uri in &hsm_keys {
+        builder = builder.open_with(hsm::connect(uri).await?);
     }
     builder.build().map_err(|_| Error::KeyNotFound {
         kid: format!("any key (the keyring {} is empty)", cli.keyring.display()),
@@ -234,9 +245,15 @@ async fn rewrap_file(
     )))
 }
 
-fn key_command(dir: &Path, provider: Provider, command: KeyCommand) -> Result<ExitCode> {
+async fn key_command(dir: &Path, provider: Provider, command: KeyCommand) -> Result<ExitCode> {
     let large = KeyPolicy::default().allow_rsa_sizes(&cmk_envelope::RSA_SIZES)?;
     match command {
+        KeyCommand::Create { name, bits } if hsm::is_pkcs11_uri(&name) => {
+            println!("{}", hsm::create(&name, bits).await?);
+        }
+        KeyCommand::Rotate { name } if hsm::is_pkcs11_uri(&name) => {
+            println!("{}", hsm::rotate(&name).await?);
+        }
         KeyCommand::Create { name, bits } => {
             let policy = if bits == 2048 {
                 KeyPolicy::default()

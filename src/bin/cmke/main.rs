@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod hsm;
 mod io;
 mod vault;
 

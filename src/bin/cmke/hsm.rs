@@ -1,0 +1,106 @@
+//! PKCS#11 keys in `cmke`: `pkcs11:` URIs wherever a key is named, the HSM keys an
+//! envelope's slots name when opening it, and `key create|rotate` in the token.
+//!
+//! The module comes from `CMKE_PKCS11_MODULE`; the user PIN from the file named by
+//! `CMKE_PKCS11_PIN_FILE`, else from `CMKE_PKCS11_PIN`. Never from an argument: other users
+//! can read a process's arguments.
+
+use std::sync::Arc;
+
+use cmk_envelope::format::Header;
+use cmk_envelope::{Error, KeyWrapper, Result};
+
+/// Whether a key argument names a PKCS#11 key.
+pub fn is_pkcs11_uri(key: &str) -> bool {
+    key.starts_with("pkcs11:")
+}
+
+/// The keys (token and object, without the version id) of the PKCS#11 slots of `header`,
+/// each once.
+pub fn key_uris_in(header: &Header) -> Vec<String> {
+    let mut uris: Vec<String> = header
+        .slots()
+        .iter()
+        .filter(|s| is_pkcs11_uri(s.kid()))
+        .filter_map(|s| key_uri(s.kid()))
+        .collect();
+    uris.sort();
+    uris.dedup();
+    uris
+}
+
+#[cfg(feature = "pkcs11")]
+fn key_uri(kid: &str) -> Option<String> {
+    let mut uri = cmk_envelope::pkcs11::Pkcs11Uri::parse(kid).ok()?;
+    uri.id = None;
+    Some(uri.to_uri())
+}
+
+#[cfg(not(feature = "pkcs11"))]
+fn key_uri(kid: &str) -> Option<String> {
+    Some(kid.to_owned())
+}
+
+#[cfg(feature = "pkcs11")]
+fn config(uri: &str) -> Result<cmk_envelope::pkcs11::Pkcs11Config> {
+    use cmk_envelope::pkcs11::{PinSource, Pkcs11Config};
+
+    let module = std::env::var_os("CMKE_PKCS11_MODULE").ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "{uri} is a PKCS#11 key: set CMKE_PKCS11_MODULE to the token's PKCS#11 module \
+             (for SoftHSM2, /usr/lib/softhsm/libsofthsm2.so)"
+        ))
+    })?;
+    let pin = match std::env::var_os("CMKE_PKCS11_PIN_FILE") {
+        Some(file) => PinSource::File(file.into()),
+        None => PinSource::Env("CMKE_PKCS11_PIN".to_owned()),
+    };
+    Ok(Pkcs11Config::from_uri(module, uri)?.pin(pin))
+}
+
+/// Connects to the PKCS#11 key `uri` (a pinned version when it has `id=`).
+#[cfg(feature = "pkcs11")]
+pub async fn connect(uri: &str) -> Result<Arc<dyn KeyWrapper>> {
+    let wrapper = cmk_envelope::pkcs11::Pkcs11Wrapper::connect(config(uri)?).await?;
+    Ok(Arc::new(wrapper))
+}
+
+/// `cmke key create pkcs11:…`: the key's first version, in the token.
+#[cfg(feature = "pkcs11")]
+pub async fn create(uri: &str, bits: usize) -> Result<String> {
+    let policy = cmk_envelope::KeyPolicy::default().allow_rsa_sizes(&cmk_envelope::RSA_SIZES)?;
+    let policy = if bits == 2048 {
+        cmk_envelope::KeyPolicy::default()
+    } else {
+        policy
+    };
+    cmk_envelope::pkcs11::Pkcs11Wrapper::create_key(&config(uri)?.policy(policy), bits).await
+}
+
+/// `cmke key rotate pkcs11:…`: the next version, which becomes current.
+#[cfg(feature = "pkcs11")]
+pub async fn rotate(uri: &str) -> Result<String> {
+    cmk_envelope::pkcs11::Pkcs11Wrapper::rotate_key(&config(uri)?).await
+}
+
+#[cfg(not(feature = "pkcs11"))]
+fn not_built(uri: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "{uri} is a PKCS#11 key, and this cmke was built without feature `pkcs11`"
+    ))
+}
+
+#[cfg(not(feature = "pkcs11"))]
+pub async fn connect(uri: &str) -> Result<Arc<dyn KeyWrapper>> {
+    Err(not_built(uri))
+}
+
+#[cfg(not(feature = "pkcs11"))]
+pub async fn create(uri: &str, _: usize) -> Result<String> {
+    Err(not_built(uri))
+}
+
+#[cfg(not(feature = "pkcs11"))]
+pub async fn rotate(uri: &str) -> Result<String> {
+    Err(not_built(uri))
+}

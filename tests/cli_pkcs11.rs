@@ -1,0 +1,218 @@
+//! `cmke` with PKCS#11 keys in a throw-away SoftHSM2 token: key create and rotate in the
+//! token, encrypt, decrypt without a keyring, lazy re-wrap, and the errors an operator sees.
+#![cfg(all(feature = "cli", feature = "pkcs11"))]
+
+#[path = "support/softhsm.rs"]
+mod softhsm;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::PredicateBooleanExt;
+use predicates::str::contains;
+
+fn cmke(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("cmke").expect("binary");
+    cmd.arg("--keyring")
+        .arg(dir.join("keyring"))
+        .env("SOFTHSM2_CONF", softhsm::conf())
+        .env("CMKE_PKCS11_MODULE", softhsm::module())
+        .env("CMKE_PKCS11_PIN", softhsm::USER_PIN)
+        .env_remove("CMKE_PKCS11_PIN_FILE")
+        .timeout(std::time::Duration::from_secs(60));
+    cmd
+}
+
+fn kid_of(dir: &Path, file: &Path) -> String {
+    let out = cmke(dir)
+        .arg("inspect")
+        .arg(file)
+        .output()
+        .expect("inspect");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    json["slots"][0]["kid"].as_str().expect("kid").to_owned()
+}
+
+#[test]
+fn create_encrypt_decrypt_rotate_and_rewrap_in_the_token() {
+    let token = softhsm::new_token("cli");
+    let key = format!("pkcs11:token={token};object=orders");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = dir.path().join("a.txt");
+    let sealed = dir.path().join("a.cmke");
+    std::fs::write(&plain, b"ledger lines").expect("write");
+
+    cmke(dir.path())
+        .args(["key", "create", &key])
+        .assert()
+        .success()
+        .stdout(format!("{key};id=%00%00%00%01\n"));
+    cmke(dir.path())
+        .args(["encrypt", "--key", &key, "-o"])
+        .arg(&sealed)
+        .arg(&plain)
+        .assert()
+        .success();
+    assert_eq!(
+        kid_of(dir.path(), &sealed),
+        format!("{key};id=%00%00%00%01")
+    );
+
+    // No keyring: the HSM key named in the header opens it, from a file and from stdin.
+    cmke(dir.path())
+        .arg("decrypt")
+        .arg(&sealed)
+        .assert()
+        .success()
+        .stdout("ledger lines");
+    cmke(dir.path())
+        .arg("decrypt")
+        .write_stdin(std::fs::read(&sealed).expect("read"))
+        .assert()
+        .success()
+        .stdout("ledger lines");
+
+    // Rotation: a new key pair with the next id; the old object opens, then moves to it with
+    // only its header changed.
+    cmke(dir.path())
+        .args(["key", "rotate", &key])
+        .assert()
+        .success()
+        .stdout(format!("{key};id=%00%00%00%02\n"));
+    let before = std::fs::read(&sealed).expect("read");
+    cmke(dir.path())
+        .arg("rewrap")
+        .arg(&sealed)
+        .assert()
+        .success();
+    assert_eq!(
+        kid_of(dir.path(), &sealed),
+        format!("{key};id=%00%00%00%02")
+    );
+    let after = std::fs::read(&sealed).expect("read");
+    let body = |bytes: &[u8]| {
+        let (_, len) = cmk_envelope::format::Header::parse_prefix(bytes).expect("header");
+        bytes[len..].to_vec()
+    };
+    assert_eq!(body(&before), body(&after), "the body is unchanged");
+    cmke(dir.path())
+        .arg("decrypt")
+        .arg(&sealed)
+        .assert()
+        .success()
+        .stdout("ledger lines");
+    // A second re-wrap has nothing to do.
+    cmke(dir.path())
+        .arg("rewrap")
+        .arg(&sealed)
+        .assert()
+        .success()
+        .stdout(contains("already current"));
+}
+
+#[test]
+fn software_to_hsm_rewrap_is_allowed_and_back_is_refused() {
+    let token = softhsm::new_token("cli-rules");
+    let hsm_key = format!("pkcs11:token={token};object=orders");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = dir.path().join("a.txt");
+    let sealed = dir.path().join("a.cmke");
+    std::fs::write(&plain, b"moving up").expect("write");
+    cmke(dir.path())
+        .args(["key", "create", "local-orders"])
+        .assert()
+        .success();
+    cmke(dir.path())
+        .args(["key", "create", &hsm_key])
+        .assert()
+        .success();
+    cmke(dir.path())
+        .args(["encrypt", "--key", "local-orders", "-o"])
+        .arg(&sealed)
+        .arg(&plain)
+        .assert()
+        .success();
+    cmke(dir.path())
+        .args(["rewrap", "--to", &hsm_key])
+        .arg(&sealed)
+        .assert()
+        .success();
+    assert!(kid_of(dir.path(), &sealed).starts_with(&hsm_key));
+    cmke(dir.path())
+        .args(["rewrap", "--to", "local-orders"])
+        .arg(&sealed)
+        .assert()
+        .failure()
+        .stderr(contains("refused by key policy").and(contains("software")));
+    assert!(
+        kid_of(dir.path(), &sealed).starts_with(&hsm_key),
+        "left as it was"
+    );
+}
+
+#[test]
+fn pin_module_and_key_problems_are_clear_and_never_echo_the_pin() {
+    let token = softhsm::new_token("cli-errors");
+    let key = format!("pkcs11:token={token};object=orders");
+    let dir = tempfile::tempdir().expect("tempdir");
+    cmke(dir.path())
+        .args(["key", "create", &key])
+        .assert()
+        .success();
+    let plain = dir.path().join("a.txt");
+    std::fs::write(&plain, b"x").expect("write");
+
+    cmke(dir.path())
+        .env("CMKE_PKCS11_PIN", "9999-not-it")
+        .args(["encrypt", "--key", &key])
+        .arg(&plain)
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(contains("access denied").and(contains("9999-not-it").not()));
+
+    // The PIN from a file.
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, softhsm::USER_PIN).expect("pin");
+    cmke(dir.path())
+        .env_remove("CMKE_PKCS11_PIN")
+        .env("CMKE_PKCS11_PIN_FILE", &pin_file)
+        .args(["encrypt", "--key", &key, "-o"])
+        .arg(dir.path().join("a.cmke"))
+        .arg(&plain)
+        .assert()
+        .success();
+
+    cmke(dir.path())
+        .env_remove("CMKE_PKCS11_MODULE")
+        .args(["encrypt", "--key", &key])
+        .arg(&plain)
+        .assert()
+        .code(1)
+        .stderr(contains("CMKE_PKCS11_MODULE"));
+    cmke(dir.path())
+        .args([
+            "encrypt",
+            "--key",
+            &format!("pkcs11:token={token};object=nothing"),
+        ])
+        .arg(&plain)
+        .assert()
+        .code(3)
+        .stderr(contains("key not found"));
+    cmke(dir.path())
+        .args([
+            "encrypt",
+            "--key",
+            "pkcs11:token=no-such-token;object=orders",
+        ])
+        .arg(&plain)
+        .assert()
+        .code(3)
+        .stderr(contains("pkcs11:token=no-such-token"));
+    cmke(dir.path())
+        .args(["key", "rotate", "pkcs11:token=x;object=y?pin-value=1234"])
+        .assert()
+        .code(1)
+        .stderr(contains("1234").not());
+}
