@@ -33,14 +33,36 @@ fn kid_of(dir: &Path, file: &Path) -> String {
     json["slots"][0]["kid"].as_str().expect("kid").to_owned()
 }
 
-#[test]
-fn create_encrypt_decrypt_rotate_and_rewrap_in_the_token() {
-    let token = softhsm::new_token("cli");
-    let key = format!("pkcs11:token={token};object=orders");
+/// A fresh token `label`, the URI of key `orders` in it (not created yet), and a temporary
+/// directory holding `a.txt` with `plaintext`, and the path `a.cmke` beside it.
+struct Scene {
+    key: String,
+    dir: tempfile::TempDir,
+    plain: std::path::PathBuf,
+    sealed: std::path::PathBuf,
+}
+
+fn scene(label: &str, plaintext: &[u8]) -> Scene {
+    let token = softhsm::new_token(label);
     let dir = tempfile::tempdir().expect("tempdir");
     let plain = dir.path().join("a.txt");
-    let sealed = dir.path().join("a.cmke");
-    std::fs::write(&plain, b"ledger lines").expect("write");
+    std::fs::write(&plain, plaintext).expect("write");
+    Scene {
+        key: format!("pkcs11:token={token};object=orders"),
+        sealed: dir.path().join("a.cmke"),
+        plain,
+        dir,
+    }
+}
+
+#[test]
+fn create_encrypt_decrypt_rotate_and_rewrap_in_the_token() {
+    let Scene {
+        key,
+        dir,
+        plain,
+        sealed,
+    } = scene("cli", b"ledger lines");
 
     cmke(dir.path())
         .args(["key", "create", &key])
@@ -112,12 +134,12 @@ fn create_encrypt_decrypt_rotate_and_rewrap_in_the_token() {
 
 #[test]
 fn software_to_hsm_rewrap_is_allowed_and_back_is_refused() {
-    let token = softhsm::new_token("cli-rules");
-    let hsm_key = format!("pkcs11:token={token};object=orders");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let plain = dir.path().join("a.txt");
-    let sealed = dir.path().join("a.cmke");
-    std::fs::write(&plain, b"moving up").expect("write");
+    let Scene {
+        key: hsm_key,
+        dir,
+        plain,
+        sealed,
+    } = scene("cli-rules", b"moving up");
     cmke(dir.path())
         .args(["key", "create", "local-orders"])
         .assert()
@@ -152,15 +174,16 @@ fn software_to_hsm_rewrap_is_allowed_and_back_is_refused() {
 
 #[test]
 fn pin_module_and_key_problems_are_clear_and_never_echo_the_pin() {
-    let token = softhsm::new_token("cli-errors");
-    let key = format!("pkcs11:token={token};object=orders");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Scene {
+        key,
+        dir,
+        plain,
+        sealed,
+    } = scene("cli-errors", b"x");
     cmke(dir.path())
         .args(["key", "create", &key])
         .assert()
         .success();
-    let plain = dir.path().join("a.txt");
-    std::fs::write(&plain, b"x").expect("write");
 
     cmke(dir.path())
         .env("CMKE_PKCS11_PIN", "9999-not-it")
@@ -178,7 +201,7 @@ fn pin_module_and_key_problems_are_clear_and_never_echo_the_pin() {
         .env_remove("CMKE_PKCS11_PIN")
         .env("CMKE_PKCS11_PIN_FILE", &pin_file)
         .args(["encrypt", "--key", &key, "-o"])
-        .arg(dir.path().join("a.cmke"))
+        .arg(&sealed)
         .arg(&plain)
         .assert()
         .success();
@@ -194,7 +217,7 @@ fn pin_module_and_key_problems_are_clear_and_never_echo_the_pin() {
         .args([
             "encrypt",
             "--key",
-            &format!("pkcs11:token={token};object=nothing"),
+            &key.replace("object=orders", "object=nothing"),
         ])
         .arg(&plain)
         .assert()
