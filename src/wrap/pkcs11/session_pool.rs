@@ -18,8 +18,8 @@ type Job = Box<dyn FnOnce(&Session) + Send>;
 
 /// Worker threads, one per session.
 pub(crate) struct SessionPool {
-    jobs: Mutex<Sender<Job>>,
-    size: usize,
+    jobs: Mutex<Option<Sender<Job>>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl SessionPool {
@@ -28,26 +28,28 @@ impl SessionPool {
     pub(crate) fn start(sessions: Vec<Session>, name: &str) -> Result<Self> {
         let (jobs, queue) = channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
-        let size = sessions.len();
+        let mut workers = Vec::with_capacity(sessions.len());
         for (n, session) in sessions.into_iter().enumerate() {
             let queue = Arc::clone(&queue);
-            std::thread::Builder::new()
-                .name(format!("pkcs11-{name}-{n}"))
-                .spawn(move || work(&session, &queue))
-                .map_err(|e| Error::Backend {
-                    backend: super::BACKEND,
-                    message: format!("cannot start a session worker: {e}"),
-                })?;
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("pkcs11-{name}-{n}"))
+                    .spawn(move || work(&session, &queue))
+                    .map_err(|e| Error::Backend {
+                        backend: super::BACKEND,
+                        message: format!("cannot start a session worker: {e}"),
+                    })?,
+            );
         }
         Ok(Self {
-            jobs: Mutex::new(jobs),
-            size,
+            jobs: Mutex::new(Some(jobs)),
+            workers,
         })
     }
 
     /// How many sessions (and so calls at once) the pool has.
     pub(crate) fn size(&self) -> usize {
-        self.size
+        self.workers.len()
     }
 
     /// Runs `job` on the next free session and returns what it returns.
@@ -62,9 +64,28 @@ impl SessionPool {
         self.jobs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .ok_or_else(stopped)?
             .send(job)
             .map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())
+    }
+}
+
+impl Drop for SessionPool {
+    /// Closes every session before the pool is gone: a module whose sessions are still
+    /// being closed by detached threads while the process exits can crash in its exit-time
+    /// clean-up (SoftHSM2 does).
+    fn drop(&mut self) {
+        drop(
+            self.jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
     }
 }
 
