@@ -30,6 +30,13 @@ impl AtomicFile {
         })
     }
 
+    /// Where the bytes written so far are, until [`AtomicFile::commit`]: for reading them
+    /// back to check them before they replace the target.
+    #[must_use]
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp_path
+    }
+
     /// Flushes to disk, renames over the path and syncs the directory.
     ///
     /// # Errors

@@ -10,6 +10,7 @@ mod keyvault_double;
 
 use assert_cmd::Command;
 use keyvault_double::{Access, KeyVaultDouble, TOKEN};
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
 fn cmke(vault: &KeyVaultDouble, dir: &std::path::Path) -> Command {
@@ -62,6 +63,19 @@ fn encrypt_decrypt_rewrap_and_revocation_with_a_key_url() {
 
     // Rotation in the vault, then the lazy re-wrap: only the header changes.
     let v2 = vault.create_key("orders", 2048);
+    // The inventory asks the vault for the current version and marks the object stale.
+    cmke(&vault, dir.path())
+        .args(["inventory", "--stale"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(format!("{}\n", sealed.display()));
+    cmke(&vault, dir.path())
+        .arg("inventory")
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(contains(format!("current: {}", vault.kid("orders", &v2))).and(contains("OLD")));
     cmke(&vault, dir.path())
         .arg("rewrap")
         .arg(&sealed)

@@ -101,12 +101,25 @@ fn create_encrypt_decrypt_rotate_and_rewrap_in_the_token() {
         .assert()
         .success()
         .stdout(format!("{key};id=%00%00%00%02\n"));
+    // The inventory asks the token for the current version and marks the object stale.
+    cmke(dir.path())
+        .args(["inventory", "--stale"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(format!("{}\n", sealed.display()));
     let before = std::fs::read(&sealed).expect("read");
     cmke(dir.path())
         .arg("rewrap")
         .arg(&sealed)
         .assert()
         .success();
+    cmke(dir.path())
+        .args(["inventory", "--stale"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout("");
     assert_eq!(
         kid_of(dir.path(), &sealed),
         format!("{key};id=%00%00%00%02")

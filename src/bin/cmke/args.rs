@@ -10,40 +10,46 @@ use clap::{Parser, Subcommand, ValueEnum};
     version,
     about = "Envelope encryption under customer-managed keys (CMKE v1)",
     after_help = "Exit codes: 0 ok, 1 usage or I/O, 2 malformed input or decryption failure, \
-                  3 key or permission problem.\n\nExample:\n  cmke --keyring ./keys key create orders\n  \
+                  3 key or permission problem (for many files: the worst of them).\n\n\
+                  Keys: a keyring key name (orders, or local:orders), a Key Vault key URL \
+                  (https://{vault}.vault.azure.net/keys/{name}) or a PKCS#11 key \
+                  ('pkcs11:token={label};object={label}').\n\n\
+                  Defaults for the global options can live in ./cmke.toml (or --config FILE); \
+                  flags and environment variables win over it.\n\n\
+                  Example:\n  cmke --keyring ./keys key create orders\n  \
                   cmke --keyring ./keys encrypt --key orders --aad tenant=42 -o a.cmke a.txt\n  \
-                  cmke --keyring ./keys decrypt --aad tenant=42 a.cmke"
+                  cmke --keyring ./keys decrypt --aad tenant=42 a.cmke\n  \
+                  cmke --keyring ./keys key rotate orders && cmke --keyring ./keys rewrap data/"
 )]
 pub struct Cli {
-    /// Software keyring directory.
-    #[arg(
-        long,
-        global = true,
-        env = "CMKE_KEYRING",
-        default_value = "cmke-keyring"
-    )]
-    pub keyring: PathBuf,
+    /// Configuration file [default: ./cmke.toml when it exists].
+    #[arg(long, global = true, env = "CMKE_CONFIG")]
+    pub config: Option<PathBuf>,
 
-    /// Crypto provider.
-    #[arg(long, global = true, value_enum, default_value_t = ProviderChoice::Default)]
-    pub provider: ProviderChoice,
+    /// Software keyring directory [default: cmke-keyring].
+    #[arg(long, global = true, env = "CMKE_KEYRING")]
+    pub keyring: Option<PathBuf>,
+
+    /// Crypto provider [default: default].
+    #[arg(long, global = true, value_enum)]
+    pub provider: Option<ProviderChoice>,
 
     /// How to get an Entra ID token for Key Vault keys (key URLs in --key and --to, and
-    /// the vault keys an envelope names).
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        env = "CMKE_AZURE_CREDENTIAL",
-        default_value_t = AzureCredential::Dev
-    )]
-    pub azure_credential: AzureCredential,
+    /// the vault keys an envelope names) [default: dev].
+    #[arg(long, global = true, value_enum, env = "CMKE_AZURE_CREDENTIAL")]
+    pub azure_credential: Option<AzureCredential>,
+
+    /// The PKCS#11 module (.so) for pkcs11: keys. The user PIN is read from the file named
+    /// by CMKE_PKCS11_PIN_FILE, else from CMKE_PKCS11_PIN; never from an argument.
+    #[arg(long, global = true, env = "CMKE_PKCS11_MODULE")]
+    pub pkcs11_module: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ProviderChoice {
     /// aws-lc when compiled in, else rustcrypto.
     Default,
@@ -53,7 +59,8 @@ pub enum ProviderChoice {
     Rustcrypto,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum AzureCredential {
     /// The developer's `az login` or `azd auth login`.
     Dev,
@@ -130,18 +137,92 @@ pub enum Command {
         input: PathBuf,
     },
 
-    /// Re-wrap files in place to the current key version (or to --to KEY): only the header
-    /// changes; each file is replaced atomically.
-    #[command(after_help = "Example:\n  cmke key rotate orders\n  cmke rewrap data/*.cmke")]
+    /// Re-wrap envelopes in place, files or whole trees, to the current version of the key
+    /// that wrapped each (or to --to KEY). Only headers change; each file is replaced
+    /// atomically (temporary file, fsync, body compared with the original, rename), so an
+    /// interrupted run leaves every file whole, and running it again finishes the job:
+    /// files already current are skipped. Files that are not CMKE are left alone.
+    #[command(after_help = "Examples:\n  \
+                            cmke key rotate orders\n  \
+                            cmke inventory data/                 # what is under which version\n  \
+                            cmke rewrap --dry-run data/          # what would change\n  \
+                            cmke rewrap data/                    # move everything to the current versions\n  \
+                            cmke rewrap --to 'https://contoso.vault.azure.net/keys/orders' --jobs 16 data/\n  \
+                            cmke rewrap --detached headers/      # header files kept beside their bodies\n\n\
+                            Exit code: 0 when every file is current afterwards; else the worst failure \
+                            (2 a corrupt or undecryptable file, 3 a key problem, 1 I/O).")]
     Rewrap {
         /// Move to this key's current version (a keyring key name, a Key Vault key URL or a
-        /// pkcs11: URI)
-        /// instead of the current version of the key that wrapped each file.
+        /// pkcs11: URI) instead of the current version of the key that wrapped each file.
         #[arg(long)]
         to: Option<String>,
-        /// Envelope files (attached or detached headers).
+        /// Report what would be re-wrapped, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only header files (detached headers kept beside their bodies) are rewritten;
+        /// attached envelopes are skipped.
+        #[arg(long)]
+        detached: bool,
+        /// Files at once [default: twice the cores, at least 4; or `jobs` in cmke.toml].
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// No line per file; only the summary.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Envelope files, or directories to walk.
         #[arg(required = true)]
-        files: Vec<PathBuf>,
+        paths: Vec<PathBuf>,
+    },
+
+    /// Count objects and bytes per key and key version, reading only headers. Marks objects
+    /// not under their key's current version, files that are not CMKE, and corrupt headers.
+    #[command(after_help = "Examples:\n  \
+                            cmke inventory data/\n  \
+                            cmke inventory --json data/ archive/ | jq '.stale | length'\n  \
+                            cmke inventory --stale data/ | xargs cmke rewrap   # list the stale files\n\n\
+                            Exit code: 0, or 2 when a file has a corrupt header.")]
+    Inventory {
+        /// JSON: per key and version, with the stale, foreign and corrupt files listed.
+        #[arg(long, conflicts_with = "stale")]
+        json: bool,
+        /// Print only the paths of objects not under their key's current version.
+        #[arg(long)]
+        stale: bool,
+        /// Files or directories to walk.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+
+    /// Open every envelope and discard the plaintext: proves each one still decrypts (keys
+    /// reachable, nothing tampered with), for audits.
+    #[command(after_help = "Examples:\n  \
+                            cmke verify data/\n  \
+                            cmke verify --aad tenant=42 a.cmke b.cmke\n\n\
+                            Prints one line per file (ok, or why not). Exit code: 0 when all open; \
+                            else the worst failure (2 tampered or corrupt, 3 a key problem, 1 I/O).")]
+    Verify {
+        /// Associated data given at encryption (the same for every file).
+        #[arg(long, default_value = "")]
+        aad: String,
+        /// Files at once [default: twice the cores, at least 4; or `jobs` in cmke.toml].
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Only failures and the summary.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Envelope files, or directories to walk.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  \
+                            cmke completions bash > /etc/bash_completion.d/cmke\n  \
+                            cmke completions zsh > \"${fpath[1]}/_cmke\"\n  \
+                            cmke completions fish > ~/.config/fish/completions/cmke.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -185,6 +266,9 @@ pub enum KeyCommand {
         name: String,
     },
     /// List keys, their current kid and versions.
+    #[command(
+        after_help = "Example:\n  cmke key list\n  cmke key list --json | jq '.[].current_kid'"
+    )]
     List {
         /// JSON instead of a table.
         #[arg(long)]

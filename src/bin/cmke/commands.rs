@@ -3,34 +3,26 @@
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use cmk_envelope::format::Header;
 use cmk_envelope::software::Keyring;
 use cmk_envelope::stream::{into_cmk_error, read_header_bytes};
-use cmk_envelope::{Envelope, Error, KeyPolicy, KeyWrapper, Provider, Result, RewrapTarget};
+use cmk_envelope::{Envelope, Error, KeyPolicy, Provider, Result};
 
-use crate::args::{AzureCredential, Cli, Command, KeyCommand, ProviderChoice};
-use crate::io::{file_mode, io_error, open_input, read_input, write_output, Output};
-use crate::{hsm, vault};
+use crate::args::{Cli, Command, KeyCommand};
+use crate::bulk::{self, RewrapOptions, Summary};
+use crate::hsm;
+use crate::inventory;
+use crate::io::{io_error, open_input, read_input, write_output, Output};
+use crate::sources::KeySources;
 
 /// Output files hold ciphertext or plaintext: readable by the owner only.
 const OUTPUT_MODE: u32 = 0o600;
 
-/// Where keys come from: the keyring directory, and how to reach Key Vault.
-struct KeySources {
-    keyring: std::path::PathBuf,
-    azure_credential: AzureCredential,
-}
-
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    let provider = provider(cli.provider)?;
-    let sources = KeySources {
-        keyring: cli.keyring.clone(),
-        azure_credential: cli.azure_credential,
-    };
+    let sources = KeySources::from_cli(&cli)?;
+    let provider = sources.provider;
     match cli.command {
-        Command::Key(key) => key_command(&cli.keyring, provider, key).await,
+        Command::Key(key) => key_command(&sources, key).await,
         Command::Encrypt {
             key,
             aad,
@@ -38,7 +30,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             output,
             input,
         } => {
-            let wrapper = named_key(&sources, provider, &key).await?;
+            let wrapper = sources.named_key(&key).await?;
             let envelope = Envelope::builder()
                 .seal_with(wrapper)
                 .provider(provider)
@@ -66,7 +58,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 let mut file = std::fs::File::open(&input).map_err(|e| io_error(&input, e))?;
                 let header = read_header_bytes(&mut file)?;
-                let envelope = reader(&sources, provider, &[header]).await?;
+                let envelope = sources.reader(&[header]).await?;
                 let plaintext = envelope.open_range(file, aad.as_bytes(), range).await?;
                 write_output(output.as_deref(), &plaintext, OUTPUT_MODE)?;
                 return Ok(ExitCode::SUCCESS);
@@ -75,14 +67,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             // the whole envelope, header included, through the stream reader.
             let mut source = open_input(&input, true)?;
             let header = read_header_bytes(&mut source)?;
-            let envelope = reader(&sources, provider, std::slice::from_ref(&header)).await?;
+            let envelope = sources.reader(std::slice::from_ref(&header)).await?;
             let source = std::io::Cursor::new(header).chain(source);
             let mut reader = envelope.open_reader(source, aad.as_bytes()).await?;
             let kid = reader.kid().to_owned();
             let mut out = Output::create(output.as_deref(), OUTPUT_MODE)?;
             reader.copy_to(&mut out).map_err(into_cmk_error)?;
             out.commit()?;
-            note_if_stale(&cli.keyring, provider, &kid, &input);
+            note_if_stale(&sources.keyring, provider, &kid, &input);
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { input } => {
@@ -100,40 +92,81 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{json}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rewrap { to, files } => {
-            let mut headers = Vec::new();
-            for file in &files {
-                // A file that does not open is reported with the others below.
-                if let Ok(mut f) = std::fs::File::open(file) {
-                    if let Ok(header) = read_header_bytes(&mut f) {
-                        headers.push(header);
-                    }
-                }
-            }
-            let envelope = reader(&sources, provider, &headers).await?;
-            let target = match to {
-                Some(key) => RewrapTarget::Key(named_key(&sources, provider, &key).await?),
-                None => RewrapTarget::CurrentVersion,
+        Command::Rewrap {
+            to,
+            dry_run,
+            detached,
+            jobs,
+            quiet,
+            paths,
+        } => {
+            let options = RewrapOptions {
+                to,
+                dry_run,
+                detached,
+                jobs: sources.jobs(jobs),
+                quiet,
             };
-            rewrap_files(&envelope, &target, &files).await
+            let summary = bulk::rewrap(&sources, &paths, options).await?;
+            let done = if dry_run {
+                "would re-wrap"
+            } else {
+                "re-wrapped"
+            };
+            Ok(finish(&summary, done, "already current"))
+        }
+        Command::Inventory { json, stale, paths } => {
+            let inventory = inventory::take(&sources, &paths).await?;
+            if json {
+                println!("{}", inventory::to_json(&inventory)?);
+            } else if stale {
+                print!("{}", inventory::stale_paths(&inventory));
+            } else {
+                print!("{}", inventory::to_table(&inventory));
+            }
+            Ok(if inventory.has_corrupt() {
+                ExitCode::from(crate::EXIT_BAD_INPUT)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Verify {
+            aad,
+            jobs,
+            quiet,
+            paths,
+        } => {
+            let summary = bulk::verify(&sources, &paths, aad, sources.jobs(jobs), quiet).await?;
+            Ok(finish(&summary, "verified", "-"))
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "cmke", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn provider(choice: ProviderChoice) -> Result<Provider> {
-    let not_built = |name: &str| {
-        Error::InvalidArgument(format!("provider {name} is not compiled into this cmke"))
-    };
-    match choice {
-        ProviderChoice::Default => Ok(Provider::default()),
-        ProviderChoice::AwsLc => Provider::all()
-            .into_iter()
-            .find(|p| p.name() == "aws-lc")
-            .ok_or_else(|| not_built("aws-lc")),
-        ProviderChoice::Rustcrypto => Provider::all()
-            .into_iter()
-            .find(|p| p.name() == "rustcrypto")
-            .ok_or_else(|| not_built("rustcrypto")),
+/// Prints a bulk run's summary on stderr and gives its exit code: 0, or the worst failure's.
+fn finish(summary: &Summary, done: &str, current: &str) -> ExitCode {
+    let mut parts = vec![format!("{} {done}", summary.done)];
+    if current != "-" {
+        parts.push(format!("{} {current}", summary.current));
+    }
+    if summary.skipped > 0 {
+        parts.push(format!("{} skipped", summary.skipped));
+    }
+    if summary.temps_removed > 0 {
+        parts.push(format!(
+            "{} leftover temporary files removed",
+            summary.temps_removed
+        ));
+    }
+    parts.push(format!("{} failed", summary.failed));
+    eprintln!("cmke: {}", parts.join(", "));
+    match &summary.worst {
+        None => ExitCode::SUCCESS,
+        Some(e) => ExitCode::from(crate::exit_code(e)),
     }
 }
 
@@ -157,102 +190,15 @@ fn note_if_stale(dir: &Path, provider: Provider, kid: &str, input: &Path) {
     }
 }
 
-/// A key named on the command line: a Key Vault key URL, a `pkcs11:` URI, or a keyring
-/// key name.
-async fn named_key(cli: &KeySources, provider: Provider, key: &str) -> Result<Arc<dyn KeyWrapper>> {
-    if vault::is_key_url(key) {
-        return vault::connect(key, cli.azure_credential).await;
-    }
-    if hsm::is_pkcs11_uri(key) {
-        return hsm::connect(key).await;
-    }
-    let keyring = Keyring::open(&cli.keyring)?.with_provider(provider);
-    Ok(Arc::new(keyring.key(key)?))
-}
-
-/// An envelope that opens anything written under any key of the keyring, and under the
-/// Key Vault and PKCS#11 keys that `headers` name.
-async fn reader(cli: &KeySources, provider: Provider, headers: &[Vec<u8>]) -> Result<Envelope> {
-    let parsed: Vec<Header> = headers
-        .iter()
-        .filter_map(|h| Header::parse_detached(h).ok())
-        .collect();
-    let mut vault_keys: Vec<String> = parsed.iter().flat_map(vault::key_urls_in).collect();
-    vault_keys.sort();
-    vault_keys.dedup();
-    let mut hsm_keys: Vec<String> = parsed.iter().flat_map(hsm::key_uris_in).collect();
-    hsm_keys.sort();
-    hsm_keys.dedup();
-    let remote_keys = !vault_keys.is_empty() || !hsm_keys.is_empty();
-    let mut builder = Envelope::builder().provider(provider);
-    match Keyring::open(&cli.keyring) {
-        Ok(keyring) => builder = builder.open_with_keyring(&keyring.with_provider(provider))?,
-        // Without a keyring, the vault and HSM keys may still open everything.
-        Err(e) if !remote_keys => return Err(e),
-        Err(_) => {}
-    }
-    for url in &vault_keys {
-        builder = builder.open_with(vault::connect(url, cli.azure_credential).await?);
-    }
-    for uri in &hsm_keys {
-        builder = builder.open_with(hsm::connect(uri).await?);
-    }
-    builder.build().map_err(|_| Error::KeyNotFound {
-        kid: format!("any key (the keyring {} is empty)", cli.keyring.display()),
-    })
-}
-
-/// Re-wraps each file in place; one file's failure does not stop the others.
-async fn rewrap_files(
-    envelope: &Envelope,
-    target: &RewrapTarget,
-    files: &[std::path::PathBuf],
-) -> Result<ExitCode> {
-    let mut worst: Option<Error> = None;
-    for file in files {
-        match rewrap_file(envelope, target, file).await {
-            Ok(Some((from, to))) => println!("{}: re-wrapped {from} -> {to}", file.display()),
-            Ok(None) => println!("{}: already current", file.display()),
-            Err(e) => {
-                eprintln!("cmke: {}: {e}", file.display());
-                worst = Some(e);
-            }
-        }
-    }
-    match worst {
-        None => Ok(ExitCode::SUCCESS),
-        Some(e) => Err(e),
-    }
-}
-
-async fn rewrap_file(
-    envelope: &Envelope,
-    target: &RewrapTarget,
-    file: &Path,
-) -> Result<Option<(String, String)>> {
-    let bytes = std::fs::read(file).map_err(|e| Error::Io {
-        path: Some(file.to_path_buf()),
-        source: e,
-    })?;
-    let Some(rewrapped) = envelope.rewrap(&bytes, target.clone()).await? else {
-        return Ok(None);
-    };
-    let updated = rewrapped.apply_to(&bytes)?;
-    write_output(Some(file), &updated, file_mode(file))?;
-    Ok(Some((
-        rewrapped.from_kid().to_owned(),
-        rewrapped.to_kid().to_owned(),
-    )))
-}
-
-async fn key_command(dir: &Path, provider: Provider, command: KeyCommand) -> Result<ExitCode> {
+async fn key_command(sources: &KeySources, command: KeyCommand) -> Result<ExitCode> {
+    let (dir, provider) = (sources.keyring.as_path(), sources.provider);
     let large = KeyPolicy::default().allow_rsa_sizes(&cmk_envelope::RSA_SIZES)?;
     match command {
         KeyCommand::Create { name, bits } if hsm::is_pkcs11_uri(&name) => {
-            println!("{}", hsm::create(&name, bits).await?);
+            println!("{}", hsm::create(&sources.hsm, &name, bits).await?);
         }
         KeyCommand::Rotate { name } if hsm::is_pkcs11_uri(&name) => {
-            println!("{}", hsm::rotate(&name).await?);
+            println!("{}", hsm::rotate(&sources.hsm, &name).await?);
         }
         KeyCommand::Create { name, bits } => {
             let policy = if bits == 2048 {

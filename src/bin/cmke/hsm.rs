@@ -1,10 +1,12 @@
 //! PKCS#11 keys in `cmke`: `pkcs11:` URIs wherever a key is named, the HSM keys an
 //! envelope's slots name when opening it, and `key create|rotate` in the token.
 //!
-//! The module comes from `CMKE_PKCS11_MODULE`; the user PIN from the file named by
-//! `CMKE_PKCS11_PIN_FILE`, else from `CMKE_PKCS11_PIN`. Never from an argument: other users
-//! can read a process's arguments.
+//! The module comes from `--pkcs11-module` / `CMKE_PKCS11_MODULE` / `pkcs11_module` in
+//! cmke.toml; the user PIN from the file named by `CMKE_PKCS11_PIN_FILE` (or
+//! `pkcs11_pin_file`), else from `CMKE_PKCS11_PIN`. Never from an argument: other users can
+//! read a process's arguments.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use cmk_envelope::format::Header;
@@ -38,49 +40,72 @@ fn key_uri(kid: &str) -> Option<String> {
 
 #[cfg(not(feature = "pkcs11"))]
 fn key_uri(kid: &str) -> Option<String> {
-    Some(kid.to_owned())
+    // Without the feature, only to name the key in messages: drop the `;id=` part.
+    Some(
+        kid.split(';')
+            .filter(|a| !a.starts_with("id="))
+            .collect::<Vec<_>>()
+            .join(";"),
+    )
+}
+
+/// The key (token and object) a `pkcs11:` kid belongs to.
+pub fn key_of(kid: &str) -> Option<String> {
+    key_uri(kid)
+}
+
+/// Where the PKCS#11 module and PIN come from, as the flags, environment and cmke.toml say.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
+pub struct HsmSettings {
+    pub module: Option<PathBuf>,
+    pub pin_file: Option<PathBuf>,
 }
 
 #[cfg(feature = "pkcs11")]
-fn config(uri: &str) -> Result<cmk_envelope::pkcs11::Pkcs11Config> {
-    use cmk_envelope::pkcs11::{PinSource, Pkcs11Config};
+impl HsmSettings {
+    fn config(&self, uri: &str) -> Result<cmk_envelope::pkcs11::Pkcs11Config> {
+        use cmk_envelope::pkcs11::{PinSource, Pkcs11Config};
 
-    let module = std::env::var_os("CMKE_PKCS11_MODULE").ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "{uri} is a PKCS#11 key: set CMKE_PKCS11_MODULE to the token's PKCS#11 module \
-             (for SoftHSM2, /usr/lib/softhsm/libsofthsm2.so)"
-        ))
-    })?;
-    let pin = match std::env::var_os("CMKE_PKCS11_PIN_FILE") {
-        Some(file) => PinSource::File(file.into()),
-        None => PinSource::Env("CMKE_PKCS11_PIN".to_owned()),
-    };
-    Ok(Pkcs11Config::from_uri(module, uri)?.pin(pin))
+        let module = self.module.clone().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{uri} is a PKCS#11 key: give the token's PKCS#11 module with --pkcs11-module, \
+                 CMKE_PKCS11_MODULE or pkcs11_module in cmke.toml (for SoftHSM2, \
+                 /usr/lib/softhsm/libsofthsm2.so)"
+            ))
+        })?;
+        let pin = match &self.pin_file {
+            Some(file) => PinSource::File(file.clone()),
+            None => PinSource::Env("CMKE_PKCS11_PIN".to_owned()),
+        };
+        Ok(Pkcs11Config::from_uri(module, uri)?.pin(pin))
+    }
 }
 
 /// Connects to the PKCS#11 key `uri` (a pinned version when it has `id=`).
 #[cfg(feature = "pkcs11")]
-pub async fn connect(uri: &str) -> Result<Arc<dyn KeyWrapper>> {
-    let wrapper = cmk_envelope::pkcs11::Pkcs11Wrapper::connect(config(uri)?).await?;
+pub async fn connect(settings: &HsmSettings, uri: &str) -> Result<Arc<dyn KeyWrapper>> {
+    let wrapper = cmk_envelope::pkcs11::Pkcs11Wrapper::connect(settings.config(uri)?).await?;
     Ok(Arc::new(wrapper))
 }
 
 /// `cmke key create pkcs11:…`: the key's first version, in the token.
 #[cfg(feature = "pkcs11")]
-pub async fn create(uri: &str, bits: usize) -> Result<String> {
+pub async fn create(settings: &HsmSettings, uri: &str, bits: usize) -> Result<String> {
     let policy = cmk_envelope::KeyPolicy::default().allow_rsa_sizes(&cmk_envelope::RSA_SIZES)?;
     let policy = if bits == 2048 {
         cmk_envelope::KeyPolicy::default()
     } else {
         policy
     };
-    cmk_envelope::pkcs11::Pkcs11Wrapper::create_key(&config(uri)?.policy(policy), bits).await
+    cmk_envelope::pkcs11::Pkcs11Wrapper::create_key(&settings.config(uri)?.policy(policy), bits)
+        .await
 }
 
 /// `cmke key rotate pkcs11:…`: the next version, which becomes current.
 #[cfg(feature = "pkcs11")]
-pub async fn rotate(uri: &str) -> Result<String> {
-    cmk_envelope::pkcs11::Pkcs11Wrapper::rotate_key(&config(uri)?).await
+pub async fn rotate(settings: &HsmSettings, uri: &str) -> Result<String> {
+    cmk_envelope::pkcs11::Pkcs11Wrapper::rotate_key(&settings.config(uri)?).await
 }
 
 #[cfg(not(feature = "pkcs11"))]
@@ -91,16 +116,16 @@ fn not_built(uri: &str) -> Error {
 }
 
 #[cfg(not(feature = "pkcs11"))]
-pub async fn connect(uri: &str) -> Result<Arc<dyn KeyWrapper>> {
+pub async fn connect(_: &HsmSettings, uri: &str) -> Result<Arc<dyn KeyWrapper>> {
     Err(not_built(uri))
 }
 
 #[cfg(not(feature = "pkcs11"))]
-pub async fn create(uri: &str, _: usize) -> Result<String> {
+pub async fn create(_: &HsmSettings, uri: &str, _: usize) -> Result<String> {
     Err(not_built(uri))
 }
 
 #[cfg(not(feature = "pkcs11"))]
-pub async fn rotate(uri: &str) -> Result<String> {
+pub async fn rotate(_: &HsmSettings, uri: &str) -> Result<String> {
     Err(not_built(uri))
 }

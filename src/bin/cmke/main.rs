@@ -1,10 +1,15 @@
 //! `cmke`: the operator's tool for CMKE envelopes.
 
 mod args;
+mod bulk;
 mod commands;
+mod config;
 mod hsm;
+mod inventory;
 mod io;
+mod sources;
 mod vault;
+mod walk;
 
 use std::process::ExitCode;
 
@@ -13,10 +18,10 @@ use cmk_envelope::Error;
 
 /// Exit codes, as documented in `--help`.
 const EXIT_USAGE_OR_IO: u8 = 1;
-const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_KEY_PROBLEM: u8 = 3;
 
-fn exit_code(error: &Error) -> u8 {
+pub fn exit_code(error: &Error) -> u8 {
     match error {
         Error::Malformed(_) | Error::DecryptionFailed => EXIT_BAD_INPUT,
         e if e.is_key_problem() => EXIT_KEY_PROBLEM,
@@ -41,7 +46,8 @@ fn main() -> ExitCode {
             };
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    // Several threads: bulk commands unwrap (RSA) and copy files in parallel.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {

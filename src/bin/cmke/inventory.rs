@@ -1,0 +1,229 @@
+//! `cmke inventory`: what is under which key version, from headers alone.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use cmk_envelope::{Error, Result};
+use serde::Serialize;
+
+use crate::sources::{key_of, KeySources};
+use crate::walk::{self, Kind};
+
+#[derive(Default, Serialize)]
+struct VersionCount {
+    kid: String,
+    objects: u64,
+    bytes: u64,
+    current: bool,
+}
+
+#[derive(Serialize)]
+struct KeyReport {
+    key: String,
+    /// Null when the key could not be asked (see `current_error`).
+    current_kid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_error: Option<String>,
+    versions: Vec<VersionCount>,
+}
+
+#[derive(Serialize)]
+struct Foreign {
+    path: PathBuf,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Corrupt {
+    path: PathBuf,
+    error: String,
+}
+
+/// The whole inventory, as `--json` prints it.
+#[derive(Default, Serialize)]
+pub struct Inventory {
+    objects: u64,
+    bytes: u64,
+    keys: Vec<KeyReport>,
+    /// Objects with a slot not under its key's current version.
+    stale: Vec<PathBuf>,
+    /// Objects whose keys could not be asked for their current version.
+    unknown: Vec<PathBuf>,
+    not_cmke: Vec<Foreign>,
+    corrupt: Vec<Corrupt>,
+    stale_temporary_files: Vec<PathBuf>,
+}
+
+impl Inventory {
+    /// Whether a corrupt header was found (exit code 2).
+    pub fn has_corrupt(&self) -> bool {
+        !self.corrupt.is_empty()
+    }
+}
+
+/// Reads the headers of every file under `paths` and asks each key named for its current
+/// version.
+///
+/// # Errors
+/// [`Error::Io`] for a path that cannot be walked; a file that cannot be read is listed as
+/// corrupt with the reason.
+pub async fn take(sources: &KeySources, paths: &[PathBuf]) -> Result<Inventory> {
+    let mut inventory = Inventory::default();
+    let mut per_kid: BTreeMap<String, VersionCount> = BTreeMap::new();
+    let mut objects: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    for path in walk::files_under(paths)? {
+        match walk::classify(&path) {
+            Ok(Kind::Envelope { header, len, .. }) => {
+                inventory.objects += 1;
+                inventory.bytes = inventory.bytes.saturating_add(len);
+                let mut kids: Vec<String> =
+                    header.slots().iter().map(|s| s.kid().to_owned()).collect();
+                kids.dedup();
+                for kid in &kids {
+                    let count = per_kid.entry(kid.clone()).or_insert_with(|| VersionCount {
+                        kid: kid.clone(),
+                        ..VersionCount::default()
+                    });
+                    count.objects += 1;
+                    count.bytes = count.bytes.saturating_add(len);
+                }
+                objects.push((path, kids));
+            }
+            Ok(Kind::Foreign { len }) => inventory.not_cmke.push(Foreign { path, bytes: len }),
+            Ok(Kind::Corrupt { error }) => inventory.corrupt.push(Corrupt {
+                path,
+                error: error.to_string(),
+            }),
+            Ok(Kind::StaleTemp) => inventory.stale_temporary_files.push(path),
+            Err(error) => inventory.corrupt.push(Corrupt {
+                path,
+                error: error.to_string(),
+            }),
+        }
+    }
+
+    // One question per key, not per object.
+    let mut current: BTreeMap<String, std::result::Result<String, String>> = BTreeMap::new();
+    let keys: std::collections::BTreeSet<String> = per_kid.keys().map(|k| key_of(k)).collect();
+    for key in keys {
+        let answer = sources
+            .current_kid_of(&key)
+            .await
+            .map_err(|e| e.to_string());
+        current.insert(key, answer);
+    }
+    for (path, kids) in objects {
+        let mut stale = false;
+        let mut unknown = false;
+        for kid in &kids {
+            match current.get(&key_of(kid)) {
+                Some(Ok(now)) => stale |= now != kid,
+                _ => unknown = true,
+            }
+        }
+        if stale {
+            inventory.stale.push(path);
+        } else if unknown {
+            inventory.unknown.push(path);
+        }
+    }
+    let mut keys: BTreeMap<String, KeyReport> = BTreeMap::new();
+    for (kid, mut count) in per_kid {
+        let key = key_of(&kid);
+        let answer = current.get(&key);
+        count.current = matches!(answer, Some(Ok(now)) if *now == kid);
+        keys.entry(key.clone())
+            .or_insert_with(|| KeyReport {
+                key,
+                current_kid: answer.and_then(|a| a.as_ref().ok().cloned()),
+                current_error: answer.and_then(|a| a.as_ref().err().cloned()),
+                versions: Vec::new(),
+            })
+            .versions
+            .push(count);
+    }
+    inventory.keys = keys.into_values().collect();
+    Ok(inventory)
+}
+
+/// `--json`.
+pub fn to_json(inventory: &Inventory) -> Result<String> {
+    serde_json::to_string_pretty(inventory).map_err(|e| Error::Backend {
+        backend: "json",
+        message: e.to_string(),
+    })
+}
+
+/// `--stale`: one path per line.
+pub fn stale_paths(inventory: &Inventory) -> String {
+    inventory
+        .stale
+        .iter()
+        .map(|p| format!("{}\n", p.display()))
+        .collect()
+}
+
+/// The table an operator reads.
+pub fn to_table(inventory: &Inventory) -> String {
+    let mut out = format!(
+        "{:<72} {:>10} {:>14}\n",
+        "KEY / VERSION", "OBJECTS", "BYTES"
+    );
+    for key in &inventory.keys {
+        let status = match (&key.current_kid, &key.current_error) {
+            (Some(now), _) => format!("current: {now}"),
+            (None, Some(why)) => format!("current version unknown: {why}"),
+            (None, None) => String::new(),
+        };
+        out.push_str(&format!("{}  ({status})\n", key.key));
+        for version in &key.versions {
+            let mark = if version.current {
+                "current"
+            } else if key.current_kid.is_some() {
+                "OLD"
+            } else {
+                "?"
+            };
+            out.push_str(&format!(
+                "  {:<70} {:>10} {:>14}  {mark}\n",
+                version.kid, version.objects, version.bytes
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "\n{} objects, {} bytes; {} not under the current version{}; {} not CMKE; \
+         {} corrupt headers{}\n",
+        inventory.objects,
+        inventory.bytes,
+        inventory.stale.len(),
+        if inventory.unknown.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} with keys that could not be asked)",
+                inventory.unknown.len()
+            )
+        },
+        inventory.not_cmke.len(),
+        inventory.corrupt.len(),
+        if inventory.stale_temporary_files.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} temporary files left by an interrupted cmke (the next rewrap removes them)",
+                inventory.stale_temporary_files.len()
+            )
+        },
+    ));
+    for corrupt in &inventory.corrupt {
+        out.push_str(&format!(
+            "corrupt: {}: {}\n",
+            corrupt.path.display(),
+            corrupt.error
+        ));
+    }
+    if !inventory.stale.is_empty() {
+        out.push_str("`cmke rewrap` moves the old ones to the current versions; `cmke inventory --stale` lists them.\n");
+    }
+    out
+}
