@@ -163,15 +163,8 @@ pub enum Command {
         /// attached envelopes are skipped.
         #[arg(long)]
         detached: bool,
-        /// Files at once [default: twice the cores, at least 4; or `jobs` in cmke.toml].
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// No line per file; only the summary.
-        #[arg(long, short)]
-        quiet: bool,
-        /// Envelope files, or directories to walk.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        many: ManyFiles,
     },
 
     /// Count objects and bytes per key and key version, reading only headers. Marks objects
@@ -204,15 +197,8 @@ pub enum Command {
         /// Associated data given at encryption (the same for every file).
         #[arg(long, default_value = "")]
         aad: String,
-        /// Files at once [default: twice the cores, at least 4; or `jobs` in cmke.toml].
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Only failures and the summary.
-        #[arg(long, short)]
-        quiet: bool,
-        /// Envelope files, or directories to walk.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        many: ManyFiles,
     },
 
     /// Print a shell completion script.
@@ -224,6 +210,20 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// What every command over many files takes.
+#[derive(clap::Args)]
+pub struct ManyFiles {
+    /// Files at once [default: twice the cores, at least 4; or `jobs` in cmke.toml].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// No line per file: only failures and the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Envelope files, or directories to walk.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
 }
 
 fn parse_range(text: &str) -> Result<std::ops::Range<u64>, String> {

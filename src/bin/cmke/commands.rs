@@ -96,18 +96,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             to,
             dry_run,
             detached,
-            jobs,
-            quiet,
-            paths,
+            many,
         } => {
             let options = RewrapOptions {
                 to,
                 dry_run,
                 detached,
-                jobs: sources.jobs(jobs),
-                quiet,
+                jobs: sources.jobs(many.jobs),
+                quiet: many.quiet,
             };
-            let summary = bulk::rewrap(&sources, &paths, options).await?;
+            let summary = bulk::rewrap(&sources, &many.paths, options).await?;
             let done = if dry_run {
                 "would re-wrap"
             } else {
@@ -130,13 +128,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Verify {
-            aad,
-            jobs,
-            quiet,
-            paths,
-        } => {
-            let summary = bulk::verify(&sources, &paths, aad, sources.jobs(jobs), quiet).await?;
+        Command::Verify { aad, many } => {
+            let jobs = sources.jobs(many.jobs);
+            let summary = bulk::verify(&sources, &many.paths, aad, jobs, many.quiet).await?;
             Ok(finish(&summary, "verified", "-"))
         }
         Command::Completions { shell } => {
