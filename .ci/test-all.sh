@@ -31,6 +31,15 @@ if ! command -v softhsm2-util >/dev/null; then
     apt_install softhsm2
 fi
 softhsm2-util --version
+# CMake and Go build AWS-LC's FIPS module (feature `fips`, part of --all-features).
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v go >/dev/null || missing+=(golang-go)
+if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install "${missing[@]}"
+fi
+cmake --version | head -n 1
+go version
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -44,14 +53,20 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 step "the README's first command: the rotation demo"
 cargo run --quiet --example rotation_demo
 
-step "cargo test --all-features (both providers, cmke)"
+step "cargo test --all-features: the FIPS build (feature fips), with every backend and cmke"
+# --all-features includes `fips`: this run is the whole suite on AWS-LC's FIPS module (the
+# rustcrypto provider is left out of FIPS builds). It must come before the default run:
+# tests/fips_interop.rs opens, in the default build, what this run sealed.
 cargo test --all-features
 
-step "cargo test (default features: aws-lc only)"
+step "cargo test (default features: aws-lc, not the FIPS module)"
 cargo test
 
 step "cargo test (rustcrypto only)"
 cargo test --no-default-features --features rustcrypto
+
+step "cargo test (both providers in one build, with the HSM: cross-provider and interop tests)"
+cargo test --features rustcrypto,pkcs11
 
 step "supply chain: cargo deny"
 bash .ci/deny.sh

@@ -475,3 +475,28 @@ fn stale_lists_exactly_the_objects_to_move() {
     assert_eq!(listed.len(), 3);
     assert!(!listed.iter().any(|p| p == Path::new(&moved)));
 }
+
+#[test]
+fn version_names_the_provider_and_the_fips_status() {
+    let expected = if cfg!(feature = "fips") {
+        "FIPS: enabled (AWS-LC FIPS 140-3 module)"
+    } else {
+        "FIPS: not built"
+    };
+    Command::cargo_bin("cmke")
+        .expect("binary")
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(contains("provider: aws-lc (AWS-LC ").and(contains(expected)));
+    if cfg!(feature = "fips") {
+        // Refused, not served by an unvalidated implementation.
+        let tree = Tree::new(1);
+        tree.cmke()
+            .args(["--provider", "rustcrypto", "verify"])
+            .arg(tree.root())
+            .assert()
+            .failure()
+            .stderr(contains("left out of this FIPS build"));
+    }
+}

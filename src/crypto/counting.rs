@@ -121,13 +121,13 @@ fn static_self(ops: &CountingOps) -> Result<&'static CountingOps, CryptoFailure>
 
 #[cfg(feature = "aws-lc")]
 static COUNTING_AWS_LC: CountingOps = CountingOps::new(&super::aws_lc::AwsLc);
-#[cfg(feature = "rustcrypto")]
+#[cfg(all(feature = "rustcrypto", not(feature = "fips")))]
 static COUNTING_RUSTCRYPTO: CountingOps = CountingOps::new(&super::rust_crypto::RustCrypto);
 
 static COUNTING_INSTANCES: &[&CountingOps] = &[
     #[cfg(feature = "aws-lc")]
     &COUNTING_AWS_LC,
-    #[cfg(feature = "rustcrypto")]
+    #[cfg(all(feature = "rustcrypto", not(feature = "fips")))]
     &COUNTING_RUSTCRYPTO,
 ];
 

@@ -3,12 +3,16 @@
 //! Everything the data path needs from cryptography goes through [`CryptoOps`]: random bytes,
 //! SHA-256, HKDF-SHA-256, AES-256-GCM with detached tags, and RSA-OAEP. The providers are
 //! `aws-lc` (aws-lc-rs, the default) and `rustcrypto` (aes-gcm, rsa, hkdf, sha2).
+//!
+//! With feature `fips`, `aws-lc` runs on AWS-LC's FIPS 140-3 validated module and
+//! `rustcrypto` is not compiled at all, even when its feature is on: nothing in the data path
+//! can be served by an unvalidated implementation.
 
 #[cfg(feature = "aws-lc")]
 mod aws_lc;
 #[cfg(test)]
 pub(crate) mod counting;
-#[cfg(feature = "rustcrypto")]
+#[cfg(all(feature = "rustcrypto", not(feature = "fips")))]
 mod rust_crypto;
 mod schedule;
 #[cfg(test)]
@@ -167,9 +171,10 @@ fn rsa_spki_der(modulus: &[u8], exponent: &[u8]) -> Result<Vec<u8>, CryptoFailur
 
 /// A crypto provider: which library performs the cryptography of the data path.
 ///
-/// A cheap handle; pick one with [`Provider::aws_lc`] or [`Provider::rustcrypto`], or take
-/// [`Provider::default`] (aws-lc when its feature is on). Envelopes sealed by one provider
-/// open with the other: the format does not depend on the provider.
+/// A cheap handle; pick one with `Provider::aws_lc()` or `Provider::rustcrypto()` (each
+/// under its feature; a `fips` build has no `rustcrypto`), or take [`Provider::default`]
+/// (aws-lc when its feature is on). Envelopes sealed by one provider open with the other:
+/// the format does not depend on the provider.
 #[derive(Clone, Copy)]
 pub struct Provider {
     ops: &'static dyn CryptoOps,
@@ -196,7 +201,7 @@ impl Provider {
     /// The `rsa` crate still carries RUSTSEC-2023-0071 (the Marvin timing side channel on
     /// decryption); see the README's security section before unwrapping with it where an
     /// attacker can time you.
-    #[cfg(feature = "rustcrypto")]
+    #[cfg(all(feature = "rustcrypto", not(feature = "fips")))]
     #[must_use]
     pub fn rustcrypto() -> Self {
         Self {
@@ -211,7 +216,7 @@ impl Provider {
         let mut all = Vec::new();
         #[cfg(feature = "aws-lc")]
         all.push(Self::aws_lc());
-        #[cfg(feature = "rustcrypto")]
+        #[cfg(all(feature = "rustcrypto", not(feature = "fips")))]
         all.push(Self::rustcrypto());
         all
     }
@@ -220,6 +225,25 @@ impl Provider {
     #[must_use]
     pub fn name(&self) -> &'static str {
         self.ops.name()
+    }
+
+    /// What implements it, with versions: `AWS-LC 1.x` (the library aws-lc-rs links, the
+    /// FIPS module in a `fips` build) or the RustCrypto crates.
+    #[must_use]
+    pub fn implementation(&self) -> String {
+        match self.name() {
+            #[cfg(feature = "aws-lc")]
+            "aws-lc" => format!(
+                "AWS-LC {}{}",
+                aws_lc_rs::awslc_version(),
+                if cfg!(feature = "fips") {
+                    " (FIPS module)"
+                } else {
+                    ""
+                }
+            ),
+            _ => "RustCrypto aes-gcm 0.10, rsa 0.9, hkdf 0.12, sha2 0.10".to_owned(),
+        }
     }
 
     pub(crate) fn ops(&self) -> &'static dyn CryptoOps {

@@ -13,7 +13,6 @@ mod walk;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use cmk_envelope::Error;
 
 /// Exit codes, as documented in `--help`.
@@ -30,8 +29,25 @@ pub fn exit_code(error: &Error) -> u8 {
     }
 }
 
+/// `cmke --version`: the crate version, the default provider and what implements it, and
+/// whether that is the FIPS validated module.
+fn version_text() -> String {
+    let provider = cmk_envelope::Provider::default();
+    format!(
+        "{}\nprovider: {} ({})\nFIPS: {}",
+        env!("CARGO_PKG_VERSION"),
+        provider.name(),
+        provider.implementation(),
+        cmk_envelope::fips_status()
+    )
+}
+
 fn main() -> ExitCode {
-    let cli = match args::Cli::try_parse() {
+    let command = <args::Cli as clap::CommandFactory>::command().version(version_text());
+    let parsed = command
+        .try_get_matches()
+        .and_then(|m| <args::Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let is_help = matches!(

@@ -162,7 +162,14 @@ pub fn key_of(kid: &str) -> String {
 
 fn provider(choice: ProviderChoice) -> Result<Provider> {
     let not_built = |name: &str| {
-        Error::InvalidArgument(format!("provider {name} is not compiled into this cmke"))
+        if cfg!(feature = "fips") {
+            Error::PolicyRefused(format!(
+                "provider {name} is left out of this FIPS build: only AWS-LC's validated \
+                 module serves the data path"
+            ))
+        } else {
+            Error::InvalidArgument(format!("provider {name} is not compiled into this cmke"))
+        }
     };
     let named = |name: &'static str| {
         Provider::all()
