@@ -422,8 +422,9 @@ fn cmke_toml_sets_defaults_and_flags_win() {
 
 #[test]
 fn every_command_teaches_by_example_and_completions_are_generated() {
-    let commands: [&[&str]; 12] = [
+    let commands: [&[&str]; 13] = [
         &[],
+        &["key"],
         &["encrypt"],
         &["decrypt"],
         &["inspect"],

@@ -74,7 +74,14 @@ pub enum AzureCredential {
 #[derive(Subcommand)]
 pub enum Command {
     /// Manage keys: in the software keyring, or (with a pkcs11: URI) in a PKCS#11 token.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+                      cmke key create orders\n  \
+                      cmke key rotate orders && cmke rewrap data/\n  \
+                      cmke key list\n  \
+                      cmke key create 'pkcs11:token=prod-hsm;object=orders'"
+    )]
     Key(KeyCommand),
 
     /// Encrypt a file (or stdin) under a fresh data key wrapped by KEY's current version,
