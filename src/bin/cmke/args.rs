@@ -222,7 +222,7 @@ pub enum Command {
 /// What every command over many files takes.
 #[derive(clap::Args)]
 pub struct ManyFiles {
-    /// Files at once [default: twice the cores, at least 4; or `jobs` in cmke.toml].
+    /// Files at once [default: four per core, at least 8; or `jobs` in cmke.toml].
     #[arg(long)]
     pub jobs: Option<usize>,
     /// No line per file: only failures and the summary.
