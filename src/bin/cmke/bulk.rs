@@ -66,14 +66,10 @@ impl Summary {
     }
 }
 
-/// Key problems outrank bad input, which outranks I/O: the exit code names the worst.
+/// Key problems (exit 3) outrank bad input (2), which outranks I/O and usage (1): the exit
+/// code of a bulk run names the worst of its failures.
 fn severity(error: &Error) -> u8 {
-    match error {
-        e if e.is_key_problem() => 3,
-        Error::Throttled { .. } | Error::PolicyRefused(_) => 3,
-        Error::Malformed(_) | Error::DecryptionFailed => 2,
-        _ => 1,
-    }
+    crate::exit_code(error)
 }
 
 /// How a bulk run reports.
