@@ -111,7 +111,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 "re-wrapped"
             };
-            Ok(finish(&summary, done, "already current"))
+            Ok(finish(&summary, done, Some("already current")))
         }
         Command::Inventory { json, stale, paths } => {
             let inventory = inventory::take(&sources, &paths).await?;
@@ -131,7 +131,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify { aad, many } => {
             let jobs = sources.jobs(many.jobs);
             let summary = bulk::verify(&sources, &many.paths, aad, jobs, many.quiet).await?;
-            Ok(finish(&summary, "verified", "-"))
+            Ok(finish(&summary, "verified", None))
         }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -142,9 +142,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Prints a bulk run's summary on stderr and gives its exit code: 0, or the worst failure's.
-fn finish(summary: &Summary, done: &str, current: &str) -> ExitCode {
+fn finish(summary: &Summary, done: &str, current: Option<&str>) -> ExitCode {
     let mut parts = vec![format!("{} {done}", summary.done)];
-    if current != "-" {
+    if let Some(current) = current {
         parts.push(format!("{} {current}", summary.current));
     }
     if summary.skipped > 0 {

@@ -24,22 +24,23 @@ pub fn key_uris_in(header: &Header) -> Vec<String> {
         .slots()
         .iter()
         .filter(|s| is_pkcs11_uri(s.kid()))
-        .filter_map(|s| key_uri(s.kid()))
+        .filter_map(|s| key_of(s.kid()))
         .collect();
     uris.sort();
     uris.dedup();
     uris
 }
 
+/// The key (token and object) a `pkcs11:` kid belongs to.
 #[cfg(feature = "pkcs11")]
-fn key_uri(kid: &str) -> Option<String> {
+pub fn key_of(kid: &str) -> Option<String> {
     let mut uri = cmk_envelope::pkcs11::Pkcs11Uri::parse(kid).ok()?;
     uri.id = None;
     Some(uri.to_uri())
 }
 
 #[cfg(not(feature = "pkcs11"))]
-fn key_uri(kid: &str) -> Option<String> {
+pub fn key_of(kid: &str) -> Option<String> {
     // Without the feature, only to name the key in messages: drop the `;id=` part.
     Some(
         kid.split(';')
@@ -47,11 +48,6 @@ fn key_uri(kid: &str) -> Option<String> {
             .collect::<Vec<_>>()
             .join(";"),
     )
-}
-
-/// The key (token and object) a `pkcs11:` kid belongs to.
-pub fn key_of(kid: &str) -> Option<String> {
-    key_uri(kid)
 }
 
 /// Where the PKCS#11 module and PIN come from, as the flags, environment and cmke.toml say.
