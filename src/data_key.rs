@@ -38,8 +38,13 @@ impl DataKey {
     /// not wiped: wipe it yourself (a `Zeroizing` buffer does).
     #[must_use]
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        let array: [u8; DATA_KEY_LEN] = bytes.try_into().ok()?;
-        Some(Self::from_bytes(array))
+        if bytes.len() != DATA_KEY_LEN {
+            return None;
+        }
+        // Copied straight into the key, not through an array of our own left unwiped.
+        let mut key = Self::from_bytes([0; DATA_KEY_LEN]);
+        key.bytes.copy_from_slice(bytes);
+        Some(key)
     }
 
     /// A second owner of the same key (for a cache), wiped on drop like the first. Not

@@ -22,6 +22,7 @@ use crate::format::Malformed;
 /// | [`Error::PolicyRefused`] | the operation breaks a CMK rule; change the request or, knowingly, the [`KeyPolicy`](crate::KeyPolicy) |
 /// | [`Error::InvalidKey`] | the key material is unusable (bad PEM, not RSA) |
 /// | [`Error::InvalidArgument`] | a caller-supplied parameter is out of range |
+/// | [`Error::UntrustedFile`] | fix the file's owner or mode as the message says |
 /// | [`Error::Backend`], [`Error::Io`] | infrastructure failure: retry or escalate |
 ///
 /// Tampering and a wrong key deliberately give the same [`Error::DecryptionFailed`], so an
@@ -102,6 +103,16 @@ pub enum Error {
         backend: &'static str,
         /// What it said (never secret bytes).
         message: String,
+    },
+
+    /// A file that decides which keys are used (keyring, key file, PIN file, configuration,
+    /// PKCS#11 module) can be changed by someone other than its user: refused.
+    #[error("refusing {}: {reason}", .path.display())]
+    UntrustedFile {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
     },
 
     /// Reading or writing a file or stream failed.

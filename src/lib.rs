@@ -45,6 +45,7 @@ mod crypto;
 mod data_key;
 mod envelope;
 mod error;
+mod file_trust;
 mod fips;
 pub mod format;
 mod inspect;
@@ -57,17 +58,18 @@ pub use crypto::Provider;
 pub use data_key::{DataKey, DATA_KEY_LEN};
 pub use envelope::{Envelope, EnvelopeBuilder, OpenInfo, Opened, RewrapTarget, Rewrapped, Sealed};
 pub use error::{Error, Result};
+pub use file_trust::check_file_trust;
 pub use fips::{fips_status, require_fips, FipsStatus};
 pub use format::{KeySlot, WrapAlgorithm};
 pub use inspect::{inspect, inspect_reader, inspect_stream, BodyInfo, HeaderInfo, SlotInfo};
-pub use policy::{KeyPolicy, RewrapEndpoint, RSA_SIZES};
+pub use policy::{KeyPolicy, RewrapEndpoint, RSA_PUBLIC_EXPONENT, RSA_SIZES};
 #[cfg(feature = "azure")]
 pub use wrap::azure;
 #[cfg(feature = "pkcs11")]
 pub use wrap::pkcs11;
 pub use wrap::{
-    software, CacheConfig, CacheStats, CachingWrapper, KeyResolver, KeyWrapper, ProtectionLevel,
-    Unwrapped,
+    pkcs11_token_of, software, vault_host_of, CacheConfig, CacheStats, CachingWrapper, KeyResolver,
+    KeyWrapper, KidAllowlist, ProtectionLevel, Unwrapped,
 };
 
 /// Re-exported so that implementors of [`KeyWrapper`] use the same macro version.

@@ -6,6 +6,37 @@ use crate::wrap::ProtectionLevel;
 /// RSA sizes a policy may accept. 2048 is Azure's CMK size; the others only by opt-in.
 pub const RSA_SIZES: [usize; 3] = [2048, 3072, 4096];
 
+/// The only RSA public exponent accepted: 65537. Key Vault issues no other, and FIPS 186-5
+/// requires e > 2^16; a small exponent such as 3 invites the classic low-exponent attacks.
+pub const RSA_PUBLIC_EXPONENT: u32 = 65_537;
+
+/// Checks a big-endian RSA public exponent (leading zero bytes allowed) is 65537.
+///
+/// # Errors
+/// [`Error::InvalidKey`] naming `what` and the exponent found.
+pub(crate) fn check_rsa_exponent(exponent: &[u8], what: &str) -> Result<()> {
+    let significant = exponent
+        .iter()
+        .position(|&b| b != 0)
+        .and_then(|first| exponent.get(first..))
+        .unwrap_or_default();
+    if significant == [0x01, 0x00, 0x01] {
+        return Ok(());
+    }
+    let shown = if significant.len() <= 8 {
+        significant
+            .iter()
+            .fold(0u64, |n, &b| (n << 8) | u64::from(b))
+            .to_string()
+    } else {
+        format!("a {}-byte number", significant.len())
+    };
+    Err(Error::InvalidKey(format!(
+        "{what}: RSA public exponent {shown}; only {RSA_PUBLIC_EXPONENT} is accepted (FIPS \
+         186-5 requires e > 2^16, and Key Vault issues only 65537)"
+    )))
+}
+
 /// Which keys may wrap data keys, and where a re-wrap may move them.
 ///
 /// The default is Azure's CMK model: RSA-2048 only; re-wrap only within the same vault or
@@ -131,4 +162,23 @@ pub struct RewrapEndpoint<'a> {
     pub protection: ProtectionLevel,
     /// The vault or keyring holding the key.
     pub domain: &'a str,
+}
+
+#[cfg(test)]
+mod exponent_tests {
+    use super::check_rsa_exponent;
+
+    #[test]
+    fn only_65537_is_accepted() {
+        assert!(check_rsa_exponent(&[1, 0, 1], "k").is_ok());
+        assert!(check_rsa_exponent(&[0, 0, 1, 0, 1], "k").is_ok());
+        for bad in [&[3u8][..], &[1, 0, 0, 1], &[], &[0], &[1, 0, 3]] {
+            let error = check_rsa_exponent(bad, "k").expect_err("refused");
+            assert!(error.to_string().contains("65537"), "{error}");
+        }
+        assert!(check_rsa_exponent(&[3], "k")
+            .expect_err("refused")
+            .to_string()
+            .contains("exponent 3;"));
+    }
 }

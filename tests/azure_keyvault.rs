@@ -273,6 +273,14 @@ fn each_key_rule_is_checked_on_connect_with_its_own_error() {
         Err(Error::KeyNotFound { .. })
     ));
 
+    // A public exponent other than 65537 is refused, whatever the vault says.
+    vault.create_key("small-e", 2048);
+    vault.set_public_exponent("small-e", &[3]);
+    match connect(&vault.key_url("small-e"), options(&[&vault])) {
+        Err(Error::InvalidKey(why)) => assert!(why.contains("exponent 3"), "{why}"),
+        other => panic!("small-e: {other:?}"),
+    }
+
     vault.create_key("orders", 2048);
     vault.set_recovery_level("Purgeable");
     refused("orders", "purge protection");

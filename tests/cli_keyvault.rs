@@ -15,8 +15,10 @@ use predicates::str::contains;
 
 fn cmke(vault: &KeyVaultDouble, dir: &std::path::Path) -> Command {
     let mut cmd = Command::cargo_bin("cmke").expect("binary");
+    // The operator allows the vault that the envelopes name.
     cmd.arg("--keyring")
         .arg(dir.join("no-keyring-here"))
+        .args(["--allow-vault", &vault.vault_url()])
         .env(
             "CMKE_INSECURE_LOOPBACK_VAULT",
             format!("{}={}", vault.host(), vault.port()),

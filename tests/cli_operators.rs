@@ -1,6 +1,6 @@
 //! `cmke` as an operator uses it after a key rotation, driven as a process: inventory, bulk
 //! re-wrap (10,000 files; killed mid-way and resumed; corrupt and foreign files among good
-//! ones), verify, dry runs, detached headers, cmke.toml, help and completions.
+//! ones), verify, dry runs, detached headers, the configuration file, help and completions.
 #![cfg(all(feature = "cli", feature = "aws-lc"))]
 
 use std::io::{BufRead, BufReader};
@@ -56,6 +56,8 @@ impl Tree {
         cmd.current_dir(self.dir.path())
             .arg("--keyring")
             .arg(self.dir.path().join("keyring"))
+            .env("HOME", self.dir.path().join("home"))
+            .env_remove("XDG_CONFIG_HOME")
             .env_remove("CMKE_KEYRING")
             .env_remove("CMKE_CONFIG")
             .timeout(std::time::Duration::from_secs(600));
@@ -91,7 +93,7 @@ impl Tree {
                 } else if path
                     .file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.contains(".tmp-"))
+                    .is_some_and(|n| n.contains("tmp-"))
                 {
                     found.push(path);
                 }
@@ -370,20 +372,30 @@ fn dry_run_changes_nothing_and_detached_mode_rewrites_only_header_files() {
 }
 
 #[test]
-fn cmke_toml_sets_defaults_and_flags_win() {
+fn the_user_configuration_sets_defaults_and_flags_win() {
     let tree = Tree::new(1);
     let dir = tree.dir.path();
-    std::fs::write(dir.join("cmke.toml"), "keyring = \"keyring\"\njobs = 2\n").expect("toml");
+    let config_dir = dir.join("xdg-config/cmke");
+    std::fs::create_dir_all(&config_dir).expect("mkdir");
+    // Relative paths in the file are relative to the file, not to the working directory.
+    std::fs::write(
+        config_dir.join("cmke.toml"),
+        "keyring = \"../../keyring\"\njobs = 2\n",
+    )
+    .expect("toml");
     let plain = dir.join("p.txt");
     std::fs::write(&plain, b"configured").expect("write");
     let cmke = || {
         let mut cmd = Command::cargo_bin("cmke").expect("binary");
         cmd.current_dir(dir)
+            .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
+            .env("HOME", dir.join("home"))
+            .env_remove("XDG_DATA_HOME")
             .env_remove("CMKE_KEYRING")
             .env_remove("CMKE_CONFIG");
         cmd
     };
-    // No --keyring: cmke.toml names it.
+    // No --keyring: the configuration names it.
     cmke()
         .args(["encrypt", "--key", "local:orders", "-o", "p.cmke", "p.txt"])
         .assert()

@@ -37,6 +37,7 @@ fn kid_of(dir: &Path, file: &Path) -> String {
 /// directory holding `a.txt` with `plaintext`, and the path `a.cmke` beside it.
 struct Scene {
     key: String,
+    token: String,
     dir: tempfile::TempDir,
     plain: std::path::PathBuf,
     sealed: std::path::PathBuf,
@@ -49,6 +50,7 @@ fn scene(label: &str, plaintext: &[u8]) -> Scene {
     std::fs::write(&plain, plaintext).expect("write");
     Scene {
         key: format!("pkcs11:token={token};object=orders"),
+        token: token.clone(),
         sealed: dir.path().join("a.cmke"),
         plain,
         dir,
@@ -59,10 +61,17 @@ fn scene(label: &str, plaintext: &[u8]) -> Scene {
 fn create_encrypt_decrypt_rotate_and_rewrap_in_the_token() {
     let Scene {
         key,
+        token,
         dir,
         plain,
         sealed,
     } = scene("cli", b"ledger lines");
+    // Envelopes name the token; the operator allows it (else cmke would not log in).
+    let cmke = |d: &Path| {
+        let mut cmd = cmke(d);
+        cmd.args(["--allow-pkcs11-token", &token]);
+        cmd
+    };
 
     cmke(dir.path())
         .args(["key", "create", &key])
@@ -149,10 +158,16 @@ fn create_encrypt_decrypt_rotate_and_rewrap_in_the_token() {
 fn software_to_hsm_rewrap_is_allowed_and_back_is_refused() {
     let Scene {
         key: hsm_key,
+        token,
         dir,
         plain,
         sealed,
     } = scene("cli-rules", b"moving up");
+    let cmke = |d: &Path| {
+        let mut cmd = cmke(d);
+        cmd.args(["--allow-pkcs11-token", &token]);
+        cmd
+    };
     cmke(dir.path())
         .args(["key", "create", "local-orders"])
         .assert()
@@ -192,6 +207,7 @@ fn pin_module_and_key_problems_are_clear_and_never_echo_the_pin() {
         dir,
         plain,
         sealed,
+        ..
     } = scene("cli-errors", b"x");
     cmke(dir.path())
         .args(["key", "create", &key])
@@ -251,4 +267,106 @@ fn pin_module_and_key_problems_are_clear_and_never_echo_the_pin() {
         .assert()
         .code(1)
         .stderr(contains("1234").not());
+}
+
+#[test]
+fn envelopes_naming_a_token_nobody_allowed_cause_no_login_there() {
+    let Scene {
+        key: own_key,
+        token: own,
+        dir,
+        plain,
+        ..
+    } = scene("plant-own", b"ours");
+    let foreign = softhsm::new_token("plant-foreign");
+    let foreign_key = format!("pkcs11:token={foreign};object=bait");
+    cmke(dir.path())
+        .args(["key", "create", &own_key])
+        .assert()
+        .success();
+    cmke(dir.path())
+        .args(["key", "create", &foreign_key])
+        .assert()
+        .success();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).expect("mkdir");
+    let planted = tree.join("planted.cmke");
+    cmke(dir.path())
+        .args(["encrypt", "--key", &foreign_key, "-o"])
+        .arg(&planted)
+        .arg(&plain)
+        .assert()
+        .success();
+    // The token belongs to someone else now: the operator's PIN is not its PIN.
+    softhsm::change_user_pin(&foreign, "not-the-operators");
+    assert!(!softhsm::failed_user_logins(&foreign));
+
+    let hint = format!("--allow-pkcs11-token \"{foreign}\"");
+    let allowed = ["--allow-pkcs11-token", own.as_str()];
+    cmke(dir.path())
+        .args(allowed)
+        .arg("decrypt")
+        .arg(&planted)
+        .assert()
+        .code(3)
+        .stderr(contains("no key for this envelope").and(contains(hint.as_str())));
+    for command in ["verify", "rewrap", "inventory"] {
+        let run = cmke(dir.path())
+            .args(allowed)
+            .arg(command)
+            .arg(&tree)
+            .assert();
+        let run = if command == "inventory" {
+            run.success().stdout(contains(hint.as_str()))
+        } else {
+            run.code(3).stderr(contains(hint.as_str()))
+        };
+        drop(run);
+    }
+    assert!(
+        !softhsm::failed_user_logins(&foreign),
+        "cmke tried the operator's PIN on a token a file named"
+    );
+
+    // Allowed by the operator, it is tried, and the token counts the failure: the check
+    // above can see one.
+    cmke(dir.path())
+        .args(["--allow-pkcs11-token", foreign.as_str()])
+        .arg("decrypt")
+        .arg(&planted)
+        .assert()
+        .code(3);
+    assert!(softhsm::failed_user_logins(&foreign));
+}
+
+#[test]
+fn a_pin_file_others_can_change_is_refused() {
+    let Scene { key, dir, .. } = scene("cli-pin-file", b"x");
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, format!("{}\n", softhsm::USER_PIN)).expect("pin");
+    std::fs::set_permissions(
+        &pin_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .expect("chmod");
+    cmke(dir.path())
+        .env("CMKE_PKCS11_PIN_FILE", &pin_file)
+        .args(["key", "create", &key])
+        .assert()
+        .failure()
+        .stderr(
+            contains("PIN file")
+                .and(contains("chmod go-w"))
+                .and(contains(softhsm::USER_PIN).not()),
+        );
+    std::fs::set_permissions(
+        &pin_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    cmke(dir.path())
+        .env("CMKE_PKCS11_PIN_FILE", &pin_file)
+        .args(["key", "create", &key])
+        .assert()
+        .success();
 }

@@ -84,6 +84,11 @@ fn clear_errors_for_bad_keys() {
     );
     let encrypted = err(&fixture("rsa-2048-encrypted.pem"));
     assert!(encrypted.contains("encrypted"), "{encrypted}");
+    let small_exponent = err(&fixture("rsa-2048-e3.pem"));
+    assert!(
+        small_exponent.contains("exponent 3") && small_exponent.contains("65537"),
+        "{small_exponent}"
+    );
     let junk = err("hello");
     assert!(junk.contains("not a PEM"), "{junk}");
     let bad_name = keyring
@@ -156,4 +161,73 @@ fn keys_work_with_every_provider() {
             .expect("import");
         keyring.key("k").expect("load");
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_broken_unrelated_key_or_a_symlink_never_stops_another_key() {
+    use std::sync::Arc;
+
+    use cmk_envelope::{Envelope, KeyWrapper};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keyring = Keyring::create(dir.path()).expect("create");
+    keyring.create_key("orders").expect("orders");
+    keyring.create_key("other").expect("other");
+    let key: Arc<dyn KeyWrapper> = Arc::new(keyring.key("orders").expect("key"));
+    let sealer = Envelope::builder()
+        .seal_with(key)
+        .build()
+        .expect("envelope");
+    let sealed = common::block_on(sealer.seal(b"row", b"")).expect("seal");
+
+    std::fs::write(dir.path().join("other/current"), "garbage\n").expect("garbage");
+    std::fs::create_dir(dir.path().join("halfmade")).expect("mkdir");
+    std::os::unix::fs::symlink(dir.path().join("orders"), dir.path().join("alias"))
+        .expect("symlink");
+
+    let reader = Envelope::builder()
+        .open_with_keyring(&keyring)
+        .expect("listing the keyring")
+        .build()
+        .expect("envelope");
+    let opened = common::block_on(reader.open(&sealed, b"")).expect("orders opens");
+    assert_eq!(opened.plaintext(), b"row");
+
+    let listing = keyring.list().expect("list");
+    let broken = |name: &str| {
+        listing
+            .iter()
+            .find(|k| k.name == name)
+            .and_then(|k| k.broken.clone())
+    };
+    assert_eq!(broken("orders"), None);
+    assert!(broken("other").is_some_and(|why| why.contains("does not name a version")));
+    assert!(broken("halfmade").is_some_and(|why| why.contains("no current version")));
+    assert!(broken("alias").is_some_and(|why| why.contains("symlink")));
+    let alias = keyring.key("alias").expect_err("a symlink is no key");
+    assert!(matches!(alias, Error::UntrustedFile { .. }), "{alias}");
+}
+
+#[cfg(unix)]
+#[test]
+fn key_files_that_others_can_change_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keyring = Keyring::create(dir.path()).expect("create");
+    let kid = keyring.create_key("orders").expect("orders");
+    let version = kid.strip_prefix("local:orders/").expect("kid");
+    let file = dir.path().join(format!("orders/{version}.pem"));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o622)).expect("chmod");
+    let error = keyring.key("orders").expect_err("refused");
+    assert!(
+        matches!(&error, Error::UntrustedFile { path, .. } if *path == file),
+        "{error}"
+    );
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    assert!(matches!(
+        Keyring::open(dir.path()),
+        Err(Error::UntrustedFile { .. })
+    ));
 }

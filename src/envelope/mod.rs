@@ -76,6 +76,7 @@ pub struct EnvelopeBuilder {
     segment_size: u32,
     lazy_rewrap: bool,
     max_threads: usize,
+    allowlist: Option<crate::KidAllowlist>,
 }
 
 impl Envelope {
@@ -89,6 +90,7 @@ impl Envelope {
             segment_size: DEFAULT_SEGMENT_SIZE,
             lazy_rewrap: true,
             max_threads: usize::MAX,
+            allowlist: None,
         }
     }
 
@@ -129,12 +131,13 @@ impl EnvelopeBuilder {
     }
 
     /// Adds every key of a software keyring to open with, so that anything written under
-    /// any of its keys and versions opens.
+    /// any of its keys and versions opens. Each key is read only when a slot names it: a
+    /// broken, half-created or unsafe key fails only the objects under it.
     ///
     /// # Errors
-    /// As [`Keyring::keys`](crate::software::Keyring::keys).
+    /// [`Error::Io`] when the keyring directory cannot be listed.
     pub fn open_with_keyring(mut self, keyring: &crate::software::Keyring) -> Result<Self> {
-        for key in keyring.keys()? {
+        for key in keyring.lazy_keys()? {
             self.openers.push(Arc::new(key));
         }
         Ok(self)
@@ -174,6 +177,15 @@ impl EnvelopeBuilder {
         self
     }
 
+    /// Offers a slot to the wrappers only when `allowlist` allows its kid: a file naming a
+    /// vault or PKCS#11 token the caller did not allow makes no wrapper contact it, and
+    /// opens (if at all) through its other slots; with none left it fails as
+    /// [`Error::NoKeyForKid`]. Use it when a wrapper could reach services a file names.
+    pub fn kid_allowlist(mut self, allowlist: crate::KidAllowlist) -> Self {
+        self.allowlist = Some(allowlist);
+        self
+    }
+
     /// Builds the envelope.
     ///
     /// # Errors
@@ -192,6 +204,9 @@ impl EnvelopeBuilder {
         }
         for opener in self.openers {
             resolver.add(opener);
+        }
+        if let Some(allowlist) = self.allowlist {
+            resolver.restrict_to(allowlist);
         }
         if resolver.is_empty() {
             return Err(Error::InvalidArgument(

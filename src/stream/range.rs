@@ -39,14 +39,17 @@ impl Envelope {
             )));
         }
         let (crypter, _) = self.start_stream_open(&header, aad).await?;
-        let mut out = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
+        // Verified plaintext gathered so far is wiped if a later segment fails.
+        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(
+            usize::try_from(range.end - range.start).unwrap_or(0),
+        ));
         if range.is_empty() {
-            return Ok(out);
+            return Ok(std::mem::take(&mut *out));
         }
         let first = range.start / segment_size;
         let last = (range.end - 1) / segment_size;
         let mut wire = Vec::new();
-        let mut plain = Vec::new();
+        let mut plain = zeroize::Zeroizing::new(Vec::new());
         for index in first..=last {
             let wire_len = layout.segment_plain_len(index) + TAG_LEN as u64;
             source.seek(SeekFrom::Start(
@@ -60,7 +63,6 @@ impl Envelope {
             let to = (range.end - segment_start).min(plain.len() as u64) as usize;
             out.extend_from_slice(&plain[from..to]);
         }
-        zeroize::Zeroize::zeroize(&mut plain);
-        Ok(out)
+        Ok(std::mem::take(&mut *out))
     }
 }

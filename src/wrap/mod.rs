@@ -1,5 +1,6 @@
 //! Key wrappers: the one trait every key-encryption-key backend implements.
 
+mod allowlist;
 #[cfg(feature = "azure")]
 pub mod azure;
 mod cache;
@@ -8,6 +9,7 @@ pub mod pkcs11;
 mod resolver;
 pub mod software;
 
+pub use allowlist::{pkcs11_token_of, vault_host_of, KidAllowlist};
 pub use cache::{CacheConfig, CacheStats, CachingWrapper};
 pub use resolver::KeyResolver;
 pub(crate) use resolver::Recovered;

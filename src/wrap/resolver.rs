@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{KeyWrapper, Unwrapped};
+use super::{KeyWrapper, KidAllowlist, Unwrapped};
 use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::KeySlot;
@@ -13,6 +13,7 @@ use crate::format::KeySlot;
 #[derive(Clone, Default)]
 pub struct KeyResolver {
     wrappers: Vec<Arc<dyn KeyWrapper>>,
+    allowlist: Option<KidAllowlist>,
 }
 
 impl std::fmt::Debug for KeyResolver {
@@ -44,6 +45,12 @@ impl KeyResolver {
         self.wrappers.push(wrapper);
     }
 
+    /// Offers only slots whose kid `allowlist` allows; the others are passed over before
+    /// any wrapper is asked, as if no wrapper held them.
+    pub fn restrict_to(&mut self, allowlist: KidAllowlist) {
+        self.allowlist = Some(allowlist);
+    }
+
     /// Number of wrappers.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -72,6 +79,13 @@ impl KeyResolver {
         let mut key_problem: Option<Error> = None;
         let mut claimed = false;
         for (slot_index, slot) in slots.iter().enumerate() {
+            if self
+                .allowlist
+                .as_ref()
+                .is_some_and(|allow| !allow.allows(slot.kid()))
+            {
+                continue;
+            }
             for wrapper in &self.wrappers {
                 match wrapper.unwrap(slot).await {
                     Ok(Unwrapped::NotMine) => continue,

@@ -74,6 +74,8 @@ struct State {
     fail_next: u32,
     stall_next: u32,
     stall_for: std::time::Duration,
+    /// Run once, inside the next `unwrapkey` request, before it is answered.
+    before_next_unwrap: Option<Box<dyn FnOnce() + Send>>,
     log: Vec<String>,
 }
 
@@ -121,6 +123,7 @@ impl KeyVaultDouble {
             fail_next: 0,
             stall_next: 0,
             stall_for: std::time::Duration::ZERO,
+            before_next_unwrap: None,
             log: Vec::new(),
         }));
         let thread = {
@@ -232,6 +235,11 @@ impl KeyVaultDouble {
         });
     }
 
+    /// Makes the key's JWK say public exponent `e` (the private half is unchanged).
+    pub fn set_public_exponent(&self, name: &str, e: &[u8]) {
+        self.edit_versions(name, |v| v.exponent = e.to_vec());
+    }
+
     pub fn set_kty(&self, name: &str, kty: &str) {
         self.edit_versions(name, |v| v.kty = kty.to_owned());
     }
@@ -273,6 +281,12 @@ impl KeyVaultDouble {
     }
 
     /// The requests served so far, as `METHOD /path status`.
+    /// Runs `action` inside the next `unwrapkey` request, before the vault answers it: a
+    /// scripted interleaving of "the key call is in flight" with whatever `action` does.
+    pub fn before_next_unwrap(&self, action: impl FnOnce() + Send + 'static) {
+        lock(&self.state).before_next_unwrap = Some(Box::new(action));
+    }
+
     pub fn log(&self) -> Vec<String> {
         lock(&self.state).log.clone()
     }
@@ -360,6 +374,12 @@ fn serve(host: &str, state: &Mutex<State>, mut request: tiny_http::Request) {
         return;
     }
 
+    if authorization.is_some() && method == "POST" && path.ends_with("/unwrapkey") {
+        let action = lock(state).before_next_unwrap.take();
+        if let Some(action) = action {
+            action();
+        }
+    }
     let reply = respond(host, state, &method, &path, authorization.as_deref(), &body);
     lock(state)
         .log

@@ -122,3 +122,43 @@ pub fn new_token(label: &str) -> String {
 pub fn pkcs11() -> &'static Pkcs11 {
     &hsm().pkcs11
 }
+
+/// The slot holding the token labelled `label`.
+fn slot_of(label: &str) -> cryptoki::slot::Slot {
+    let pkcs11 = &hsm().pkcs11;
+    pkcs11
+        .get_slots_with_initialized_token()
+        .expect("slots")
+        .into_iter()
+        .find(|slot| {
+            pkcs11
+                .get_token_info(*slot)
+                .is_ok_and(|info| info.label().trim_end() == label)
+        })
+        .expect("a token with that label")
+}
+
+/// Gives the token labelled `label` another user PIN.
+pub fn change_user_pin(label: &str, new_pin: &str) {
+    let session = hsm()
+        .pkcs11
+        .open_rw_session(slot_of(label))
+        .expect("session");
+    session
+        .login(UserType::User, Some(&AuthPin::from(USER_PIN)))
+        .expect("user login");
+    session
+        .set_pin(&AuthPin::from(USER_PIN), &AuthPin::from(new_pin))
+        .expect("set PIN");
+    session.logout().expect("logout");
+}
+
+/// Whether the token says a user login failed since the last good one
+/// (`CKF_USER_PIN_COUNT_LOW`): what a token that locks after N failures counts.
+pub fn failed_user_logins(label: &str) -> bool {
+    hsm()
+        .pkcs11
+        .get_token_info(slot_of(label))
+        .expect("token info")
+        .user_pin_count_low()
+}

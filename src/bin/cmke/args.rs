@@ -14,21 +14,39 @@ use clap::{Parser, Subcommand, ValueEnum};
                   Keys: a keyring key name (orders, or local:orders), a Key Vault key URL \
                   (https://{vault}.vault.azure.net/keys/{name}) or a PKCS#11 key \
                   ('pkcs11:token={label};object={label}').\n\n\
-                  Defaults for the global options can live in ./cmke.toml (or --config FILE); \
-                  flags and environment variables win over it.\n\n\
+                  Defaults for the global options can live in ~/.config/cmke/cmke.toml \
+                  ($XDG_CONFIG_HOME/cmke/cmke.toml), or --config FILE / CMKE_CONFIG; never in the \
+                  working directory. Flags and environment variables win over it. The default \
+                  keyring is ~/.local/share/cmke/keyring ($XDG_DATA_HOME/cmke/keyring).\n\n\
+                  Key services: cmke contacts only the keys named with --key/--to and the \
+                  vaults and tokens allowed with --allow-vault, --allow-pkcs11-token (or vaults \
+                  and pkcs11_tokens in the configuration). An envelope naming any other vault \
+                  or token is treated as having no key (exit 3), with no call and no login.\n\n\
                   Example:\n  cmke --keyring ./keys key create orders\n  \
                   cmke --keyring ./keys encrypt --key orders --aad tenant=42 -o a.cmke a.txt\n  \
                   cmke --keyring ./keys decrypt --aad tenant=42 a.cmke\n  \
                   cmke --keyring ./keys key rotate orders && cmke --keyring ./keys rewrap data/"
 )]
 pub struct Cli {
-    /// Configuration file [default: ./cmke.toml when it exists].
+    /// Configuration file [default: $XDG_CONFIG_HOME/cmke/cmke.toml, else
+    /// ~/.config/cmke/cmke.toml, when it exists; never ./cmke.toml].
     #[arg(long, global = true, env = "CMKE_CONFIG")]
     pub config: Option<PathBuf>,
 
-    /// Software keyring directory [default: cmke-keyring].
+    /// Software keyring directory [default: $XDG_DATA_HOME/cmke/keyring, else
+    /// ~/.local/share/cmke/keyring].
     #[arg(long, global = true, env = "CMKE_KEYRING")]
     pub keyring: Option<PathBuf>,
+
+    /// A Key Vault or Managed HSM (https://{name}.vault.azure.net) whose keys envelopes may
+    /// name; repeat for more. Its keys are used with your credential.
+    #[arg(long, global = true, value_name = "URL")]
+    pub allow_vault: Vec<String>,
+
+    /// A PKCS#11 token (by label) whose keys envelopes may name; repeat for more. cmke logs
+    /// in to it with your PIN.
+    #[arg(long, global = true, value_name = "LABEL")]
+    pub allow_pkcs11_token: Vec<String>,
 
     /// Crypto provider [default: default].
     #[arg(long, global = true, value_enum)]
@@ -156,8 +174,13 @@ pub enum Command {
                             cmke rewrap data/                    # move everything to the current versions\n  \
                             cmke rewrap --to 'https://contoso.vault.azure.net/keys/orders' --jobs 16 data/\n  \
                             cmke rewrap --detached headers/      # header files kept beside their bodies\n\n\
+                            Each file is read through one open file, and replaced only if its path still \
+                            names that same unchanged file (else: changed during rewrap, left alone). \
+                            Owner, group and mode are kept; set-ID files are refused, and so are files \
+                            with several hard links unless --break-hard-links.\n\n\
                             Exit code: 0 when every file is current afterwards; else the worst failure \
-                            (2 a corrupt or undecryptable file, 3 a key problem, 1 I/O).")]
+                            (2 a corrupt or undecryptable file, 3 a key problem, 1 I/O, refused or \
+                            changed during rewrap).")]
     Rewrap {
         /// Move to this key's current version (a keyring key name, a Key Vault key URL or a
         /// pkcs11: URI) instead of the current version of the key that wrapped each file.
@@ -170,6 +193,11 @@ pub enum Command {
         /// attached envelopes are skipped.
         #[arg(long)]
         detached: bool,
+        /// Re-wrap files with more than one hard link too: this name gets a new file, and
+        /// the other links keep the old one (under the old key version). Without it such
+        /// files are refused.
+        #[arg(long)]
+        break_hard_links: bool,
         #[command(flatten)]
         many: ManyFiles,
     },
@@ -198,12 +226,25 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
                             cmke verify data/\n  \
                             cmke verify --aad tenant=42 a.cmke b.cmke\n\n\
-                            Prints one line per file (ok, or why not). Exit code: 0 when all open; \
-                            else the worst failure (2 tampered or corrupt, 3 a key problem, 1 I/O).")]
+                            cmke verify --detached --body-ext body headers/   # split.cmkh + split.body\n\n\
+                            Prints one line per file (ok, or why not); symlinks named on the command \
+                            line are followed, those inside a tree are listed and skipped. Exit code: \
+                            0 when all open and at least one was verified; else the worst failure \
+                            (2 tampered, corrupt or a header without its body, 3 a key problem, 1 I/O \
+                            or nothing verified).")]
     Verify {
         /// Associated data given at encryption (the same for every file).
         #[arg(long, default_value = "")]
         aad: String,
+        /// Header files are kept apart from their bodies: each is verified with its body,
+        /// the file beside it with the same stem and extension --body-ext. Without it, a
+        /// header file alone is a failure (it proves nothing).
+        #[arg(long)]
+        detached: bool,
+        /// With --detached: the extension of body files (`split.cmkh` → `split.body` with
+        /// `--body-ext body`); none by default (`split.cmkh` → `split`).
+        #[arg(long, default_value = "", requires = "detached")]
+        body_ext: String,
         #[command(flatten)]
         many: ManyFiles,
     },

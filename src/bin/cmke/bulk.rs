@@ -1,47 +1,71 @@
 //! `rewrap` and `verify` over many files: bounded parallelism, a progress bar on a
 //! terminal, one failure never stopping or harming the rest, and a summary.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cmk_envelope::{AtomicFile, Envelope, Error, Result, RewrapTarget};
+use cmk_envelope::format::Malformed;
+use cmk_envelope::{Error, Result, RewrapTarget};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::Semaphore;
 
-use crate::io::{file_mode, io_error};
-use crate::sources::{remote_keys_in, KeySources};
-use crate::walk::{self, Kind};
+use crate::escape;
+use crate::io::io_error;
+use crate::replace::{self, NotReplaced, Opened};
+use crate::sources::{KeyPool, KeySources};
+use crate::walk::{self, Found, Kind, Temp};
 
 /// What happened to one file.
 enum Outcome {
-    Rewrapped { from: String, to: String },
-    WouldRewrap { from: String, to: String },
+    Rewrapped {
+        from: String,
+        to: String,
+    },
+    WouldRewrap {
+        from: String,
+        to: String,
+    },
     Current,
-    Verified { kid: String },
+    Verified {
+        kid: String,
+    },
     NotCmke,
     AttachedSkipped,
-    DetachedSkipped,
+    /// The body of a detached header, verified with that header.
+    DetachedBody,
+    SymlinkSkipped,
+    TempLeftAlone(&'static str),
     StaleTempSkipped,
     StaleTempRemoved,
+    /// Left as it was, for the reason given (exit code at least 1).
+    Refused(String),
+    /// Changed by someone else while it was being re-wrapped: left as they made it.
+    Changed,
+    /// A header file alone, met by `verify` without `--detached`: proves nothing.
+    HeaderOnly,
     Failed(Error),
 }
 
-/// Counts for the summary, and the worst failure for the exit code.
+/// Counts for the summary, and the worst exit code.
 #[derive(Default)]
 pub struct Summary {
     pub done: usize,
     pub current: usize,
     pub skipped: usize,
     pub temps_removed: usize,
+    pub refused: usize,
+    pub changed: usize,
     pub failed: usize,
-    pub worst: Option<Error>,
+    /// The worst exit code among failures: 3 a key problem, 2 bad input, 1 the rest.
+    pub worst_exit: u8,
 }
 
 impl Summary {
     fn add(&mut self, outcome: Outcome) {
+        let mut fail = |code: u8| self.worst_exit = self.worst_exit.max(code);
         match outcome {
             Outcome::Rewrapped { .. } | Outcome::WouldRewrap { .. } | Outcome::Verified { .. } => {
                 self.done += 1
@@ -49,27 +73,29 @@ impl Summary {
             Outcome::Current => self.current += 1,
             Outcome::NotCmke
             | Outcome::AttachedSkipped
-            | Outcome::DetachedSkipped
+            | Outcome::DetachedBody
+            | Outcome::SymlinkSkipped
+            | Outcome::TempLeftAlone(_)
             | Outcome::StaleTempSkipped => self.skipped += 1,
             Outcome::StaleTempRemoved => self.temps_removed += 1,
-            Outcome::Failed(e) => {
+            Outcome::Refused(_) => {
+                fail(crate::EXIT_USAGE_OR_IO);
+                self.refused += 1;
+            }
+            Outcome::Changed => {
+                fail(crate::EXIT_USAGE_OR_IO);
+                self.changed += 1;
+            }
+            Outcome::HeaderOnly => {
+                fail(crate::EXIT_BAD_INPUT);
                 self.failed += 1;
-                if self
-                    .worst
-                    .as_ref()
-                    .is_none_or(|w| severity(&e) > severity(w))
-                {
-                    self.worst = Some(e);
-                }
+            }
+            Outcome::Failed(e) => {
+                fail(crate::exit_code(&e));
+                self.failed += 1;
             }
         }
     }
-}
-
-/// Key problems (exit 3) outrank bad input (2), which outranks I/O and usage (1): the exit
-/// code of a bulk run names the worst of its failures.
-fn severity(error: &Error) -> u8 {
-    crate::exit_code(error)
 }
 
 /// How a bulk run reports.
@@ -90,16 +116,27 @@ impl Report {
 
     fn file(&self, path: &Path, outcome: &Outcome) {
         self.bar.inc(1);
+        let shown = escape::path(path);
         let line = match outcome {
-            Outcome::Rewrapped { from, to } => format!("re-wrapped {from} -> {to}"),
-            Outcome::WouldRewrap { from, to } => format!("would re-wrap {from} -> {to}"),
+            Outcome::Rewrapped { from, to } => {
+                format!("re-wrapped {} -> {}", escape::text(from), escape::text(to))
+            }
+            Outcome::WouldRewrap { from, to } => {
+                format!(
+                    "would re-wrap {} -> {}",
+                    escape::text(from),
+                    escape::text(to)
+                )
+            }
             Outcome::Current => "already current".to_owned(),
-            Outcome::Verified { kid } => format!("ok ({kid})"),
+            Outcome::Verified { kid } => format!("ok ({})", escape::text(kid)),
             Outcome::NotCmke => "not a CMKE file: left alone".to_owned(),
             Outcome::AttachedSkipped => "attached envelope: skipped (--detached)".to_owned(),
-            Outcome::DetachedSkipped => {
-                "detached header: its body is elsewhere, not verified".to_owned()
+            Outcome::DetachedBody => "body of a detached header: verified with it".to_owned(),
+            Outcome::SymlinkSkipped => {
+                "a symlink inside the tree: skipped (name its target to include it)".to_owned()
             }
+            Outcome::TempLeftAlone(why) => format!("{why}: left alone"),
             Outcome::StaleTempRemoved => {
                 "removed: a temporary file left by an interrupted cmke".to_owned()
             }
@@ -107,14 +144,37 @@ impl Report {
                 "skipped: a temporary file left by an interrupted cmke (the next rewrap removes it)"
                     .to_owned()
             }
+            Outcome::Refused(why) => {
+                self.bar
+                    .suspend(|| eprintln!("cmke: {shown}: {}", escape::text(why)));
+                return;
+            }
+            Outcome::Changed => {
+                self.bar.suspend(|| {
+                    eprintln!(
+                        "cmke: {shown}: changed during rewrap: left as it is now; run rewrap \
+                         again to re-wrap the new version"
+                    )
+                });
+                return;
+            }
+            Outcome::HeaderOnly => {
+                self.bar.suspend(|| {
+                    eprintln!(
+                        "cmke: {shown}: a header without its body: not verified (if headers \
+                         are kept apart from their bodies, say so with --detached)"
+                    )
+                });
+                return;
+            }
             Outcome::Failed(e) => {
                 self.bar
-                    .suspend(|| eprintln!("cmke: {}: {e}", path.display()));
+                    .suspend(|| eprintln!("cmke: {shown}: {}", escape::text(&e.to_string())));
                 return;
             }
         };
         if !self.quiet {
-            self.bar.suspend(|| println!("{}: {line}", path.display()));
+            self.bar.suspend(|| println!("{shown}: {line}"));
         }
     }
 }
@@ -124,6 +184,7 @@ pub struct RewrapOptions {
     pub to: Option<String>,
     pub dry_run: bool,
     pub detached: bool,
+    pub break_hard_links: bool,
     pub jobs: usize,
     pub quiet: bool,
 }
@@ -131,29 +192,44 @@ pub struct RewrapOptions {
 /// Re-wraps every envelope under `paths`.
 ///
 /// # Errors
-/// Only for what stops the whole run (no keys, an unreadable path); each file's failure is
-/// in the summary.
+/// Only for what stops the whole run (an unreadable path, a `--to` key that cannot be
+/// used); each file's failure is in the summary.
 pub async fn rewrap(
     sources: &KeySources,
     paths: &[PathBuf],
     options: RewrapOptions,
 ) -> Result<Summary> {
     let files = walk::files_under(paths)?;
-    let envelope = Arc::new(reader_for_files(sources, &files).await?);
+    let pool = sources.pool();
     let target = match &options.to {
         Some(key) => RewrapTarget::Key(sources.named_key(key).await?),
         None => RewrapTarget::CurrentVersion,
     };
     let report = Arc::new(Report::new(files.len(), options.quiet));
     let options = Arc::new(options);
-    let summary = run_all(files, options.jobs, Arc::clone(&report), move |path| {
-        let (envelope, target, options) =
-            (Arc::clone(&envelope), target.clone(), Arc::clone(&options));
-        async move { rewrap_one(&envelope, &target, &options, &path).await }
+    let summary = run_all(files, options.jobs, Arc::clone(&report), move |found| {
+        let (pool, target, options) = (Arc::clone(&pool), target.clone(), Arc::clone(&options));
+        async move {
+            match found {
+                Found::Symlink(_) => Outcome::SymlinkSkipped,
+                Found::File(path) => rewrap_one(&pool, &target, &options, &path).await,
+            }
+        }
     })
     .await;
     report.bar.finish_and_clear();
     Ok(summary)
+}
+
+/// Options of a bulk verify.
+pub struct VerifyOptions {
+    pub aad: String,
+    /// Header files are kept apart from their bodies: the body of `X.{ext}` is the file
+    /// beside it with the same stem and the extension `body_ext` (none when empty).
+    pub detached: bool,
+    pub body_ext: String,
+    pub jobs: usize,
+    pub quiet: bool,
 }
 
 /// Opens every envelope under `paths` and discards the plaintext.
@@ -163,49 +239,50 @@ pub async fn rewrap(
 pub async fn verify(
     sources: &KeySources,
     paths: &[PathBuf],
-    aad: String,
-    jobs: usize,
-    quiet: bool,
+    options: VerifyOptions,
 ) -> Result<Summary> {
     let files = walk::files_under(paths)?;
-    let envelope = Arc::new(reader_for_files(sources, &files).await?);
-    let report = Arc::new(Report::new(files.len(), quiet));
-    let aad = Arc::new(aad);
-    let summary = run_all(files, jobs, Arc::clone(&report), move |path| {
-        let (envelope, aad) = (Arc::clone(&envelope), Arc::clone(&aad));
-        async move { verify_one(envelope, aad.as_bytes(), path).await }
+    let pool = sources.pool();
+    // With --detached, the bodies are verified with their headers, not on their own.
+    let bodies: Arc<HashSet<PathBuf>> = Arc::new(if options.detached {
+        detached_bodies(&files, &options.body_ext).await
+    } else {
+        HashSet::new()
+    });
+    let report = Arc::new(Report::new(files.len(), options.quiet));
+    let options = Arc::new(options);
+    let summary = run_all(files, options.jobs, Arc::clone(&report), move |found| {
+        let (pool, options, bodies) =
+            (Arc::clone(&pool), Arc::clone(&options), Arc::clone(&bodies));
+        async move {
+            match found {
+                Found::Symlink(_) => Outcome::SymlinkSkipped,
+                Found::File(path) if bodies.contains(&path) => Outcome::DetachedBody,
+                Found::File(path) => verify_one(&pool, &options, path).await,
+            }
+        }
     })
     .await;
     report.bar.finish_and_clear();
     Ok(summary)
 }
 
-/// An envelope for every key the files' headers name (headers only are read here).
-async fn reader_for_files(sources: &KeySources, files: &[PathBuf]) -> Result<Envelope> {
-    let mut remote = BTreeSet::new();
-    for file in files {
-        if let Ok(Kind::Envelope { header, .. }) = walk::classify(file) {
-            remote.extend(remote_keys_in(&header));
-        }
-    }
-    sources.reader_for(&remote).await
-}
-
 /// Runs `work` on every file, at most `jobs` at once, reporting each as it ends.
-async fn run_all<F, Fut>(files: Vec<PathBuf>, jobs: usize, report: Arc<Report>, work: F) -> Summary
+async fn run_all<F, Fut>(files: Vec<Found>, jobs: usize, report: Arc<Report>, work: F) -> Summary
 where
-    F: Fn(PathBuf) -> Fut,
+    F: Fn(Found) -> Fut,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut summary = Summary::default();
-    for path in files {
+    for found in files {
         // Waiting here, not inside the task, keeps at most `jobs` tasks alive at once.
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             break;
         };
-        let (report, job) = (Arc::clone(&report), work(path.clone()));
+        let path = found.path().to_path_buf();
+        let (report, job) = (Arc::clone(&report), work(found));
         tasks.spawn(async move {
             let outcome = job.await;
             report.file(&path, &outcome);
@@ -242,37 +319,50 @@ async fn blocking<T: Send + 'static>(
         })?
 }
 
+/// A leftover temporary file: removed only when provably ours; anything else named like
+/// one is listed and left alone.
+fn temp_outcome(path: &Path, dry_run: bool) -> Option<Outcome> {
+    match walk::temp_status(path) {
+        Temp::No => None,
+        Temp::LeftAlone(why) => Some(Outcome::TempLeftAlone(why)),
+        Temp::OursStale if dry_run => Some(Outcome::StaleTempSkipped),
+        Temp::OursStale => Some(match std::fs::remove_file(path) {
+            Ok(()) => Outcome::StaleTempRemoved,
+            Err(e) => Outcome::Failed(io_error(path, e)),
+        }),
+    }
+}
+
 async fn rewrap_one(
-    envelope: &Envelope,
+    pool: &KeyPool,
     target: &RewrapTarget,
     options: &RewrapOptions,
     path: &Path,
 ) -> Outcome {
-    let classified = {
-        let path = path.to_path_buf();
-        blocking(move || walk::classify(&path)).await
+    // Everything below comes from this one open file: header, body and metadata.
+    let opened = {
+        let (path, dry_run) = (path.to_path_buf(), options.dry_run);
+        blocking(move || match temp_outcome(&path, dry_run) {
+            Some(outcome) => Ok(Err(outcome)),
+            None => replace::open(&path).map(Ok),
+        })
+        .await
     };
-    let (header_bytes, detached) = match classified {
+    let object = match opened {
         Err(e) => return Outcome::Failed(e),
-        Ok(Kind::Foreign { .. }) => return Outcome::NotCmke,
-        Ok(Kind::Corrupt { error }) => return Outcome::Failed(error),
-        Ok(Kind::StaleTemp) if options.dry_run => return Outcome::StaleTempSkipped,
-        Ok(Kind::StaleTemp) => {
-            return match std::fs::remove_file(path) {
-                Ok(()) => Outcome::StaleTempRemoved,
-                Err(e) => Outcome::Failed(io_error(path, e)),
-            }
-        }
-        Ok(Kind::Envelope {
-            header_bytes,
-            detached,
-            ..
-        }) => (header_bytes, detached),
+        Ok(Err(outcome)) => return outcome,
+        Ok(Ok(Opened::Foreign)) => return Outcome::NotCmke,
+        Ok(Ok(Opened::Corrupt(error))) => return Outcome::Failed(error),
+        Ok(Ok(Opened::Object(object))) => object,
     };
-    if options.detached && !detached {
+    if options.detached && !object.detached {
         return Outcome::AttachedSkipped;
     }
-    let rewrapped = match envelope.rewrap(&header_bytes, target.clone()).await {
+    let envelope = match pool.envelope_for(&object.header).await {
+        Ok(envelope) => envelope,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let rewrapped = match envelope.rewrap(&object.header_bytes, target.clone()).await {
         Ok(None) => return Outcome::Current,
         Ok(Some(rewrapped)) => rewrapped,
         Err(e) => return Outcome::Failed(e),
@@ -281,133 +371,111 @@ async fn rewrap_one(
         rewrapped.from_kid().to_owned(),
         rewrapped.to_kid().to_owned(),
     );
+    if let Some(why) = replace::refusal(&object, options.break_hard_links) {
+        return Outcome::Refused(why);
+    }
     if options.dry_run {
         return Outcome::WouldRewrap { from, to };
     }
-    let (path_owned, new_header, old_len) = (
-        path.to_path_buf(),
-        rewrapped.header().to_vec(),
-        header_bytes.len(),
-    );
-    match blocking(move || replace_header(&path_owned, old_len, &new_header, detached)).await {
+    let new_header = rewrapped.header().to_vec();
+    let replaced =
+        tokio::task::spawn_blocking(move || replace::replace_header(&object, &new_header))
+            .await
+            .unwrap_or_else(|e| {
+                Err(NotReplaced::Failed(Error::Backend {
+                    backend: "cmke",
+                    message: format!("a worker failed: {e}"),
+                }))
+            });
+    match replaced {
         Ok(()) => Outcome::Rewrapped { from, to },
-        Err(e) => Outcome::Failed(e),
+        Err(NotReplaced::Changed) => Outcome::Changed,
+        Err(NotReplaced::Refused(why)) => Outcome::Refused(why),
+        Err(NotReplaced::Failed(e)) => Outcome::Failed(e),
     }
 }
 
-/// Bytes compared per read when checking a copied body.
-const CHUNK: usize = 1 << 20;
-
-/// Replaces `path` with `new_header` followed by the old body (bytes from `old_header_len`
-/// on), atomically. The copy is read back and compared with the original before it
-/// replaces it, and a file that changed meanwhile is left alone.
-fn replace_header(
-    path: &Path,
-    old_header_len: usize,
-    new_header: &[u8],
-    detached: bool,
-) -> Result<()> {
-    let stamp = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| (m.len(), m.modified().ok()))
-            .map_err(|e| io_error(p, e))
-    };
-    let before = stamp(path)?;
-    let old_len = u64::try_from(old_header_len).unwrap_or(u64::MAX);
-    let mut out = AtomicFile::create(path, file_mode(path))?;
-    out.write_all(new_header).map_err(|e| io_error(path, e))?;
-    if !detached {
-        let mut original = File::open(path).map_err(|e| io_error(path, e))?;
-        original
-            .seek(SeekFrom::Start(old_len))
-            .map_err(|e| io_error(path, e))?;
-        copy(&mut original, &mut out).map_err(|e| io_error(path, e))?;
-    }
-    out.flush().map_err(|e| io_error(path, e))?;
-    let header_len = u64::try_from(new_header.len()).unwrap_or(u64::MAX);
-    if !same_tail(out.temp_path(), header_len, path, old_len).map_err(|e| io_error(path, e))? {
-        return Err(Error::Backend {
-            backend: "cmke",
-            message: format!(
-                "{}: the copied body differs from the original; the file is left as it was",
-                path.display()
-            ),
-        });
-    }
-    if stamp(path)? != before {
-        return Err(Error::Backend {
-            backend: "cmke",
-            message: format!(
-                "{}: the file changed while it was being re-wrapped; it is left as it was",
-                path.display()
-            ),
-        });
-    }
-    out.commit()
+/// The bodies of the detached headers among `files`.
+async fn detached_bodies(files: &[Found], body_ext: &str) -> HashSet<PathBuf> {
+    let files: Vec<PathBuf> = files
+        .iter()
+        .filter_map(|f| match f {
+            Found::File(p) => Some(p.clone()),
+            Found::Symlink(_) => None,
+        })
+        .collect();
+    let body_ext = body_ext.to_owned();
+    blocking(move || {
+        Ok(files
+            .iter()
+            .filter(|p| matches!(walk::temp_status(p), Temp::No))
+            .filter(|p| matches!(walk::classify(p), Ok(Kind::Envelope { detached: true, .. })))
+            .map(|p| body_path(p, &body_ext))
+            .collect())
+    })
+    .await
+    .unwrap_or_default()
 }
 
-fn copy(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = 0u64;
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            return Ok(total);
-        }
-        to.write_all(buf.get(..n).unwrap_or_default())?;
-        total = total.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+/// Where the body of the header file `header` is: same stem, extension `body_ext`.
+fn body_path(header: &Path, body_ext: &str) -> PathBuf {
+    let stem = header.with_extension("");
+    if body_ext.is_empty() {
+        stem
+    } else {
+        stem.with_extension(body_ext)
     }
 }
 
-/// Whether `a` from `a_from` on and `b` from `b_from` on hold the same bytes.
-fn same_tail(a: &Path, a_from: u64, b: &Path, b_from: u64) -> std::io::Result<bool> {
-    let (mut a, mut b) = (File::open(a)?, File::open(b)?);
-    a.seek(SeekFrom::Start(a_from))?;
-    b.seek(SeekFrom::Start(b_from))?;
-    let (mut abuf, mut bbuf) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
-    loop {
-        let n = read_full(&mut a, &mut abuf)?;
-        let m = read_full(&mut b, &mut bbuf)?;
-        if n != m || abuf.get(..n) != bbuf.get(..m) {
-            return Ok(false);
-        }
-        if n == 0 {
-            return Ok(true);
-        }
+async fn verify_one(pool: &KeyPool, options: &VerifyOptions, path: PathBuf) -> Outcome {
+    if let Some(outcome) = temp_outcome(&path, true) {
+        return outcome;
     }
-}
-
-fn read_full(source: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while let Some(rest) = buf.get_mut(filled..).filter(|r| !r.is_empty()) {
-        match source.read(rest)? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
-}
-
-async fn verify_one(envelope: Arc<Envelope>, aad: &[u8], path: PathBuf) -> Outcome {
     let classified = {
         let path = path.clone();
         blocking(move || walk::classify(&path)).await
     };
-    match classified {
+    let (header, header_bytes, detached) = match classified {
         Err(e) => return Outcome::Failed(e),
-        Ok(Kind::StaleTemp) => return Outcome::StaleTempSkipped,
-        Ok(Kind::Foreign { .. }) => {
-            return Outcome::Failed(Error::Malformed(cmk_envelope::format::Malformed::BadMagic))
-        }
+        Ok(Kind::Foreign { .. }) => return Outcome::Failed(Error::Malformed(Malformed::BadMagic)),
         Ok(Kind::Corrupt { error }) => return Outcome::Failed(error),
-        Ok(Kind::Envelope { detached: true, .. }) => return Outcome::DetachedSkipped,
-        Ok(Kind::Envelope { .. }) => {}
-    }
-    let file = match File::open(&path) {
-        Ok(file) => file,
-        Err(e) => return Outcome::Failed(io_error(&path, e)),
+        Ok(Kind::Envelope {
+            header,
+            header_bytes,
+            detached,
+            ..
+        }) => (header, header_bytes, detached),
     };
-    let mut reader = match envelope.open_reader(file, aad).await {
+    let source: Box<dyn Read + Send> = if detached {
+        if !options.detached {
+            // A header with no body proves nothing: a failure, unless the operator said
+            // headers are kept apart.
+            return Outcome::HeaderOnly;
+        }
+        let body = body_path(&path, &options.body_ext);
+        match File::open(&body) {
+            Ok(file) => Box::new(std::io::Cursor::new(header_bytes).chain(file)),
+            Err(e) => {
+                return Outcome::Failed(Error::Io {
+                    path: Some(body),
+                    source: std::io::Error::new(
+                        e.kind(),
+                        format!("the body of this detached header is not there to verify ({e})"),
+                    ),
+                })
+            }
+        }
+    } else {
+        match File::open(&path) {
+            Ok(file) => Box::new(file),
+            Err(e) => return Outcome::Failed(io_error(&path, e)),
+        }
+    };
+    let envelope = match pool.envelope_for(&header).await {
+        Ok(envelope) => envelope,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let mut reader = match envelope.open_reader(source, options.aad.as_bytes()).await {
         Ok(reader) => reader,
         Err(e) => return Outcome::Failed(e),
     };

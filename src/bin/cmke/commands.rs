@@ -4,12 +4,14 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
+use cmk_envelope::format::Header;
 use cmk_envelope::software::Keyring;
 use cmk_envelope::stream::{into_cmk_error, read_header_bytes};
 use cmk_envelope::{Envelope, Error, KeyPolicy, Provider, Result};
 
 use crate::args::{Cli, Command, KeyCommand};
-use crate::bulk::{self, RewrapOptions, Summary};
+use crate::bulk::{self, RewrapOptions, Summary, VerifyOptions};
+use crate::escape;
 use crate::hsm;
 use crate::inventory;
 use crate::io::{io_error, open_input, read_input, write_output, Output};
@@ -19,7 +21,14 @@ use crate::sources::KeySources;
 const OUTPUT_MODE: u32 = 0o600;
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    let sources = KeySources::from_cli(&cli)?;
+    let mut sources = KeySources::from_cli(&cli)?;
+    // The keys the operator names are the services this run may contact, with those the
+    // allowlist names; never one that only a file names.
+    match &cli.command {
+        Command::Encrypt { key, .. } => sources.allow_named_key(key)?,
+        Command::Rewrap { to: Some(key), .. } => sources.allow_named_key(key)?,
+        _ => {}
+    }
     let provider = sources.provider;
     match cli.command {
         Command::Key(key) => key_command(&sources, key).await,
@@ -58,7 +67,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 let mut file = std::fs::File::open(&input).map_err(|e| io_error(&input, e))?;
                 let header = read_header_bytes(&mut file)?;
-                let envelope = sources.reader(&[header]).await?;
+                let envelope = sources
+                    .pool()
+                    .envelope_for(&Header::parse_detached(&header)?)
+                    .await?;
                 let plaintext = envelope.open_range(file, aad.as_bytes(), range).await?;
                 write_output(output.as_deref(), &plaintext, OUTPUT_MODE)?;
                 return Ok(ExitCode::SUCCESS);
@@ -67,14 +79,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             // the whole envelope, header included, through the stream reader.
             let mut source = open_input(&input, true)?;
             let header = read_header_bytes(&mut source)?;
-            let envelope = sources.reader(std::slice::from_ref(&header)).await?;
+            let envelope = sources
+                .pool()
+                .envelope_for(&Header::parse_detached(&header)?)
+                .await?;
             let source = std::io::Cursor::new(header).chain(source);
             let mut reader = envelope.open_reader(source, aad.as_bytes()).await?;
             let kid = reader.kid().to_owned();
             let mut out = Output::create(output.as_deref(), OUTPUT_MODE)?;
             reader.copy_to(&mut out).map_err(into_cmk_error)?;
             out.commit()?;
-            note_if_stale(&sources.keyring, provider, &kid, &input);
+            if let Ok(keyring) = sources.keyring_dir() {
+                note_if_stale(keyring, provider, &kid, &input);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { input } => {
@@ -96,12 +113,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             to,
             dry_run,
             detached,
+            break_hard_links,
             many,
         } => {
             let options = RewrapOptions {
                 to,
                 dry_run,
                 detached,
+                break_hard_links,
                 jobs: sources.jobs(many.jobs),
                 quiet: many.quiet,
             };
@@ -128,10 +147,27 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Verify { aad, many } => {
-            let jobs = sources.jobs(many.jobs);
-            let summary = bulk::verify(&sources, &many.paths, aad, jobs, many.quiet).await?;
-            Ok(finish(&summary, "verified", None))
+        Command::Verify {
+            aad,
+            detached,
+            body_ext,
+            many,
+        } => {
+            let options = VerifyOptions {
+                aad,
+                detached,
+                body_ext,
+                jobs: sources.jobs(many.jobs),
+                quiet: many.quiet,
+            };
+            let summary = bulk::verify(&sources, &many.paths, options).await?;
+            let code = finish(&summary, "verified", None);
+            if summary.done == 0 && summary.worst_exit == 0 {
+                // Nothing was proven: an audit that checked nothing must not pass.
+                eprintln!("cmke: nothing was verified: no CMKE envelope under the paths given");
+                return Ok(ExitCode::from(crate::EXIT_USAGE_OR_IO));
+            }
+            Ok(code)
         }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -156,11 +192,18 @@ fn finish(summary: &Summary, done: &str, current: Option<&str>) -> ExitCode {
             summary.temps_removed
         ));
     }
+    if summary.refused > 0 {
+        parts.push(format!("{} refused", summary.refused));
+    }
+    if summary.changed > 0 {
+        parts.push(format!("{} changed during rewrap", summary.changed));
+    }
     parts.push(format!("{} failed", summary.failed));
     eprintln!("cmke: {}", parts.join(", "));
-    match &summary.worst {
-        None => ExitCode::SUCCESS,
-        Some(e) => ExitCode::from(crate::exit_code(e)),
+    if summary.worst_exit == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(summary.worst_exit)
     }
 }
 
@@ -175,17 +218,19 @@ fn note_if_stale(dir: &Path, provider: Provider, kid: &str, input: &Path) {
         .and_then(|keys| keys.into_iter().find(|k| k.name == local.name.as_str()))
         .map(|k| k.current_kid);
     if let Some(current) = current.filter(|c| c != kid) {
+        let shown = escape::path(input);
         eprintln!(
-            "cmke: note: {} is wrapped under an old key version ({kid}); \
-             `cmke rewrap {}` moves it to {current}",
-            input.display(),
-            input.display(),
+            "cmke: note: {shown} is wrapped under an old key version ({}); \
+             `cmke rewrap {shown}` moves it to {}",
+            escape::text(kid),
+            escape::text(&current),
         );
     }
 }
 
 async fn key_command(sources: &KeySources, command: KeyCommand) -> Result<ExitCode> {
-    let (dir, provider) = (sources.keyring.as_path(), sources.provider);
+    let provider = sources.provider;
+    let dir = || sources.keyring_dir().map(|d| d.as_path());
     let large = KeyPolicy::default().allow_rsa_sizes(&cmk_envelope::RSA_SIZES)?;
     match command {
         KeyCommand::Create { name, bits } if hsm::is_pkcs11_uri(&name) => {
@@ -200,19 +245,19 @@ async fn key_command(sources: &KeySources, command: KeyCommand) -> Result<ExitCo
             } else {
                 large
             };
-            let keyring = Keyring::create(dir)?
+            let keyring = Keyring::create(dir()?)?
                 .with_provider(provider)
                 .with_policy(policy);
             println!("{}", keyring.create_key_with_size(&name, bits)?);
         }
         KeyCommand::Rotate { name } => {
-            let keyring = Keyring::open(dir)?
+            let keyring = Keyring::open(dir()?)?
                 .with_provider(provider)
                 .with_policy(large);
             println!("{}", keyring.rotate(&name)?);
         }
         KeyCommand::List { json } => {
-            let keys = Keyring::open(dir)?.list()?;
+            let keys = Keyring::open(dir()?)?.list()?;
             if json {
                 let text = serde_json::to_string_pretty(&keys).map_err(|e| Error::Backend {
                     backend: "json",
@@ -222,12 +267,17 @@ async fn key_command(sources: &KeySources, command: KeyCommand) -> Result<ExitCo
             } else {
                 println!("{:<24} {:>8}  CURRENT KID", "NAME", "VERSIONS");
                 for key in keys {
-                    println!(
-                        "{:<24} {:>8}  {}",
-                        key.name,
-                        key.versions.len(),
-                        key.current_kid
-                    );
+                    match &key.broken {
+                        None => println!(
+                            "{:<24} {:>8}  {}",
+                            key.name,
+                            key.versions.len(),
+                            escape::text(&key.current_kid)
+                        ),
+                        Some(why) => {
+                            println!("{:<24} {:>8}  BROKEN: {}", key.name, "-", escape::text(why))
+                        }
+                    }
                 }
             }
         }
@@ -244,7 +294,7 @@ async fn key_command(sources: &KeySources, command: KeyCommand) -> Result<ExitCo
             } else {
                 KeyPolicy::default()
             };
-            let keyring = Keyring::create(dir)?
+            let keyring = Keyring::create(dir()?)?
                 .with_provider(provider)
                 .with_policy(policy);
             println!("{}", keyring.import_pem(&name, &pem)?);

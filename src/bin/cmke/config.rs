@@ -1,5 +1,11 @@
-//! The optional `cmke.toml`: defaults for the global flags, so that an operator's
+//! The optional configuration file: defaults for the global flags, so that an operator's
 //! invocations stay short. A flag (or its environment variable) always wins over the file.
+//!
+//! It is read from `--config FILE`, else `CMKE_CONFIG`, else the user's configuration
+//! directory (`$XDG_CONFIG_HOME/cmke/cmke.toml`, else `~/.config/cmke/cmke.toml`): never
+//! from the working directory, where anyone who can write there could plant one. The file
+//! must be the user's own and not writable by group or others. Relative paths in it are
+//! relative to its own directory.
 //!
 //! ```toml
 //! keyring = "/var/lib/cmke/keyring"
@@ -8,6 +14,8 @@
 //! pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
 //! pkcs11_pin_file = "/run/secrets/hsm-pin"   # the PIN itself never goes in this file
 //! jobs = 8                         # files at once for rewrap and verify
+//! vaults = ["https://contoso.vault.azure.net"]   # key services cmke may contact
+//! pkcs11_tokens = ["prod-hsm"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -17,10 +25,7 @@ use serde::Deserialize;
 
 use crate::args::{AzureCredential, ProviderChoice};
 
-/// The file read when `--config` is not given, if it exists.
-pub const DEFAULT_CONFIG: &str = "cmke.toml";
-
-/// What `cmke.toml` may set.
+/// What the configuration file may set.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -30,28 +35,77 @@ pub struct FileConfig {
     pub pkcs11_module: Option<PathBuf>,
     pub pkcs11_pin_file: Option<PathBuf>,
     pub jobs: Option<usize>,
+    /// Vaults (`https://{name}.vault.azure.net`) whose keys envelopes may name.
+    #[serde(default)]
+    pub vaults: Vec<String>,
+    /// PKCS#11 token labels whose keys envelopes may name.
+    #[serde(default)]
+    pub pkcs11_tokens: Vec<String>,
+}
+
+/// `$XDG_CONFIG_HOME/cmke/cmke.toml`, else `~/.config/cmke/cmke.toml`.
+pub fn user_config_path() -> Option<PathBuf> {
+    user_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("cmke").join("cmke.toml"))
+}
+
+/// `$XDG_DATA_HOME/cmke/keyring`, else `~/.local/share/cmke/keyring`.
+pub fn user_keyring_path() -> Option<PathBuf> {
+    user_dir("XDG_DATA_HOME", ".local/share").map(|d| d.join("cmke").join("keyring"))
+}
+
+/// An XDG base directory: the variable when it holds an absolute path (relative ones are
+/// invalid by the specification, and would make the working directory decide), else
+/// `$HOME/{fallback}`.
+fn user_dir(variable: &str, fallback: &str) -> Option<PathBuf> {
+    std::env::var_os(variable)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|home| home.join(fallback))
+        })
 }
 
 impl FileConfig {
-    /// `path` when given (it must exist), else `./cmke.toml` when present, else nothing.
+    /// `path` when given (`--config` or `CMKE_CONFIG`; it must exist), else the user's
+    /// configuration file when present, else nothing.
     ///
     /// # Errors
-    /// [`Error::Io`] for a named file that cannot be read; [`Error::InvalidArgument`] for one
-    /// that is not valid TOML or sets an unknown key.
+    /// [`Error::Io`] for a named file that cannot be read; [`Error::UntrustedFile`] for one
+    /// someone else can change; [`Error::InvalidArgument`] for one that is not valid TOML
+    /// or sets an unknown key.
     pub fn load(path: Option<&Path>) -> Result<Self> {
         let (path, required) = match path {
             Some(p) => (p.to_path_buf(), true),
-            None => (PathBuf::from(DEFAULT_CONFIG), false),
+            None => match user_config_path() {
+                Some(p) => (p, false),
+                None => return Ok(Self::default()),
+            },
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Self::default())
+        if !required && !path.exists() {
+            return Ok(Self::default());
+        }
+        cmk_envelope::check_file_trust(&path, "configuration file")?;
+        let text = std::fs::read_to_string(&path).map_err(|e| crate::io::io_error(&path, e))?;
+        let config = Self::parse(&text)
+            .map_err(|why| Error::InvalidArgument(format!("{}: {why}", path.display())))?;
+        Ok(config.relative_to(path.parent().unwrap_or_else(|| Path::new("/"))))
+    }
+
+    /// Relative paths in the file are relative to the file's own directory, never to
+    /// wherever cmke happens to be started.
+    fn relative_to(mut self, dir: &Path) -> Self {
+        let anchor = |p: &mut Option<PathBuf>| {
+            if let Some(path) = p.as_mut().filter(|p| p.is_relative()) {
+                *path = dir.join(&*path);
             }
-            Err(e) => return Err(crate::io::io_error(&path, e)),
         };
-        Self::parse(&text)
-            .map_err(|why| Error::InvalidArgument(format!("{}: {why}", path.display())))
+        anchor(&mut self.keyring);
+        anchor(&mut self.pkcs11_module);
+        anchor(&mut self.pkcs11_pin_file);
+        self
     }
 
     fn parse(text: &str) -> std::result::Result<Self, String> {
@@ -77,11 +131,14 @@ mod tests {
     fn every_key_parses_and_unknown_keys_are_refused() {
         let config = FileConfig::parse(
             "keyring = \"k\"\nprovider = \"rustcrypto\"\nazure_credential = \"managed\"\n\
-             pkcs11_module = \"m.so\"\npkcs11_pin_file = \"pin\"\njobs = 3\n",
+             pkcs11_module = \"m.so\"\npkcs11_pin_file = \"pin\"\njobs = 3\n\
+             vaults = [\"https://contoso.vault.azure.net\"]\npkcs11_tokens = [\"prod\"]\n",
         )
         .expect("parse");
         assert_eq!(config.keyring, Some(PathBuf::from("k")));
         assert_eq!(config.jobs, Some(3));
+        assert_eq!(config.vaults, ["https://contoso.vault.azure.net"]);
+        assert_eq!(config.pkcs11_tokens, ["prod"]);
         assert!(FileConfig::parse("keyrnig = \"typo\"").is_err());
         assert!(FileConfig::parse("pkcs11_pin = \"1234\"")
             .expect_err("refused")

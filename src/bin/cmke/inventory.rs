@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use cmk_envelope::{Error, Result};
 use serde::Serialize;
 
+use crate::escape;
 use crate::sources::{key_of, KeySources};
-use crate::walk::{self, Kind};
+use crate::walk::{self, Found, Kind, Temp};
 
 #[derive(Default, Serialize)]
 struct VersionCount {
@@ -51,7 +52,12 @@ pub struct Inventory {
     unknown: Vec<PathBuf>,
     not_cmke: Vec<Foreign>,
     corrupt: Vec<Corrupt>,
+    /// Leftovers of an interrupted cmke (the next rewrap removes them).
     stale_temporary_files: Vec<PathBuf>,
+    /// Named like temporary files but not provably cmke's: never removed.
+    temporary_lookalikes: Vec<PathBuf>,
+    /// Symlinks inside the trees: not followed.
+    symlinks: Vec<PathBuf>,
 }
 
 impl Inventory {
@@ -71,7 +77,25 @@ pub async fn take(sources: &KeySources, paths: &[PathBuf]) -> Result<Inventory> 
     let mut inventory = Inventory::default();
     let mut per_kid: BTreeMap<String, VersionCount> = BTreeMap::new();
     let mut objects: Vec<(PathBuf, Vec<String>)> = Vec::new();
-    for path in walk::files_under(paths)? {
+    for found in walk::files_under(paths)? {
+        let path = match found {
+            Found::Symlink(path) => {
+                inventory.symlinks.push(path);
+                continue;
+            }
+            Found::File(path) => path,
+        };
+        match walk::temp_status(&path) {
+            Temp::No => {}
+            Temp::OursStale => {
+                inventory.stale_temporary_files.push(path);
+                continue;
+            }
+            Temp::LeftAlone(_) => {
+                inventory.temporary_lookalikes.push(path);
+                continue;
+            }
+        }
         match walk::classify(&path) {
             Ok(Kind::Envelope { header, len, .. }) => {
                 inventory.objects += 1;
@@ -94,7 +118,6 @@ pub async fn take(sources: &KeySources, paths: &[PathBuf]) -> Result<Inventory> 
                 path,
                 error: error.to_string(),
             }),
-            Ok(Kind::StaleTemp) => inventory.stale_temporary_files.push(path),
             Err(error) => inventory.corrupt.push(Corrupt {
                 path,
                 error: error.to_string(),
@@ -102,15 +125,23 @@ pub async fn take(sources: &KeySources, paths: &[PathBuf]) -> Result<Inventory> 
         }
     }
 
-    // One question per key, not per object.
-    let mut current: BTreeMap<String, std::result::Result<String, String>> = BTreeMap::new();
+    // One question per key, not per object; the keys asked together (bounded by the
+    // pool), so that one slow or unreachable service does not hold up the others.
+    let pool = sources.pool();
     let keys: std::collections::BTreeSet<String> = per_kid.keys().map(|k| key_of(k)).collect();
+    let mut asking = tokio::task::JoinSet::new();
     for key in keys {
-        let answer = sources
-            .current_kid_of(&key)
-            .await
-            .map_err(|e| e.to_string());
-        current.insert(key, answer);
+        let pool = std::sync::Arc::clone(&pool);
+        asking.spawn(async move {
+            let answer = pool.current_kid_of(&key).await.map_err(|e| e.to_string());
+            (key, answer)
+        });
+    }
+    let mut current: BTreeMap<String, std::result::Result<String, String>> = BTreeMap::new();
+    while let Some(done) = asking.join_next().await {
+        if let Ok((key, answer)) = done {
+            current.insert(key, answer);
+        }
     }
     for (path, kids) in objects {
         let mut stale = false;
@@ -159,7 +190,7 @@ pub fn stale_paths(inventory: &Inventory) -> String {
     inventory
         .stale
         .iter()
-        .map(|p| format!("{}\n", p.display()))
+        .map(|p| format!("{}\n", escape::path(p)))
         .collect()
 }
 
@@ -171,11 +202,11 @@ pub fn to_table(inventory: &Inventory) -> String {
     );
     for key in &inventory.keys {
         let status = match (&key.current_kid, &key.current_error) {
-            (Some(now), _) => format!("current: {now}"),
-            (None, Some(why)) => format!("current version unknown: {why}"),
+            (Some(now), _) => format!("current: {}", escape::text(now)),
+            (None, Some(why)) => format!("current version unknown: {}", escape::text(why)),
             (None, None) => String::new(),
         };
-        out.push_str(&format!("{}  ({status})\n", key.key));
+        out.push_str(&format!("{}  ({status})\n", escape::text(&key.key)));
         for version in &key.versions {
             let mark = if version.current {
                 "current"
@@ -186,7 +217,9 @@ pub fn to_table(inventory: &Inventory) -> String {
             };
             out.push_str(&format!(
                 "  {:<70} {:>10} {:>14}  {mark}\n",
-                version.kid, version.objects, version.bytes
+                escape::text(&version.kid),
+                version.objects,
+                version.bytes
             ));
         }
     }
@@ -215,11 +248,23 @@ pub fn to_table(inventory: &Inventory) -> String {
             )
         },
     ));
+    for path in &inventory.temporary_lookalikes {
+        out.push_str(&format!(
+            "named like a temporary file, not provably cmke's (never removed): {}\n",
+            escape::path(path)
+        ));
+    }
+    for path in &inventory.symlinks {
+        out.push_str(&format!(
+            "symlink inside a tree, not followed: {}\n",
+            escape::path(path)
+        ));
+    }
     for corrupt in &inventory.corrupt {
         out.push_str(&format!(
             "corrupt: {}: {}\n",
-            corrupt.path.display(),
-            corrupt.error
+            escape::path(&corrupt.path),
+            escape::text(&corrupt.error)
         ));
     }
     if !inventory.stale.is_empty() {

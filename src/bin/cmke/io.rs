@@ -5,7 +5,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, IsTerminal, Read, Stdout, Write};
 use std::path::Path;
 
-use cmk_envelope::{AtomicFile, Error, Result};
+use cmk_envelope::{Error, Result};
+
+use crate::atomic::AtomicOutput;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Output buffers are no larger than a default segment, so a whole segment goes straight
@@ -60,7 +62,7 @@ pub fn open_input(path: &Path, progress: bool) -> Result<Box<dyn Read + Send>> {
 pub enum Output {
     Stdout(BufWriter<Stdout>),
     Device(BufWriter<File>),
-    File(BufWriter<AtomicFile>),
+    File(BufWriter<AtomicOutput>),
 }
 
 impl Output {
@@ -85,7 +87,7 @@ impl Output {
             }
             Some(p) => Ok(Output::File(BufWriter::with_capacity(
                 OUTPUT_BUFFER,
-                AtomicFile::create(p, mode)?,
+                AtomicOutput::create(p, mode)?,
             ))),
             None => Ok(Output::Stdout(BufWriter::with_capacity(
                 OUTPUT_BUFFER,
@@ -130,19 +132,6 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8], mode: u32) -> Result<()> 
     let mut out = Output::create(path, mode)?;
     out.write_all(bytes)?;
     out.commit()
-}
-
-/// The permission bits of an existing file, to keep them when it is replaced.
-pub fn file_mode(path: &Path) -> u32 {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            return meta.permissions().mode() & 0o7777;
-        }
-    }
-    let _ = path;
-    0o644
 }
 
 pub fn io_error(path: &Path, source: std::io::Error) -> Error {

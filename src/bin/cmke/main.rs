@@ -1,12 +1,15 @@
 //! `cmke`: the operator's tool for CMKE envelopes.
 
 mod args;
+mod atomic;
 mod bulk;
 mod commands;
 mod config;
+mod escape;
 mod hsm;
 mod inventory;
 mod io;
+mod replace;
 mod sources;
 mod vault;
 mod walk;
@@ -16,7 +19,7 @@ use std::process::ExitCode;
 use cmk_envelope::Error;
 
 /// Exit codes, as documented in `--help`.
-const EXIT_USAGE_OR_IO: u8 = 1;
+pub const EXIT_USAGE_OR_IO: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_KEY_PROBLEM: u8 = 3;
 
@@ -76,7 +79,7 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("cmke: {e}");
+            eprintln!("cmke: {}", escape::text(&e.to_string()));
             ExitCode::from(exit_code(&e))
         }
     }

@@ -1,44 +1,63 @@
 //! Where keys come from: the keyring directory, Key Vault, PKCS#11 tokens, with the
-//! settings merged from flags, environment and cmke.toml (in that order).
+//! settings merged from flags, environment and the configuration file (in that order).
+//!
+//! Only the operator decides which key services are contacted: the keys named with
+//! `--key`/`--to`, and the vaults and tokens allowed by flag or configuration. A slot that
+//! names anything else is passed over with no network call and no login, like a kid no
+//! key holds.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use cmk_envelope::format::Header;
 use cmk_envelope::software::{Keyring, LocalKid};
-use cmk_envelope::{Envelope, Error, KeyWrapper, Provider, Result};
+use cmk_envelope::{Envelope, Error, KeyWrapper, KidAllowlist, Provider, Result};
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::args::{AzureCredential, Cli, ProviderChoice};
-use crate::config::FileConfig;
+use crate::config::{user_keyring_path, FileConfig};
 use crate::hsm::{self, HsmSettings};
 use crate::vault;
 
-/// The keyring used when no flag, variable or cmke.toml names one.
-const DEFAULT_KEYRING: &str = "cmke-keyring";
+/// Remote keys connected (and checked) at once in one run.
+const CONCURRENT_CONNECTS: usize = 8;
 
 /// Everything `cmke` needs to reach keys.
+#[derive(Clone)]
 pub struct KeySources {
-    pub keyring: PathBuf,
+    /// `None` when no flag, variable or configuration names one and there is no home
+    /// directory to hold the default.
+    keyring: Option<PathBuf>,
     pub provider: Provider,
     pub azure_credential: AzureCredential,
     pub hsm: HsmSettings,
     jobs: Option<usize>,
+    allowlist: KidAllowlist,
 }
 
 impl KeySources {
-    /// Flags and environment first, then cmke.toml, then the built-in defaults.
+    /// Flags and environment first, then the configuration file, then the built-in
+    /// defaults.
     ///
     /// # Errors
-    /// As [`FileConfig::load`]; [`Error::InvalidArgument`] for a provider not compiled in.
+    /// As [`FileConfig::load`]; [`Error::InvalidArgument`] for a provider not compiled in
+    /// or a malformed vault URL.
     pub fn from_cli(cli: &Cli) -> Result<Self> {
         let file = FileConfig::load(cli.config.as_deref())?;
+        let mut allowlist = KidAllowlist::new();
+        for vault in file.vaults.iter().chain(&cli.allow_vault) {
+            allowlist = allowlist.allow_vault(vault)?;
+        }
+        for token in file.pkcs11_tokens.iter().chain(&cli.allow_pkcs11_token) {
+            allowlist = allowlist.allow_pkcs11_token(token);
+        }
         Ok(Self {
             keyring: cli
                 .keyring
                 .clone()
                 .or(file.keyring)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_KEYRING)),
+                .or_else(user_keyring_path),
             provider: provider(
                 cli.provider
                     .or(file.provider)
@@ -55,13 +74,24 @@ impl KeySources {
                     .or(file.pkcs11_pin_file),
             },
             jobs: file.jobs,
+            allowlist,
         })
     }
 
-    /// Files handled at once: the flag, else cmke.toml, else four per core (at least 8).
-    /// Each file waits on disk (fsync) as well as on RSA, so more files than cores keep the
-    /// CPU busy (measured: 10,000 re-wraps on 2 cores took 7.3 s with 4 at once, 6.0 s with
-    /// 8, 6.2 s with 16), and a remote key service sees at most that many calls at once.
+    /// Allows the service of a key the operator named (`--key`, `--to`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a malformed key URL.
+    pub fn allow_named_key(&mut self, key: &str) -> Result<()> {
+        self.allowlist = self.allowlist.clone().allow_key(key)?;
+        Ok(())
+    }
+
+    /// Files handled at once: the flag, else the configuration, else four per core (at
+    /// least 8). Each file waits on disk (fsync) as well as on RSA, so more files than
+    /// cores keep the CPU busy (measured: 10,000 re-wraps on 2 cores took 7.3 s with 4 at
+    /// once, 6.0 s with 8, 6.2 s with 16), and a remote key service sees at most that many
+    /// calls at once.
     pub fn jobs(&self, flag: Option<usize>) -> usize {
         flag.or(self.jobs)
             .unwrap_or_else(|| {
@@ -72,8 +102,22 @@ impl KeySources {
             .max(1)
     }
 
+    /// The keyring directory.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when none is named and there is no home directory.
+    pub fn keyring_dir(&self) -> Result<&PathBuf> {
+        self.keyring.as_ref().ok_or_else(|| {
+            Error::InvalidArgument(
+                "no keyring: name one with --keyring, CMKE_KEYRING or keyring in the \
+                 configuration (HOME is not set, so there is no default)"
+                    .to_owned(),
+            )
+        })
+    }
+
     pub fn open_keyring(&self) -> Result<Keyring> {
-        Ok(Keyring::open(&self.keyring)?.with_provider(self.provider))
+        Ok(Keyring::open(self.keyring_dir()?)?.with_provider(self.provider))
     }
 
     /// A key named on the command line: a Key Vault key URL, a `pkcs11:` URI, or a keyring
@@ -99,41 +143,199 @@ impl KeySources {
         Ok(Arc::new(self.open_keyring()?.key(name)?))
     }
 
-    /// The current kid of the key `key` names (as [`key_of`] gives it).
-    pub async fn current_kid_of(&self, key: &str) -> Result<String> {
-        self.named_key(key).await?.current_kid().await
-    }
-
-    /// An envelope that opens anything written under any key of the keyring, and under the
-    /// remote (Key Vault and PKCS#11) keys named.
-    pub async fn reader_for(&self, remote_keys: &BTreeSet<String>) -> Result<Envelope> {
-        let mut builder = Envelope::builder().provider(self.provider);
-        match Keyring::open(&self.keyring) {
-            Ok(keyring) => {
-                builder = builder.open_with_keyring(&keyring.with_provider(self.provider))?
-            }
-            // Without a keyring, the vault and HSM keys may still open everything.
-            Err(e) if remote_keys.is_empty() => return Err(e),
-            Err(_) => {}
-        }
-        for key in remote_keys {
-            builder = builder.open_with(self.named_key(key).await?);
-        }
-        builder.build().map_err(|_| Error::KeyNotFound {
-            kid: format!("any key (the keyring {} is empty)", self.keyring.display()),
+    /// What one run uses to open many files.
+    pub fn pool(&self) -> Arc<KeyPool> {
+        Arc::new(KeyPool {
+            sources: self.clone(),
+            keyring: OnceCell::new(),
+            remote: Mutex::new(HashMap::new()),
+            envelopes: Mutex::new(HashMap::new()),
+            connects: Semaphore::new(CONCURRENT_CONNECTS),
         })
     }
+}
 
-    /// As [`KeySources::reader_for`], for the remote keys these header bytes name.
-    pub async fn reader(&self, headers: &[Vec<u8>]) -> Result<Envelope> {
-        let mut keys = BTreeSet::new();
-        for header in headers
-            .iter()
-            .filter_map(|h| Header::parse_detached(h).ok())
-        {
-            keys.extend(remote_keys_in(&header));
+type Shared<T> = std::result::Result<T, Arc<Error>>;
+
+/// A remote key, connected once by whichever file needs it first.
+type RemoteCell = Arc<OnceCell<Shared<Arc<dyn KeyWrapper>>>>;
+
+/// Which keys an envelope opens with: the keyring or not, and the remote keys.
+type KeySet = (bool, Vec<String>);
+
+/// The keys of one run, resolved per file and connected once each: a key that cannot be
+/// reached fails only the files under it, and many files under one key cost one connect.
+pub struct KeyPool {
+    sources: KeySources,
+    keyring: OnceCell<Shared<Keyring>>,
+    remote: Mutex<HashMap<String, RemoteCell>>,
+    /// One envelope per set of keys, so that keys loaded once serve every file.
+    envelopes: Mutex<HashMap<KeySet, Arc<Envelope>>>,
+    connects: Semaphore,
+}
+
+impl KeyPool {
+    async fn keyring(&self) -> Shared<Keyring> {
+        self.keyring
+            .get_or_init(|| async { self.sources.open_keyring().map_err(Arc::new) })
+            .await
+            .clone()
+    }
+
+    /// The remote key `key` (a Key Vault key URL or a `pkcs11:` key), connected on first
+    /// use; the allowlist was checked by the caller.
+    pub async fn remote(&self, key: &str) -> Shared<Arc<dyn KeyWrapper>> {
+        let cell = {
+            let mut remote = self.remote.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(remote.entry(key.to_owned()).or_default())
+        };
+        cell.get_or_init(|| async {
+            let _permit = self.connects.acquire().await;
+            self.sources.named_key(key).await.map_err(Arc::new)
+        })
+        .await
+        .clone()
+    }
+
+    /// An envelope that opens `header` with the keys its slots name and the operator
+    /// allows: the keyring for `local:` slots, and each allowed vault or token key.
+    ///
+    /// # Errors
+    /// [`Error::NoKeyForKid`] (saying how to allow them) when every slot names a service
+    /// that is not allowed; the error of a key that cannot be used when no slot's key can.
+    pub async fn envelope_for(&self, header: &Header) -> Result<Arc<Envelope>> {
+        let allowlist = &self.sources.allowlist;
+        let kids: Vec<&str> = header.slots().iter().map(|s| s.kid()).collect();
+        if kids.iter().all(|k| !allowlist.allows(k)) {
+            return Err(Error::NoKeyForKid {
+                kids: kids
+                    .iter()
+                    .map(|k| match allowlist.refusal(k) {
+                        Some(why) => format!("{k} ({why})"),
+                        None => (*k).to_owned(),
+                    })
+                    .collect(),
+            });
         }
-        self.reader_for(&keys).await
+        let wants_keyring = kids.iter().any(|k| LocalKid::parse(k).is_ok());
+        let remote: BTreeSet<String> = remote_keys_in(header)
+            .into_iter()
+            .filter(|k| allowlist.allows(k))
+            .collect();
+        let mut problem: Option<Error> = None;
+        let keyring = if wants_keyring {
+            match self.keyring().await {
+                Ok(keyring) => Some(keyring),
+                Err(e) => {
+                    problem = Some(same_error(&e));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut connected = Vec::new();
+        for key in &remote {
+            match self.remote(key).await {
+                Ok(wrapper) => connected.push((key.clone(), wrapper)),
+                Err(e) => {
+                    problem.get_or_insert_with(|| same_error(&e));
+                }
+            }
+        }
+        if keyring.is_none() && connected.is_empty() {
+            return Err(problem.unwrap_or_else(|| Error::NoKeyForKid {
+                kids: kids.iter().map(|k| (*k).to_owned()).collect(),
+            }));
+        }
+        let set = (
+            keyring.is_some(),
+            connected.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        );
+        if let Some(envelope) = self
+            .envelopes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&set)
+        {
+            return Ok(Arc::clone(envelope));
+        }
+        let mut builder = Envelope::builder()
+            .provider(self.sources.provider)
+            .kid_allowlist(allowlist.clone());
+        if let Some(keyring) = &keyring {
+            builder = builder.open_with_keyring(keyring)?;
+        }
+        for (_, wrapper) in connected {
+            builder = builder.open_with(wrapper);
+        }
+        let envelope = Arc::new(builder.build()?);
+        Ok(Arc::clone(
+            self.envelopes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(set)
+                .or_insert(envelope),
+        ))
+    }
+
+    /// The current kid of the key a kid belongs to (as [`key_of`] names it), asking only
+    /// allowed services.
+    pub async fn current_kid_of(&self, key: &str) -> Result<String> {
+        if let Some(why) = self.sources.allowlist.refusal(key) {
+            return Err(Error::NoKeyForKid {
+                kids: vec![format!("{key} ({why})")],
+            });
+        }
+        if vault::is_key_url(key) || hsm::is_pkcs11_uri(key) {
+            let wrapper = self.remote(key).await.map_err(|e| same_error(&e))?;
+            return wrapper.current_kid().await;
+        }
+        let name = key.strip_prefix("local:").unwrap_or(key);
+        let keyring = self.keyring().await.map_err(|e| same_error(&e))?;
+        keyring.key(name)?.current_kid().await
+    }
+}
+
+/// A copy of a shared error for one more file: the same variant (so the same exit code)
+/// and the same words.
+pub fn same_error(error: &Error) -> Error {
+    match error {
+        Error::Malformed(m) => Error::Malformed(*m),
+        Error::DecryptionFailed => Error::DecryptionFailed,
+        Error::NoKeyForKid { kids } => Error::NoKeyForKid { kids: kids.clone() },
+        Error::AccessDenied { kid, detail } => Error::AccessDenied {
+            kid: kid.clone(),
+            detail: detail.clone(),
+        },
+        Error::KeyDisabled { kid, detail } => Error::KeyDisabled {
+            kid: kid.clone(),
+            detail: detail.clone(),
+        },
+        Error::KeyNotFound { kid } => Error::KeyNotFound { kid: kid.clone() },
+        Error::Throttled { retry_after } => Error::Throttled {
+            retry_after: *retry_after,
+        },
+        Error::PolicyRefused(why) => Error::PolicyRefused(why.clone()),
+        Error::InvalidKey(why) => Error::InvalidKey(why.clone()),
+        Error::InvalidArgument(why) => Error::InvalidArgument(why.clone()),
+        Error::KeyringNotFound(dir) => Error::KeyringNotFound(dir.clone()),
+        Error::UntrustedFile { path, reason } => Error::UntrustedFile {
+            path: path.clone(),
+            reason: reason.clone(),
+        },
+        Error::Backend { backend, message } => Error::Backend {
+            backend,
+            message: message.clone(),
+        },
+        Error::Io { path, source } => Error::Io {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        other => Error::Backend {
+            backend: "cmke",
+            message: other.to_string(),
+        },
     }
 }
 

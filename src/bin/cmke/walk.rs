@@ -1,5 +1,5 @@
-//! Finding the objects under the paths an operator names, and telling envelopes from
-//! everything else by their first bytes only.
+//! Finding the objects under the paths an operator names, and telling envelopes, leftover
+//! temporary files and everything else apart by their names and first bytes only.
 
 use std::fs::File;
 use std::io::Read;
@@ -9,33 +9,36 @@ use cmk_envelope::format::{Header, MAGIC};
 use cmk_envelope::stream::read_header_bytes;
 use cmk_envelope::{Error, Result};
 
+use crate::atomic::parse_temp_name;
 use crate::io::io_error;
 
-/// What a file turned out to be.
-pub enum Kind {
-    /// A CMKE envelope (`detached`: the file is a header alone, its body kept elsewhere).
-    Envelope {
-        header: Header,
-        header_bytes: Vec<u8>,
-        detached: bool,
-        len: u64,
-    },
-    /// Not a CMKE file (no magic): left alone.
-    Foreign { len: u64 },
-    /// Starts like a CMKE file but its header does not parse.
-    Corrupt { error: Error },
-    /// A temporary file that an interrupted `cmke` left beside its target.
-    StaleTemp,
+/// One entry found under the paths.
+pub enum Found {
+    /// A regular file to look at.
+    File(PathBuf),
+    /// A symbolic link met inside a tree: not followed, so that a walk never leaves the
+    /// tree; listed.
+    Symlink(PathBuf),
 }
 
-/// Every regular file under `paths` (files as given, directories recursively), sorted, each
-/// once. Symbolic links are not followed, so a tree is never left through a link.
+/// Every regular file under `paths`, sorted, each once. A path named on the command line
+/// is followed if it is a symlink (as `find -H` does: the operator named it) and walked by
+/// its real path, so that a file is replaced beside its target, not over the link;
+/// symlinks met inside a tree are reported, not followed.
 ///
 /// # Errors
 /// [`Error::Io`] for a path that cannot be read.
-pub fn files_under(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut pending: Vec<PathBuf> = paths.to_vec();
+pub fn files_under(paths: &[PathBuf]) -> Result<Vec<Found>> {
+    let mut found = Vec::new();
+    let mut pending: Vec<PathBuf> = Vec::new();
+    for path in paths {
+        let meta = std::fs::symlink_metadata(path).map_err(|e| io_error(path, e))?;
+        if meta.file_type().is_symlink() {
+            pending.push(std::fs::canonicalize(path).map_err(|e| io_error(path, e))?);
+        } else {
+            pending.push(path.clone());
+        }
+    }
     while let Some(path) = pending.pop() {
         let meta = std::fs::symlink_metadata(&path).map_err(|e| io_error(&path, e))?;
         if meta.is_dir() {
@@ -44,15 +47,124 @@ pub fn files_under(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 let kind = entry.file_type().map_err(|e| io_error(&path, e))?;
                 if kind.is_dir() || kind.is_file() {
                     pending.push(entry.path());
+                } else if kind.is_symlink() {
+                    found.push(Found::Symlink(entry.path()));
                 }
             }
         } else if meta.is_file() {
-            files.push(path);
+            found.push(Found::File(path));
         }
     }
-    files.sort();
-    files.dedup();
-    Ok(files)
+    found.sort_by(|a, b| a.path().cmp(b.path()));
+    found.dedup_by(|a, b| a.path() == b.path());
+    Ok(found)
+}
+
+impl Found {
+    pub fn path(&self) -> &Path {
+        match self {
+            Found::File(p) | Found::Symlink(p) => p,
+        }
+    }
+}
+
+/// What a file named like a temporary file is.
+pub enum Temp {
+    /// Not named like one.
+    No,
+    /// Provably a leftover of a `cmke` that is no longer running: the exact name `cmke`
+    /// gives, its process gone, its target beside it, and nothing or the CMKE magic
+    /// inside. Safe to remove.
+    OursStale,
+    /// Named like a temporary file, but not provably a leftover of ours: listed, never
+    /// removed.
+    LeftAlone(&'static str),
+}
+
+/// Looks at `path`'s name (and, for names `cmke` gives, its first bytes).
+pub fn temp_status(path: &Path) -> Temp {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Temp::No;
+    };
+    let Some((target, pid)) = parse_temp_name(name) else {
+        return if looks_like_old_temp(name) {
+            Temp::LeftAlone("named like a temporary file of an older cmke, which may not be ours")
+        } else {
+            Temp::No
+        };
+    };
+    if pid == std::process::id() || !process_is_gone(pid) {
+        return Temp::LeftAlone("a temporary file of a cmke that is still running");
+    }
+    if !path.with_file_name(target).is_file() {
+        return Temp::LeftAlone("a temporary name whose target is not beside it");
+    }
+    if !empty_or_cmke(path) {
+        return Temp::LeftAlone("a temporary name, but not a CMKE envelope inside");
+    }
+    Temp::OursStale
+}
+
+/// `.{name}.tmp-{digits}-…`: what cmke called its temporary files before it marked them.
+fn looks_like_old_temp(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.rsplit_once(".tmp-"))
+        .is_some_and(|(target, rest)| {
+            !target.is_empty()
+                && rest
+                    .split('-')
+                    .next()
+                    .is_some_and(|p| p.parse::<u32>().is_ok())
+        })
+}
+
+/// Only where `/proc` can tell; elsewhere no process is known to be gone.
+fn process_is_gone(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    proc.join("self").exists() && !proc.join(pid.to_string()).exists()
+}
+
+/// Empty (killed before its first write), or starting with the CMKE magic (killed while
+/// writing a re-wrapped envelope): what a temporary file of `cmke rewrap` holds.
+fn empty_or_cmke(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    let mut start = [0u8; MAGIC.len()];
+    match read_prefix(file, &mut start) {
+        Ok(0) => true,
+        Ok(n) => n == MAGIC.len() && start == MAGIC,
+        Err(_) => false,
+    }
+}
+
+/// Fills `buf` from `source` as far as it goes; the count read.
+fn read_prefix(mut source: impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut have = 0;
+    while let Some(rest) = buf.get_mut(have..).filter(|r| !r.is_empty()) {
+        match source.read(rest) {
+            Ok(0) => break,
+            Ok(n) => have += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(have)
+}
+
+/// What a file holds, from its first bytes.
+pub enum Kind {
+    /// A CMKE envelope (`detached`: the file is a header alone, its body kept elsewhere).
+    Envelope {
+        header: Header,
+        header_bytes: Vec<u8>,
+        detached: bool,
+        len: u64,
+    },
+    /// Not a CMKE file (no magic).
+    Foreign { len: u64 },
+    /// Starts like a CMKE file but its header does not parse.
+    Corrupt { error: Error },
 }
 
 /// Reads as much of `path` as it takes to say what it is.
@@ -60,61 +172,39 @@ pub fn files_under(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// # Errors
 /// [`Error::Io`] when the file cannot be opened or read.
 pub fn classify(path: &Path) -> Result<Kind> {
-    if is_stale_temp(path) {
-        return Ok(Kind::StaleTemp);
-    }
-    let mut file = File::open(path).map_err(|e| io_error(path, e))?;
+    let file = File::open(path).map_err(|e| io_error(path, e))?;
     let len = file.metadata().map_err(|e| io_error(path, e))?.len();
+    read_kind(file, len).map_err(|e| match e {
+        Error::Io { path: None, source } => io_error(path, source),
+        other => other,
+    })
+}
+
+/// Reads the start of a file of `len` bytes from `source`: its magic, then its header.
+///
+/// # Errors
+/// [`Error::Io`] when it cannot be read.
+pub fn read_kind(mut source: impl Read, len: u64) -> Result<Kind> {
     let mut magic = [0u8; MAGIC.len()];
-    let mut have = 0;
-    while have < magic.len() {
-        match file.read(&mut magic[have..]) {
-            Ok(0) => break,
-            Ok(n) => have += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_error(path, e)),
-        }
-    }
+    let have = read_prefix(&mut source, &mut magic)?;
     if have < magic.len() || magic != MAGIC {
         return Ok(Kind::Foreign { len });
     }
-    let mut source = std::io::Cursor::new(magic).chain(file);
+    let mut source = std::io::Cursor::new(magic).chain(source);
     let header_bytes = match read_header_bytes(&mut source) {
         Ok(bytes) => bytes,
         Err(error @ Error::Malformed(_)) => return Ok(Kind::Corrupt { error }),
         Err(e) => return Err(e),
     };
-    let header = match Header::parse_detached(&header_bytes) {
-        Ok(header) => header,
-        Err(e) => {
-            return Ok(Kind::Corrupt {
-                error: Error::Malformed(e),
-            })
-        }
-    };
-    Ok(Kind::Envelope {
-        detached: u64::try_from(header_bytes.len()).is_ok_and(|n| n == len),
-        header,
-        header_bytes,
-        len,
-    })
-}
-
-/// `.{name}.tmp-{pid}-…` beside `{name}`, written by a `cmke` process that is no longer
-/// running (on systems with `/proc`; elsewhere nothing is called stale).
-pub fn is_stale_temp(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    let Some((target, rest)) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")) else {
-        return false;
-    };
-    let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-        return false;
-    };
-    let proc = Path::new("/proc");
-    !target.is_empty()
-        && pid != std::process::id()
-        && proc.is_dir()
-        && !proc.join(pid.to_string()).exists()
+    match Header::parse_detached(&header_bytes) {
+        Ok(header) => Ok(Kind::Envelope {
+            detached: u64::try_from(header_bytes.len()).is_ok_and(|n| n == len),
+            header,
+            header_bytes,
+            len,
+        }),
+        Err(e) => Ok(Kind::Corrupt {
+            error: Error::Malformed(e),
+        }),
+    }
 }

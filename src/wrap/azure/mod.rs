@@ -13,6 +13,7 @@ mod key_facts;
 mod key_url;
 #[cfg(feature = "insecure-loopback-vault")]
 pub mod loopback;
+mod sensitive_body;
 mod service_error;
 mod try_timeout;
 
@@ -21,12 +22,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
-use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RequestContent, RetryOptions};
 use azure_security_keyvault_keys::models::{
     EncryptionAlgorithm, KeyClientGetKeyOptions, KeyClientWrapKeyOptions, KeyOperationParameters,
 };
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
-use zeroize::Zeroizing;
 
 use self::key_facts::{KeyFacts, Rules};
 use self::key_url::KeyUrl;
@@ -298,6 +298,7 @@ impl KeyVaultWrapper {
                 "purge protection is not required for this key: a purged key makes its data unreadable for good"
             );
         }
+        crate::policy::check_rsa_exponent(&facts.exponent, &facts.kid)?;
         let public = self
             .provider
             .ops()
@@ -323,25 +324,23 @@ impl KeyWrapper for KeyVaultWrapper {
     async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot> {
         let current = self.current().await?;
         let wrapped = if self.wrap_remotely {
-            let parameters = KeyOperationParameters {
-                algorithm: Some(EncryptionAlgorithm::RsaOaep256),
-                value: Some(data_key.expose_secret().to_vec()),
-                ..KeyOperationParameters::default()
-            };
-            let response = self
+            // The request body carries the data key: built here, in one buffer, and wiped
+            // once the SDK has let go of it.
+            let body = sensitive_body::wrap_request(data_key);
+            let kept = body.clone();
+            let answer = self
                 .client
                 .wrap_key(
                     &self.url.name,
-                    parameters
-                        .try_into()
-                        .map_err(|e| backend(&current.kid, e))?,
+                    <RequestContent<_> as From<bytes::Bytes>>::from(body),
                     Some(KeyClientWrapKeyOptions {
                         key_version: Some(current.version.clone()),
                         ..KeyClientWrapKeyOptions::default()
                     }),
                 )
-                .await
-                .map_err(|e| service_error(e, &current.kid, "wrapKey"))?;
+                .await;
+            sensitive_body::wipe(kept);
+            let response = answer.map_err(|e| service_error(e, &current.kid, "wrapKey"))?;
             let result = response
                 .into_model()
                 .map_err(|e| backend(&current.kid, e))?;
@@ -398,21 +397,24 @@ impl KeyWrapper for KeyVaultWrapper {
             )
             .await
             .map_err(|e| service_error(e, slot.kid(), "unwrapKey"))?;
-        let result = response.into_model().map_err(|e| backend(slot.kid(), e))?;
-        if result.kid.as_deref() != Some(slot.kid()) {
+        // The answer carries the data key: read from the SDK's body buffer, which is wiped,
+        // into a data key, never through an intermediate string.
+        let (data_key, answered_kid) = sensitive_body::read_unwrap_answer(response.into_body())
+            .map_err(|why| Error::Backend {
+                backend: BACKEND,
+                message: format!("unwrapKey on {}: malformed answer: {why}", slot.kid()),
+            })?;
+        if answered_kid.as_deref() != Some(slot.kid()) {
             return Err(Error::Backend {
                 backend: BACKEND,
                 message: format!(
                     "unwrapKey on {} answered for {}",
                     slot.kid(),
-                    result.kid.as_deref().unwrap_or("no key")
+                    answered_kid.as_deref().unwrap_or("no key")
                 ),
             });
         }
-        let value = Zeroizing::new(result.result.unwrap_or_default());
-        DataKey::from_slice(&value)
-            .map(Unwrapped::Key)
-            .ok_or(Error::DecryptionFailed)
+        data_key.map(Unwrapped::Key).ok_or(Error::DecryptionFailed)
     }
 
     fn protection(&self) -> ProtectionLevel {

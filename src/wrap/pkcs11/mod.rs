@@ -53,7 +53,9 @@ const BACKEND: &str = "pkcs11";
 pub enum PinSource {
     /// An environment variable.
     Env(String),
-    /// A file (its first line; mode 0600 recommended).
+    /// A file (its first line; mode 0600 recommended). Refused when it is writable by group
+    /// or others or owned by another user (root excepted): see
+    /// [`check_file_trust`](crate::check_file_trust).
     File(PathBuf),
 }
 
@@ -66,6 +68,7 @@ impl PinSource {
                 ))
             })?),
             PinSource::File(path) => {
+                crate::check_file_trust(path, "PIN file")?;
                 let text = Zeroizing::new(
                     std::fs::read_to_string(path).map_err(|e| Error::io_at(path, e))?,
                 );
@@ -443,6 +446,7 @@ impl Pkcs11Wrapper {
         }
         let bits = facts.bits();
         config.policy.check_rsa_size(bits)?;
+        crate::policy::check_rsa_exponent(&facts.exponent, &kid)?;
         let public = config
             .provider
             .ops()

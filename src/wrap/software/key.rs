@@ -181,3 +181,67 @@ impl KeyWrapper for SoftwareKey {
         self.keyring.domain()
     }
 }
+
+/// A keyring key loaded on first use: [`EnvelopeBuilder::open_with_keyring`] holds one per
+/// key directory, so a broken key fails only the slots that name it.
+///
+/// [`EnvelopeBuilder::open_with_keyring`]: crate::EnvelopeBuilder::open_with_keyring
+pub(crate) struct LazyKey {
+    keyring: Keyring,
+    name: KeyName,
+    loaded: Mutex<Option<Arc<SoftwareKey>>>,
+}
+
+impl LazyKey {
+    pub(super) fn new(keyring: Keyring, name: KeyName) -> Self {
+        Self {
+            keyring,
+            name,
+            loaded: Mutex::new(None),
+        }
+    }
+
+    /// The key, loaded now if this is its first use (a failure is not kept: the next use
+    /// tries again, after an operator's fix).
+    fn key(&self) -> Result<Arc<SoftwareKey>> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(key) = loaded.as_ref() {
+            return Ok(Arc::clone(key));
+        }
+        let key = Arc::new(SoftwareKey::load(self.keyring.clone(), self.name.clone())?);
+        *loaded = Some(Arc::clone(&key));
+        Ok(key)
+    }
+
+    fn names_this_key(&self, kid: &str) -> bool {
+        kid.strip_prefix(LOCAL_KID_PREFIX)
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(name, _)| name == self.name.as_str())
+    }
+}
+
+#[async_trait]
+impl KeyWrapper for LazyKey {
+    async fn current_kid(&self) -> Result<String> {
+        self.key()?.current_kid().await
+    }
+
+    async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot> {
+        self.key()?.wrap(data_key).await
+    }
+
+    async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped> {
+        if !self.names_this_key(slot.kid()) {
+            return Ok(Unwrapped::NotMine);
+        }
+        self.key()?.unwrap(slot).await
+    }
+
+    fn protection(&self) -> ProtectionLevel {
+        ProtectionLevel::Software
+    }
+
+    fn domain(&self) -> &str {
+        self.keyring.domain()
+    }
+}

@@ -3,12 +3,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::key::LazyKey;
 use super::key::SoftwareKey;
 use super::material::RsaKeyMaterial;
 use super::names::{KeyName, KeyVersion, LocalKid};
 use crate::atomic_write::{create_file_durably, write_file_atomically};
 use crate::crypto::Provider;
 use crate::error::{Error, Result};
+use crate::file_trust::{check_file_trust, check_metadata};
 use crate::policy::KeyPolicy;
 
 const CURRENT_FILE: &str = "current";
@@ -41,22 +43,32 @@ pub struct Keyring {
 pub struct KeyListing {
     /// The key name.
     pub name: String,
-    /// The current version's kid.
+    /// The current version's kid (empty when the key is broken).
     pub current_kid: String,
     /// Every version on disk, sorted.
     pub versions: Vec<String>,
+    /// Why the key cannot be used (no or garbage `current`, a symlink, unsafe
+    /// permissions), or `None` for a usable key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
 }
 
 impl Keyring {
     /// Opens an existing keyring directory.
     ///
+    /// The directory must be owned by the user (or root) and not writable by group or
+    /// others ([`check_file_trust`](crate::check_file_trust)); so must every key directory
+    /// and key file read later, and none of those may be a symlink.
+    ///
     /// # Errors
-    /// [`Error::KeyringNotFound`] when `dir` is not a directory.
+    /// [`Error::KeyringNotFound`] when `dir` is not a directory; [`Error::UntrustedFile`]
+    /// for a directory someone else can change.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
             return Err(Error::KeyringNotFound(dir.to_path_buf()));
         }
+        check_file_trust(dir, "keyring directory")?;
         let canonical = dir.canonicalize().map_err(|e| Error::io_at(dir, e))?;
         Ok(Self {
             domain: format!("local:{}", canonical.display()),
@@ -155,23 +167,48 @@ impl Keyring {
         self.add_version(&name, &material)
     }
 
-    /// Lists the keys, sorted by name.
+    /// Lists the keys, sorted by name. A key that cannot be used (no or garbage `current`,
+    /// a symlink, unsafe permissions) is listed with the reason in
+    /// [`KeyListing::broken`]; it does not hide the others.
     ///
     /// # Errors
     /// [`Error::Io`] when the directory cannot be read.
     pub fn list(&self) -> Result<Vec<KeyListing>> {
         let mut keys = Vec::new();
-        for name in self.key_names()? {
-            let versions = self.versions(&name)?;
-            let current = self.current_version(&name)?;
-            keys.push(KeyListing {
-                current_kid: LocalKid {
-                    name: name.clone(),
-                    version: current,
+        for entry in self.key_entries()? {
+            let name = match entry {
+                Ok(name) => name,
+                Err((name, why)) => {
+                    keys.push(KeyListing {
+                        name,
+                        current_kid: String::new(),
+                        versions: Vec::new(),
+                        broken: Some(why),
+                    });
+                    continue;
                 }
-                .to_string(),
-                name: name.to_string(),
-                versions: versions.iter().map(ToString::to_string).collect(),
+            };
+            let listed = self.versions(&name).and_then(|versions| {
+                let current = self.current_version(&name)?;
+                Ok((versions, current))
+            });
+            keys.push(match listed {
+                Ok((versions, current)) => KeyListing {
+                    current_kid: LocalKid {
+                        name: name.clone(),
+                        version: current,
+                    }
+                    .to_string(),
+                    name: name.to_string(),
+                    versions: versions.iter().map(ToString::to_string).collect(),
+                    broken: None,
+                },
+                Err(e) => KeyListing {
+                    name: name.to_string(),
+                    current_kid: String::new(),
+                    versions: Vec::new(),
+                    broken: Some(e.to_string()),
+                },
             });
         }
         Ok(keys)
@@ -192,12 +229,25 @@ impl Keyring {
     /// under any of them.
     ///
     /// # Errors
-    /// As [`Keyring::key`].
+    /// As [`Keyring::key`], for the first key that cannot be loaded. To open with a keyring
+    /// in which some keys may be broken, use
+    /// [`EnvelopeBuilder::open_with_keyring`](crate::EnvelopeBuilder::open_with_keyring),
+    /// which loads each key only when a slot names it.
     pub fn keys(&self) -> Result<Vec<SoftwareKey>> {
         self.key_names()?
             .into_iter()
             .map(|name| SoftwareKey::load(self.clone(), name))
             .collect()
+    }
+
+    /// One wrapper per key directory, each loading its key only when a slot names it: a
+    /// broken or half-created key fails only the objects under it.
+    pub(crate) fn lazy_keys(&self) -> Result<Vec<LazyKey>> {
+        Ok(self
+            .key_names()?
+            .into_iter()
+            .map(|name| LazyKey::new(self.clone(), name))
+            .collect())
     }
 
     pub(super) fn domain(&self) -> &str {
@@ -220,20 +270,42 @@ impl Keyring {
         self.key_dir(name).join(format!("{version}.pem"))
     }
 
-    /// The version named by `{name}/current`.
-    pub(super) fn current_version(&self, name: &KeyName) -> Result<KeyVersion> {
+    /// The key's directory, checked: a real directory (not a symlink) that only its user
+    /// can change.
+    fn checked_key_dir(&self, name: &KeyName) -> Result<PathBuf> {
         let key_dir = self.key_dir(name);
-        if !key_dir.is_dir() {
+        let meta = match fs::symlink_metadata(&key_dir) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::KeyNotFound {
+                    kid: format!("local:{name}"),
+                })
+            }
+            Err(e) => return Err(Error::io_at(&key_dir, e)),
+        };
+        if meta.file_type().is_symlink() {
+            return Err(symlink_refused(&key_dir, "key directory"));
+        }
+        if !meta.is_dir() {
             return Err(Error::KeyNotFound {
                 kid: format!("local:{name}"),
             });
         }
+        check_metadata(&key_dir, &meta, "key directory")?;
+        Ok(key_dir)
+    }
+
+    /// The version named by `{name}/current`.
+    pub(super) fn current_version(&self, name: &KeyName) -> Result<KeyVersion> {
+        let key_dir = self.checked_key_dir(name)?;
         let path = key_dir.join(CURRENT_FILE);
-        let text = fs::read_to_string(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::KeyNotFound {
-                kid: format!("local:{name} (no current version)"),
-            },
-            _ => Error::io_at(&path, e),
+        let text = read_key_file(&path).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::KeyNotFound {
+                    kid: format!("local:{name} (no current version)"),
+                }
+            }
+            other => other,
         })?;
         KeyVersion::new(text.trim())
             .map_err(|_| Error::InvalidKey(format!("{} does not name a version", path.display())))
@@ -245,18 +317,20 @@ impl Keyring {
         name: &KeyName,
         version: &KeyVersion,
     ) -> Result<RsaKeyMaterial> {
+        self.checked_key_dir(name)?;
         let path = self.version_path(name, version);
-        let pem = fs::read_to_string(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::KeyNotFound {
-                kid: LocalKid {
-                    name: name.clone(),
-                    version: version.clone(),
+        let pem = read_key_file(&path).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::KeyNotFound {
+                    kid: LocalKid {
+                        name: name.clone(),
+                        version: version.clone(),
+                    }
+                    .to_string(),
                 }
-                .to_string(),
-            },
-            _ => Error::io_at(&path, e),
+            }
+            other => other,
         })?;
-        let pem = zeroize::Zeroizing::new(pem);
         // Reading old data must not depend on today's size policy: sizes are checked when a
         // key is created, imported, or used to wrap new data.
         let any_size = KeyPolicy::default()
@@ -268,23 +342,44 @@ impl Keyring {
         })
     }
 
+    /// The key directories (real directories with a valid key name), sorted.
     fn key_names(&self) -> Result<Vec<KeyName>> {
+        Ok(self.key_entries()?.into_iter().flatten().collect())
+    }
+
+    /// Every entry that is or poses as a key: valid key directories, and symlinks with a
+    /// key's name (refused, with the reason). Other entries (stray files, names that are
+    /// not key names) are no keys and are passed over.
+    fn key_entries(&self) -> Result<Vec<std::result::Result<KeyName, (String, String)>>> {
         let entries = fs::read_dir(&self.dir).map_err(|e| Error::io_at(&self.dir, e))?;
-        let mut names = Vec::new();
+        let mut found = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| Error::io_at(&self.dir, e))?;
             let file_name = entry.file_name();
-            let Some(name) = file_name.to_str() else {
+            let Some(name) = file_name.to_str().and_then(|n| KeyName::new(n).ok()) else {
                 continue;
             };
-            if entry.path().is_dir() {
-                if let Ok(name) = KeyName::new(name) {
-                    names.push(name);
-                }
+            // file_type does not follow symlinks: `alias -> orders` is not a second key.
+            let kind = entry
+                .file_type()
+                .map_err(|e| Error::io_at(entry.path(), e))?;
+            if kind.is_symlink() {
+                found.push(Err((
+                    name.to_string(),
+                    symlink_refused(&entry.path(), "key directory").to_string(),
+                )));
+            } else if kind.is_dir() {
+                found.push(Ok(name));
             }
         }
-        names.sort();
-        Ok(names)
+        found.sort_by(|a, b| {
+            let key = |e: &std::result::Result<KeyName, (String, String)>| match e {
+                Ok(n) => n.as_str().to_owned(),
+                Err((n, _)) => n.clone(),
+            };
+            key(a).cmp(&key(b))
+        });
+        Ok(found)
     }
 
     fn versions(&self, name: &KeyName) -> Result<Vec<KeyVersion>> {
@@ -333,6 +428,28 @@ impl Keyring {
         }
         .to_string())
     }
+}
+
+fn symlink_refused(path: &Path, what: &str) -> Error {
+    Error::UntrustedFile {
+        path: path.to_path_buf(),
+        reason: format!(
+            "this {what} is a symlink; keys are read only from real files in the keyring, \
+             so that nothing outside it decides which key is used"
+        ),
+    }
+}
+
+/// Reads a key file or `current`: a regular file, not a symlink, only its user can change.
+fn read_key_file(path: &Path) -> Result<zeroize::Zeroizing<String>> {
+    let meta = fs::symlink_metadata(path).map_err(|e| Error::io_at(path, e))?;
+    if meta.file_type().is_symlink() {
+        return Err(symlink_refused(path, "key file"));
+    }
+    check_metadata(path, &meta, "key file")?;
+    fs::read_to_string(path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| Error::io_at(path, e))
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {

@@ -48,6 +48,7 @@ impl RsaKeyMaterial {
         let rsa = pkcs1::RsaPrivateKey::from_der(info.private_key)
             .map_err(|_| Error::InvalidKey("malformed RSA private key".to_owned()))?;
         let bits = modulus_bits(rsa.modulus.as_bytes());
+        crate::policy::check_rsa_exponent(rsa.public_exponent.as_bytes(), "the key")?;
         policy.check_rsa_size(bits)?;
         provider
             .ops()

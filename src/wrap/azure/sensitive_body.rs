@@ -1,0 +1,103 @@
+//! The two Key Vault bodies that carry a data key: the `wrapKey` request (remote wrapping)
+//! and the `unwrapKey` answer. Both are handled here in buffers we own and wipe, rather than
+//! through the SDK's models, whose intermediate strings and vectors would be freed unwiped.
+//!
+//! What stays out of reach: TLS and HTTP buffers inside rustls, hyper and reqwest, which
+//! hold the same bytes briefly and are not wiped (README, Security).
+
+use std::borrow::Cow;
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use bytes::Bytes;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::data_key::{DataKey, DATA_KEY_LEN};
+
+/// Room for `{"alg":"RSA-OAEP-256","value":"…"}` with a 32-byte key: no reallocation, so
+/// no stray copy is left behind in freed memory.
+const WRAP_REQUEST_CAPACITY: usize = 128;
+
+/// The JSON body of a `wrapKey` request for `data_key` under RSA-OAEP-256.
+pub(super) fn wrap_request(data_key: &DataKey) -> Bytes {
+    let mut encoded = Zeroizing::new([0u8; 64]);
+    let value = Base64UrlUnpadded::encode(data_key.expose_secret(), &mut encoded[..])
+        .unwrap_or_default()
+        .as_bytes();
+    let mut body = Vec::with_capacity(WRAP_REQUEST_CAPACITY);
+    body.extend_from_slice(br#"{"alg":"RSA-OAEP-256","value":""#);
+    body.extend_from_slice(value);
+    body.extend_from_slice(br#""}"#);
+    Bytes::from(body)
+}
+
+/// Wipes a body once every other holder (the SDK) has dropped its share. A share still
+/// held elsewhere cannot be written to, and is left.
+pub(super) fn wipe(body: Bytes) {
+    if let Ok(mut owned) = body.try_into_mut() {
+        owned.as_mut().zeroize();
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct UnwrapAnswer<'a> {
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    /// Borrowed from the body: base64url has nothing to unescape, so there is no copy.
+    #[serde(borrow, default)]
+    value: Option<&'a str>,
+}
+
+/// Reads an `unwrapKey` answer: the data key (`None` when the value is not one), and the
+/// kid the vault answered for. The body is wiped before returning.
+pub(super) fn read_unwrap_answer(
+    body: impl Into<Bytes>,
+) -> Result<(Option<DataKey>, Option<String>), String> {
+    let body: Bytes = body.into();
+    let parsed = serde_json::from_slice::<UnwrapAnswer<'_>>(&body)
+        .map_err(|e| e.to_string())
+        .map(|answer| {
+            let data_key = answer.value.and_then(decode_data_key);
+            (data_key, answer.kid.map(Cow::into_owned))
+        });
+    wipe(body);
+    parsed
+}
+
+fn decode_data_key(value: &str) -> Option<DataKey> {
+    let mut decoded = Zeroizing::new([0u8; DATA_KEY_LEN + 1]);
+    let key = Base64UrlUnpadded::decode(value.trim_end_matches('='), &mut decoded[..]).ok()?;
+    DataKey::from_slice(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrap_request_round_trips_through_an_unwrap_answer() {
+        let key = DataKey::from_slice(&[7u8; DATA_KEY_LEN]).expect("key");
+        let request = wrap_request(&key);
+        let text = std::str::from_utf8(&request).expect("utf-8").to_owned();
+        assert!(
+            text.starts_with(r#"{"alg":"RSA-OAEP-256","value":""#),
+            "{text}"
+        );
+        assert!(request.len() <= WRAP_REQUEST_CAPACITY);
+        let answer = text.replace(r#""alg":"RSA-OAEP-256""#, r#""kid":"https://v/keys/k/1""#);
+        let (back, kid) = read_unwrap_answer(answer.into_bytes()).expect("answer");
+        assert_eq!(kid.as_deref(), Some("https://v/keys/k/1"));
+        assert_eq!(
+            back.expect("key").expose_secret(),
+            key.expose_secret(),
+            "same key"
+        );
+    }
+
+    #[test]
+    fn wrong_sizes_and_junk_are_no_data_key() {
+        let (key, _) =
+            read_unwrap_answer(br#"{"kid":"k","value":"AAAA"}"#.to_vec()).expect("answer");
+        assert!(key.is_none());
+        assert!(read_unwrap_answer(b"{".to_vec()).is_err());
+    }
+}
