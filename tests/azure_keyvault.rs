@@ -582,3 +582,51 @@ fn a_disabled_key_stops_new_remote_wraps_at_the_next_key_check() {
     ));
     assert_eq!(vault.log(), ["GET /keys/orders 200"]);
 }
+
+#[test]
+fn opening_depends_only_on_the_objects_own_key_version() {
+    let vault = KeyVaultDouble::start("contoso");
+    let v1 = vault.create_key("orders", 2048);
+    let sealer = Arc::new(connect(&vault.key_url("orders"), options(&[&vault])).expect("connect"));
+    let sealed = block_on(envelope(&sealer).seal(b"old but good", b"")).expect("seal");
+    let reader = || {
+        let wrapper: Arc<dyn KeyWrapper> = Arc::new(
+            KeyVaultWrapper::connect_lazily(
+                &vault.key_url("orders"),
+                FixedTokenCredential::new(TOKEN),
+                options(&[&vault]),
+            )
+            .expect("lazy connect"),
+        );
+        Envelope::builder()
+            .open_with(wrapper)
+            .build()
+            .expect("envelope")
+    };
+    let opens = |why: &str| {
+        let opened = block_on(reader().open(&sealed, b""))
+            .unwrap_or_else(|e| panic!("{why}: the object under {v1} must open: {e}"));
+        assert_eq!(opened.plaintext(), b"old but good", "{why}");
+    };
+
+    // The newest version disabled.
+    let v2 = vault.create_key("orders", 2048);
+    vault.set_version_enabled("orders", &v2, false);
+    opens("newest disabled");
+    // The newest version breaks today's size policy (RSA-3072).
+    let v3 = vault.create_key("orders", 3072);
+    opens("newest RSA-3072");
+    // The newest version deleted.
+    vault.delete_version("orders", &v3);
+    vault.delete_version("orders", &v2);
+    let v4 = vault.create_key("orders", 2048);
+    vault.delete_version("orders", &v4);
+    opens("newest deleted");
+
+    // The object's own version disabled: that version's state, named.
+    vault.set_version_enabled("orders", &v1, false);
+    match block_on(reader().open(&sealed, b"")) {
+        Err(Error::KeyDisabled { kid, .. }) => assert!(kid.ends_with(&v1), "{kid}"),
+        other => panic!("own version disabled: {:?}", other.err()),
+    }
+}

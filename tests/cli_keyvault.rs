@@ -122,3 +122,47 @@ fn encrypt_decrypt_rewrap_and_revocation_with_a_key_url() {
         .code(3)
         .stderr(contains("not found"));
 }
+
+#[test]
+fn decrypt_needs_only_the_objects_own_key_version() {
+    let vault = KeyVaultDouble::start("contoso");
+    let v1 = vault.create_key("orders", 2048);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = dir.path().join("a.txt");
+    let sealed = dir.path().join("a.cmke");
+    std::fs::write(&plain, b"under v1").expect("write");
+    cmke(&vault, dir.path())
+        .args(["encrypt", "--key", &vault.key_url("orders"), "-o"])
+        .arg(&sealed)
+        .arg(&plain)
+        .assert()
+        .success();
+    let decrypts = || {
+        cmke(&vault, dir.path())
+            .arg("decrypt")
+            .arg(&sealed)
+            .assert()
+            .success()
+            .stdout("under v1");
+    };
+    let v2 = vault.create_key("orders", 2048);
+    vault.set_version_enabled("orders", &v2, false);
+    decrypts();
+    vault.create_key("orders", 3072);
+    decrypts();
+    // Re-wrapping *to* the newest version is what its state governs.
+    cmke(&vault, dir.path())
+        .arg("rewrap")
+        .arg(&sealed)
+        .assert()
+        .code(3)
+        .stderr(contains("RSA-3072"));
+    // The object's own version disabled: exit 3, naming that version.
+    vault.set_version_enabled("orders", &v1, false);
+    cmke(&vault, dir.path())
+        .arg("decrypt")
+        .arg(&sealed)
+        .assert()
+        .code(3)
+        .stderr(contains("disabled").and(contains(v1.as_str())));
+}

@@ -195,12 +195,12 @@ fn a_vault_that_is_down_or_refuses_fails_only_the_files_under_it() {
         &tree.join("refused.cmke"),
     );
     refusing.set_access(keyvault_double::Access::RevokedRbac);
-    // One object under a vault that then goes away (its port closes).
+    // One object under a vault that then has an outage: every request answered 503.
     let down = KeyVaultDouble::start("fabrikam");
     down.create_key("orders", 2048);
     encrypt(&down, dir.path(), b"lost", &tree.join("down.cmke"));
+    down.fail_next(u32::MAX);
     let down_route = format!("{}={}", down.host(), down.port());
-    drop(down);
 
     let run = |args: &[&str]| {
         let mut cmd = cmke(&[&good, &refusing], dir.path());
@@ -220,7 +220,7 @@ fn a_vault_that_is_down_or_refuses_fails_only_the_files_under_it() {
         cmd.args(args).arg(&tree);
         cmd
     };
-    // The vault that is down costs its retries once, for its own file only.
+    // The vault that is down costs its retries for its own file only.
     run(&["verify"])
         .assert()
         .code(3)

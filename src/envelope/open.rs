@@ -32,7 +32,9 @@ impl OpenInfo {
     }
 
     /// The header re-wrapped to the current version, when the object was stale (lazy
-    /// re-wrap). Store it in place of the old header; the body does not change.
+    /// re-wrap). Store it in place of the old header; the body does not change. `None`
+    /// also when the key's current version could not be used to wrap (disabled, deleted,
+    /// refused by policy): opening does not depend on it.
     #[must_use]
     pub fn rewrapped(&self) -> Option<&Rewrapped> {
         self.rewrapped.as_ref()
@@ -179,9 +181,13 @@ impl Envelope {
         open_body(&ctx)?;
         let slot = header.slots().get(recovered.slot_index);
         let kid = slot.map(|s| s.kid().to_owned()).unwrap_or_default();
+        // Opening never depends on the key's current version: when it cannot be used (the
+        // newest version disabled, deleted or outside today's policy), the object still
+        // opens, without a re-wrapped header.
         let rewrapped = if self.lazy_rewrap {
             self.lazy_rewrap_header(header, header_len, &recovered)
-                .await?
+                .await
+                .unwrap_or(None)
         } else {
             None
         };

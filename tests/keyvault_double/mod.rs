@@ -229,6 +229,23 @@ impl KeyVaultDouble {
         self.edit_versions(name, |v| v.enabled = enabled);
     }
 
+    /// Enables or disables one version of `name`.
+    pub fn set_version_enabled(&self, name: &str, version: &str, enabled: bool) {
+        self.edit_versions(name, |v| {
+            if v.id == version {
+                v.enabled = enabled;
+            }
+        });
+    }
+
+    /// Removes one version of `name` (the others stay).
+    pub fn delete_version(&self, name: &str, version: &str) {
+        let mut state = lock(&self.state);
+        if let Some(versions) = state.keys.get_mut(name) {
+            versions.retain(|v| v.id != version);
+        }
+    }
+
     pub fn set_key_ops(&self, name: &str, ops: &[&str]) {
         self.edit_versions(name, |v| {
             v.key_ops = ops.iter().map(|s| (*s).to_owned()).collect()

@@ -183,7 +183,9 @@ impl KeyPool {
     }
 
     /// The remote key `key` (a Key Vault key URL or a `pkcs11:` key), connected on first
-    /// use; the allowlist was checked by the caller.
+    /// use; the allowlist was checked by the caller. A Key Vault key is not read until it
+    /// is used: opening needs only the slot's own version, and the current version is
+    /// checked when something is wrapped under it.
     pub async fn remote(&self, key: &str) -> Shared<Arc<dyn KeyWrapper>> {
         let cell = {
             let mut remote = self.remote.lock().unwrap_or_else(PoisonError::into_inner);
@@ -191,6 +193,10 @@ impl KeyPool {
         };
         cell.get_or_init(|| async {
             let _permit = self.connects.acquire().await;
+            if vault::is_key_url(key) {
+                return vault::connect_for_opening(key, self.sources.azure_credential)
+                    .map_err(Arc::new);
+            }
             self.sources.named_key(key).await.map_err(Arc::new)
         })
         .await

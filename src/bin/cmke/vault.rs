@@ -40,11 +40,34 @@ pub async fn connect(url: &str, credential: AzureCredential) -> Result<Arc<dyn K
     Ok(Arc::new(wrapper))
 }
 
+/// A Key Vault key for opening what its slots name: no call until one is needed, and the
+/// current version checked only when something is wrapped under it.
+#[cfg(feature = "azure")]
+pub fn connect_for_opening(url: &str, credential: AzureCredential) -> Result<Arc<dyn KeyWrapper>> {
+    use cmk_envelope::azure::KeyVaultWrapper;
+
+    let (credential, options) = credential_and_options(credential)?;
+    Ok(Arc::new(KeyVaultWrapper::connect_lazily(
+        url, credential, options,
+    )?))
+}
+
+#[cfg(not(feature = "azure"))]
+pub fn connect_for_opening(url: &str, credential: AzureCredential) -> Result<Arc<dyn KeyWrapper>> {
+    let _ = credential;
+    Err(not_built(url))
+}
+
+#[cfg(not(feature = "azure"))]
+fn not_built(url: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "{url} is a Key Vault key, and this cmke was built without feature `azure`"
+    ))
+}
+
 #[cfg(not(feature = "azure"))]
 pub async fn connect(url: &str, _: AzureCredential) -> Result<Arc<dyn KeyWrapper>> {
-    Err(Error::InvalidArgument(format!(
-        "{url} is a Key Vault key, and this cmke was built without feature `azure`"
-    )))
+    Err(not_built(url))
 }
 
 #[cfg(feature = "azure")]
@@ -110,14 +133,10 @@ fn insecure_loopback() -> Result<
         ports.push((host.to_owned(), port.parse::<u16>().map_err(|_| bad())?));
     }
     let token = std::env::var("CMKE_INSECURE_LOOPBACK_TOKEN").unwrap_or_default();
-    let client = azure_core::http::ClientOptions {
-        transport: Some(azure_core::http::Transport::new(LoopbackTransport::new(
-            ports,
-        ))),
-        ..Default::default()
-    };
+    // Only the transport changes: the retries are those a production cmke uses.
+    let transport = azure_core::http::Transport::new(LoopbackTransport::new(ports));
     Ok(Some((
         FixedTokenCredential::new(token),
-        cmk_envelope::azure::KeyVaultOptions::default().client_options(client),
+        cmk_envelope::azure::KeyVaultOptions::default().transport(transport),
     )))
 }

@@ -137,9 +137,18 @@ impl KeyVaultOptions {
     }
 
     /// The Azure SDK's client options: retries, extra policies, and the HTTP transport.
+    /// They replace the defaults, this crate's bounded retries included.
     #[must_use]
     pub fn client_options(mut self, options: ClientOptions) -> Self {
         self.client_options = options;
+        self
+    }
+
+    /// Sends requests through `transport` (a proxy, a test double), keeping every other
+    /// client option, the bounded retries included.
+    #[must_use]
+    pub fn transport(mut self, transport: azure_core::http::Transport) -> Self {
+        self.client_options.transport = Some(transport);
         self
     }
 }
@@ -188,6 +197,26 @@ impl KeyVaultWrapper {
         credential: Arc<dyn TokenCredential>,
         options: KeyVaultOptions,
     ) -> Result<Self> {
+        let wrapper = Self::connect_lazily(key_url, credential, options)?;
+        wrapper.current().await?;
+        Ok(wrapper)
+    }
+
+    /// As [`KeyVaultWrapper::connect`], without reading the key now: for opening. Opening
+    /// an object calls `unwrapKey` on the version its slot names and reports that version's
+    /// own state (disabled, deleted, access denied); the key's current version is read and
+    /// checked against the CMK rules only when something is wrapped under it, or its kid is
+    /// asked for. So a disabled or non-compliant newest version does not stop old objects
+    /// under a good version from opening.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a malformed URL or a host that is not Key Vault's;
+    /// [`Error::Backend`] when the client cannot be made. No network call is made.
+    pub fn connect_lazily(
+        key_url: &str,
+        credential: Arc<dyn TokenCredential>,
+        options: KeyVaultOptions,
+    ) -> Result<Self> {
         let url = KeyUrl::parse(key_url)?;
         let mut client_options = options.client_options;
         client_options
@@ -219,7 +248,6 @@ impl KeyVaultWrapper {
             provider: options.provider,
             current: Mutex::new(None),
         };
-        wrapper.current().await?;
         Ok(wrapper)
     }
 
