@@ -62,6 +62,13 @@ impl DataKey {
         boxed
     }
 
+    /// Whether two data keys are the same, in constant time.
+    #[must_use]
+    pub fn same_as(&self, other: &DataKey) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.bytes.ct_eq(&other.bytes))
+    }
+
     /// The raw key bytes, for a key wrapper to wrap. The name is a warning: never log,
     /// store or send these bytes unwrapped.
     #[must_use]

@@ -18,7 +18,7 @@ use crate::format::Malformed;
 /// | [`Error::DecryptionFailed`] | tampered data, wrong associated data or wrong key: do not retry |
 /// | [`Error::NoKeyForKid`] | configure a wrapper for one of the kids named |
 /// | [`Error::AccessDenied`], [`Error::KeyDisabled`], [`Error::KeyNotFound`] | fix the key or its permissions (revocation looks like this) |
-/// | [`Error::Throttled`] | back off and retry |
+/// | [`Error::Throttled`], [`Error::Unavailable`] | transient ([`Error::is_transient`]): back off and retry |
 /// | [`Error::PolicyRefused`] | the operation breaks a CMK rule; change the request or, knowingly, the [`KeyPolicy`](crate::KeyPolicy) |
 /// | [`Error::InvalidKey`] | the key material is unusable (bad PEM, not RSA) |
 /// | [`Error::InvalidArgument`] | a caller-supplied parameter is out of range |
@@ -65,17 +65,34 @@ pub enum Error {
     },
 
     /// The key, or this version of it, does not exist (never did, deleted or purged).
-    #[error("key not found: {kid}")]
+    #[error("key not found: {kid}{}", in_parentheses(.detail))]
     KeyNotFound {
         /// The key identifier (or key name) that was looked up.
         kid: String,
+        /// Which operation looked, and what the service said (may be empty).
+        detail: String,
     },
 
-    /// The key service asked us to slow down.
-    #[error("throttled by the key service{}", .retry_after.map(|d| format!(", retry after {} s", d.as_secs())).unwrap_or_default())]
+    /// The key service kept asking us to slow down, after the retries: transient, retry
+    /// later (more slowly).
+    #[error("throttled by the key service on {kid}: {detail}{}", .retry_after.map(|d| format!("; retry after {} s", d.as_secs())).unwrap_or_default())]
     Throttled {
+        /// The key (with version when known) the call was for.
+        kid: String,
+        /// The operation and what the service said.
+        detail: String,
         /// How long the service asked us to wait, if it said.
         retry_after: Option<Duration>,
+    },
+
+    /// The key service could not be reached, or kept failing, after the retries: timeouts,
+    /// refused connections, 5xx answers. Transient: retry later.
+    #[error("key service unavailable for {kid}: {detail}")]
+    Unavailable {
+        /// The key (with version when known) the call was for.
+        kid: String,
+        /// The operation and what went wrong.
+        detail: String,
     },
 
     /// The operation breaks a rule of the [`KeyPolicy`](crate::KeyPolicy) (key size, rotation
@@ -141,6 +158,67 @@ impl Error {
         }
     }
 
+    /// True for failures that may go away by themselves: the key service throttled or could
+    /// not be reached after the retries. Retrying later (more slowly) may succeed; for every
+    /// other error a retry gives the same answer.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Throttled { .. } | Error::Unavailable { .. })
+    }
+
+    /// A copy of this error for one more caller (the same failure reported for each of
+    /// several objects): the same variant and the same words; an I/O error keeps its kind
+    /// and message.
+    #[must_use]
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Malformed(m) => Error::Malformed(*m),
+            Error::DecryptionFailed => Error::DecryptionFailed,
+            Error::NoKeyForKid { kids } => Error::NoKeyForKid { kids: kids.clone() },
+            Error::AccessDenied { kid, detail } => Error::AccessDenied {
+                kid: kid.clone(),
+                detail: detail.clone(),
+            },
+            Error::KeyDisabled { kid, detail } => Error::KeyDisabled {
+                kid: kid.clone(),
+                detail: detail.clone(),
+            },
+            Error::KeyNotFound { kid, detail } => Error::KeyNotFound {
+                kid: kid.clone(),
+                detail: detail.clone(),
+            },
+            Error::Throttled {
+                kid,
+                detail,
+                retry_after,
+            } => Error::Throttled {
+                kid: kid.clone(),
+                detail: detail.clone(),
+                retry_after: *retry_after,
+            },
+            Error::Unavailable { kid, detail } => Error::Unavailable {
+                kid: kid.clone(),
+                detail: detail.clone(),
+            },
+            Error::PolicyRefused(why) => Error::PolicyRefused(why.clone()),
+            Error::InvalidKey(why) => Error::InvalidKey(why.clone()),
+            Error::InvalidArgument(why) => Error::InvalidArgument(why.clone()),
+            Error::KeyringNotFound(dir) => Error::KeyringNotFound(dir.clone()),
+            Error::UntrustedFile { path, reason } => Error::UntrustedFile {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::Backend { backend, message } => Error::Backend {
+                backend,
+                message: message.clone(),
+            },
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+        }
+    }
+
     /// True for errors that mean "the key cannot be used by this caller": access denied,
     /// disabled, not found, no key configured for the kid. Revocation surfaces as one of
     /// these, never as [`Error::DecryptionFailed`].
@@ -156,6 +234,14 @@ impl Error {
                 | Error::PolicyRefused(_)
                 | Error::InvalidKey(_)
         )
+    }
+}
+
+fn in_parentheses(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
     }
 }
 

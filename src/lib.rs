@@ -68,8 +68,8 @@ pub use wrap::azure;
 #[cfg(feature = "pkcs11")]
 pub use wrap::pkcs11;
 pub use wrap::{
-    pkcs11_token_of, software, vault_host_of, CacheConfig, CacheStats, CachingWrapper, KeyResolver,
-    KeyWrapper, KidAllowlist, ProtectionLevel, Unwrapped,
+    pkcs11_token_of, software, vault_host_of, CacheConfig, CacheStats, CachingWrapper, KeyOpsLimit,
+    KeyResolver, KeyWrapper, KidAllowlist, ProtectionLevel, Unwrapped,
 };
 
 /// Re-exported so that implementors of [`KeyWrapper`] use the same macro version.

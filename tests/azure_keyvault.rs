@@ -10,7 +10,6 @@ mod keyvault_double;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
 use cmk_envelope::azure::loopback::FixedTokenCredential;
 use cmk_envelope::azure::{KeyVaultOptions, KeyVaultWrapper};
 use cmk_envelope::format::Header;
@@ -18,20 +17,7 @@ use cmk_envelope::{Envelope, Error, KeyPolicy, KeyWrapper, RewrapTarget};
 use common::block_on;
 use keyvault_double::{Access, KeyVaultDouble, TOKEN};
 
-/// Options whose transport reaches the doubles, with quick retries so tests stay short.
-fn options(doubles: &[&KeyVaultDouble]) -> KeyVaultOptions {
-    let client = ClientOptions {
-        transport: Some(Transport::new(keyvault_double::transport(doubles))),
-        retry: RetryOptions::exponential(ExponentialRetryOptions {
-            initial_delay: azure_core::time::Duration::milliseconds(10),
-            max_retries: 3,
-            max_total_elapsed: azure_core::time::Duration::seconds(20),
-            max_delay: azure_core::time::Duration::milliseconds(50),
-        }),
-        ..ClientOptions::default()
-    };
-    KeyVaultOptions::default().client_options(client)
-}
+use keyvault_double::quick_options as options;
 
 fn connect(url: &str, options: KeyVaultOptions) -> Result<KeyVaultWrapper, Error> {
     block_on(KeyVaultWrapper::connect(
@@ -189,7 +175,7 @@ fn throttling_is_retried_honouring_retry_after_then_reported() {
 
     vault.throttle_next(100);
     match block_on(e.open(&sealed, b"")) {
-        Err(Error::Throttled { retry_after }) => {
+        Err(Error::Throttled { retry_after, .. }) => {
             assert_eq!(retry_after, Some(Duration::from_secs(1)));
         }
         other => panic!("{other:?}"),
@@ -209,7 +195,13 @@ fn outages_are_retried_with_backoff_and_bounded() {
     vault.clear_log();
     vault.fail_next(100);
     match block_on(e.open(&sealed, b"")) {
-        Err(Error::Backend { message, .. }) => assert!(message.contains("503"), "{message}"),
+        Err(Error::Unavailable { kid, detail }) => {
+            assert_eq!(kid, slot_kid(&sealed));
+            assert!(
+                detail.starts_with("unwrapKey:") && detail.contains("503"),
+                "{detail}"
+            );
+        }
         other => panic!("{other:?}"),
     }
     // One try and three retries, then it stops.
@@ -513,14 +505,17 @@ fn a_hung_vault_is_abandoned_after_each_try_timeout_then_reported() {
         [format!("{unwrap} stalled"), format!("{unwrap} 200")]
     );
 
-    // A vault that never answers: one try and three retries, then a backend error that
-    // says what happened.
+    // A vault that never answers: one try and three retries, then a transient error that
+    // says what happened, first.
     vault.clear_log();
     vault.stall_next(100, Duration::from_secs(3));
     match block_on(e.open(&sealed, b"")) {
-        Err(Error::Backend { message, .. }) => {
-            assert!(message.contains("no answer from"), "{message}");
+        Err(error @ Error::Unavailable { .. }) => {
+            assert!(error.is_transient());
+            let message = error.to_string();
+            assert!(message.contains("unwrapKey: no answer from"), "{message}");
             assert!(message.contains("within 300 ms"), "{message}");
+            assert!(!message.contains("retry policy expired"), "{message}");
         }
         other => panic!("{other:?}"),
     }
@@ -629,4 +624,108 @@ fn opening_depends_only_on_the_objects_own_key_version() {
         Err(Error::KeyDisabled { kid, .. }) => assert!(kid.ends_with(&v1), "{kid}"),
         other => panic!("own version disabled: {:?}", other.err()),
     }
+}
+
+/// A TLS server on loopback whose self-signed certificate no client trusts; counts the
+/// connections made to it.
+fn untrusted_tls_server(host: &str) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let certified = rcgen::generate_simple_self_signed(vec![host.to_owned()]).expect("cert");
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![certified.cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into()),
+        )
+        .expect("server config"),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let config = Arc::clone(&config);
+            std::thread::spawn(move || {
+                let Ok(connection) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(connection, stream);
+                let _ = tls.read(&mut [0u8; 1]);
+            });
+        }
+    });
+    (address, connections)
+}
+
+#[test]
+fn a_refused_certificate_fails_at_once_naming_the_cause() {
+    let host = "contoso.vault.azure.net";
+    let (address, connections) = untrusted_tls_server(host);
+    // The SDK's own HTTP client type, with the vault's name resolved to the loopback server;
+    // the production retry options (five tries) stay.
+    let client = reqwest::Client::builder()
+        .resolve(host, address)
+        .build()
+        .expect("client");
+    let options =
+        KeyVaultOptions::default().transport(azure_core::http::Transport::new(Arc::new(client)));
+    let error = connect(&format!("https://{host}/keys/orders"), options)
+        .expect_err("the certificate is refused");
+    let message = error.to_string();
+    assert!(
+        message.contains("failed: the TLS certificate of contoso.vault.azure.net was refused"),
+        "{message}"
+    );
+    assert!(message.contains("certificate"), "{message}");
+    assert!(!message.contains("retry policy expired"), "{message}");
+    assert!(!error.is_transient(), "{error:?}");
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one try, no retries"
+    );
+}
+
+#[test]
+fn a_first_try_lost_in_transport_keeps_its_request_body() {
+    // Until a client knows its vault's token scope, the SDK sends a request's first try
+    // without its body and puts the body back when the challenge comes. If that try is
+    // lost in transport instead, the retry must still carry the body: an empty unwrapKey
+    // would be answered 400 and read as a failed decryption.
+    let vault = KeyVaultDouble::start("contoso");
+    vault.create_key("orders", 2048);
+    let writer = envelope(&Arc::new(
+        connect(&vault.key_url("orders"), options(&[&vault])).expect("connect"),
+    ));
+    let sealed = block_on(writer.seal(b"ledger", b"")).expect("seal");
+    let reader = Envelope::builder()
+        .open_with(Arc::new(
+            KeyVaultWrapper::connect_lazily(
+                &vault.key_url("orders"),
+                FixedTokenCredential::new(TOKEN),
+                options(&[&vault]).try_timeout(Duration::from_millis(300)),
+            )
+            .expect("client"),
+        ))
+        .lazy_rewrap(false)
+        .build()
+        .expect("envelope");
+    vault.clear_log();
+    vault.stall_next(1, Duration::from_secs(1));
+    let opened = block_on(reader.open(&sealed, b"")).expect("opens after the lost try");
+    assert_eq!(opened.plaintext(), b"ledger");
+    assert!(
+        vault.log()[0].ends_with("unwrapkey stalled"),
+        "{:?}",
+        vault.log()
+    );
 }

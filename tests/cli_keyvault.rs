@@ -8,6 +8,8 @@
 
 mod keyvault_double;
 
+use std::collections::BTreeMap;
+
 use assert_cmd::Command;
 use keyvault_double::{Access, KeyVaultDouble, TOKEN};
 use predicates::prelude::PredicateBooleanExt;
@@ -165,4 +167,294 @@ fn decrypt_needs_only_the_objects_own_key_version() {
         .assert()
         .code(3)
         .stderr(contains("disabled").and(contains(v1.as_str())));
+}
+
+/// The authenticated calls of one `cmke` run (the unauthenticated challenge left out).
+fn calls_of(vault: &KeyVaultDouble, run: impl FnOnce()) -> BTreeMap<String, usize> {
+    vault.reset_calls();
+    run();
+    let mut calls = vault.all_calls();
+    calls.remove("challenge");
+    calls
+}
+
+fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(op, n)| ((*op).to_owned(), *n))
+        .collect()
+}
+
+#[test]
+fn each_command_makes_the_fewest_remote_calls() {
+    const OBJECTS: usize = 6;
+    let vault = KeyVaultDouble::start("contoso");
+    let elsewhere = KeyVaultDouble::start("fabrikam");
+    vault.create_key("orders", 2048);
+    elsewhere.create_key("orders", 2048);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    let plain = dir.path().join("plain.txt");
+    std::fs::write(&plain, b"ledger lines").expect("write");
+    let object = |i: usize| data.join(format!("{i}.cmke"));
+
+    // encrypt: one key check per run, then a local wrap.
+    for i in 0..OBJECTS {
+        let calls = calls_of(&vault, || {
+            cmke(&vault, dir.path())
+                .args(["encrypt", "--key", &vault.key_url("orders"), "-o"])
+                .arg(object(i))
+                .arg(&plain)
+                .assert()
+                .success();
+        });
+        assert_eq!(calls, counts(&[("get", 1)]));
+    }
+    // decrypt: the object's own unwrapKey, nothing else.
+    let calls = calls_of(&vault, || {
+        cmke(&vault, dir.path())
+            .arg("decrypt")
+            .arg(object(0))
+            .assert()
+            .success()
+            .stdout("ledger lines");
+    });
+    assert_eq!(calls, counts(&[("unwrapKey", 1)]));
+    // verify: one unwrapKey per object.
+    let calls = calls_of(&vault, || {
+        cmke(&vault, dir.path())
+            .arg("verify")
+            .arg(&data)
+            .assert()
+            .success();
+    });
+    assert_eq!(calls, counts(&[("unwrapKey", OBJECTS)]));
+    // rewrap with nothing to do: one key check, no unwrap.
+    let calls = calls_of(&vault, || {
+        cmke(&vault, dir.path())
+            .arg("rewrap")
+            .arg(&data)
+            .assert()
+            .success();
+    });
+    assert_eq!(calls, counts(&[("get", 1)]));
+    // After a rotation: one unwrapKey per object, one key check, one canary.
+    let v2 = vault.create_key("orders", 2048);
+    let calls = calls_of(&vault, || {
+        cmke(&vault, dir.path())
+            .arg("rewrap")
+            .arg(&data)
+            .assert()
+            .success()
+            .stdout(contains(format!("-> {}", vault.kid("orders", &v2))));
+    });
+    assert_eq!(
+        calls,
+        counts(&[("get", 1), ("unwrapKey", OBJECTS + 1)]),
+        "{:?}",
+        vault.log()
+    );
+    // inventory: one key check per key.
+    let calls = calls_of(&vault, || {
+        cmke(&vault, dir.path())
+            .arg("inventory")
+            .arg(&data)
+            .assert()
+            .success();
+    });
+    assert_eq!(calls, counts(&[("get", 1)]));
+    // rewrap --to a key in another vault: refused before either vault is asked.
+    vault.reset_calls();
+    elsewhere.reset_calls();
+    cmke(&vault, dir.path())
+        .env(
+            "CMKE_INSECURE_LOOPBACK_VAULT",
+            format!(
+                "{}={},{}={}",
+                vault.host(),
+                vault.port(),
+                elsewhere.host(),
+                elsewhere.port()
+            ),
+        )
+        .args(["rewrap", "--to", &elsewhere.key_url("orders")])
+        .arg(&data)
+        .assert()
+        .code(3)
+        .stderr(contains("same vault"));
+    assert_eq!(vault.all_calls(), BTreeMap::new());
+    assert_eq!(elsewhere.all_calls(), BTreeMap::new());
+    // Nothing was changed by the refusal.
+    for i in 0..OBJECTS {
+        cmke(&vault, dir.path())
+            .arg("decrypt")
+            .arg(object(i))
+            .assert()
+            .success()
+            .stdout("ledger lines");
+    }
+}
+
+#[test]
+fn key_service_failures_say_what_to_do_and_transient_ones_exit_4() {
+    let vault = KeyVaultDouble::start("contoso");
+    let version = vault.create_key("orders", 2048);
+    let kid = vault.kid("orders", &version);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = dir.path().join("a.txt");
+    let sealed = dir.path().join("a.cmke");
+    std::fs::write(&plain, b"ledger lines").expect("write");
+    cmke(&vault, dir.path())
+        .args(["encrypt", "--key", &vault.key_url("orders"), "-o"])
+        .arg(&sealed)
+        .arg(&plain)
+        .assert()
+        .success();
+    let decrypt = || {
+        let mut cmd = cmke(&vault, dir.path());
+        cmd.arg("decrypt").arg(&sealed);
+        cmd
+    };
+
+    // Throttled after the retries: transient, naming vault, key, version and operation.
+    vault.throttle_next(100);
+    decrypt().assert().code(4).stdout("").stderr(
+        contains("throttled")
+            .and(contains(kid.as_str()))
+            .and(contains("unwrapKey")),
+    );
+    vault.throttle_next(0);
+    // 5xx after the retries: transient too.
+    vault.fail_next(100);
+    decrypt().assert().code(4).stderr(
+        contains("unavailable")
+            .and(contains(kid.as_str()))
+            .and(contains("unwrapKey"))
+            .and(contains("503")),
+    );
+    vault.fail_next(0);
+    // A vault that is not there at all (nothing listens on the port): transient.
+    let gone = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    decrypt()
+        .env(
+            "CMKE_INSECURE_LOOPBACK_VAULT",
+            format!("{}={gone}", vault.host()),
+        )
+        .assert()
+        .code(4)
+        .stderr(contains("unavailable").and(contains(kid.as_str())));
+
+    // A token the vault rejects: an authentication failure, which tenant, how to log in.
+    decrypt()
+        .env(
+            "CMKE_INSECURE_LOOPBACK_TOKEN",
+            "a-token-from-another-tenant",
+        )
+        .assert()
+        .code(3)
+        .stderr(
+            contains("token was rejected")
+                .and(contains("tenant 00000000-0000-0000-0000-000000000001"))
+                .and(contains("az login --tenant"))
+                .and(contains(kid.as_str()))
+                .and(contains("needs the keys/").not()),
+        );
+
+    // Answers that are not Key Vault's JSON name the operation that got them.
+    vault.malform_next(1);
+    decrypt()
+        .assert()
+        .code(1)
+        .stderr(contains(format!("unwrapKey on {kid}: malformed answer")));
+    vault.malform_next(1);
+    cmke(&vault, dir.path())
+        .args(["encrypt", "--key", &vault.key_url("orders"), "-o"])
+        .arg(dir.path().join("b.cmke"))
+        .arg(&plain)
+        .assert()
+        .code(1)
+        .stderr(contains(format!(
+            "get on {}: malformed answer",
+            vault.key_url("orders")
+        )));
+    decrypt().assert().success().stdout("ledger lines");
+}
+
+/// `count` objects under `name`, sealed through the library, written into `dir`.
+fn sealed_files(vault: &KeyVaultDouble, name: &str, dir: &std::path::Path, count: usize) {
+    let wrapper = cmk_envelope::azure::KeyVaultWrapper::connect_lazily(
+        &vault.key_url(name),
+        cmk_envelope::azure::loopback::FixedTokenCredential::new(TOKEN),
+        keyvault_double::quick_options(&[vault]),
+    )
+    .expect("client");
+    let envelope = cmk_envelope::Envelope::builder()
+        .seal_with(std::sync::Arc::new(wrapper))
+        .build()
+        .expect("envelope");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for i in 0..count {
+        let sealed = runtime
+            .block_on(envelope.seal(format!("{name} {i}").as_bytes(), b""))
+            .expect("seal");
+        std::fs::write(dir.join(format!("{name}-{i}.cmke")), sealed).expect("write");
+    }
+}
+
+#[test]
+fn max_key_ops_keeps_a_bulk_run_under_the_vaults_rate() {
+    const OBJECTS: usize = 30;
+    let vault = KeyVaultDouble::start("contoso");
+    vault.create_key("orders", 2048);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    sealed_files(&vault, "orders", &data, OBJECTS);
+    vault.limit_rate(10);
+
+    // Below the vault's rate: not one 429, every file verified.
+    vault.reset_calls();
+    cmke(&vault, dir.path())
+        .args(["verify", "--quiet", "--jobs", "16", "--max-key-ops", "8"])
+        .arg(&data)
+        .assert()
+        .success();
+    assert_eq!(vault.calls("throttled"), 0, "{:?}", vault.all_calls());
+    assert_eq!(vault.calls("unwrapKey"), OBJECTS);
+
+    // The same from the configuration file.
+    let config = dir.path().join("cmke.toml");
+    std::fs::write(&config, "max_key_ops = 8\n").expect("config");
+    vault.reset_calls();
+    cmke(&vault, dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["verify", "--quiet", "--jobs", "16"])
+        .arg(&data)
+        .assert()
+        .success();
+    assert_eq!(vault.calls("throttled"), 0, "{:?}", vault.all_calls());
+
+    // Without a limit, 16 jobs at once are throttled: the run backs off together and ends
+    // after bounded retries, each file verified or failed as transient (exit 4).
+    vault.reset_calls();
+    let output = cmke(&vault, dir.path())
+        .args(["verify", "--quiet", "--jobs", "16"])
+        .arg(&data)
+        .output()
+        .expect("run");
+    assert!(
+        matches!(output.status.code(), Some(0 | 4)),
+        "{output:?} {:?}",
+        vault.log()
+    );
+    assert!(vault.calls("throttled") > 0, "{:?}", vault.all_calls());
 }

@@ -142,7 +142,7 @@ fn missing_keyring_key_and_version() {
     )
     .expect("write");
     match keyring.key("orders") {
-        Err(Error::KeyNotFound { kid }) => {
+        Err(Error::KeyNotFound { kid, .. }) => {
             assert_eq!(kid, "local:orders/0123456789abcdef0123456789abcdef")
         }
         other => panic!("{other:?}"),

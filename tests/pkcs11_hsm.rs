@@ -171,20 +171,20 @@ async fn wrong_pin_missing_key_token_and_module_each_say_what_is_wrong() {
     }
 
     match Pkcs11Wrapper::connect(config(&token, "no-such-key")).await {
-        Err(Error::KeyNotFound { kid }) => {
+        Err(Error::KeyNotFound { kid, .. }) => {
             assert_eq!(kid, "pkcs11:token=errors;object=no-such-key");
         }
         other => panic!("missing key: {:?}", other.err()),
     }
     match Pkcs11Wrapper::connect(good.clone().key_id(vec![0, 0, 0, 9])).await {
-        Err(Error::KeyNotFound { kid }) => {
+        Err(Error::KeyNotFound { kid, .. }) => {
             assert_eq!(kid, "pkcs11:token=errors;object=orders;id=%00%00%00%09");
         }
         other => panic!("missing version: {:?}", other.err()),
     }
 
     match Pkcs11Wrapper::connect(config("no-such-token", "orders")).await {
-        Err(Error::KeyNotFound { kid }) => assert_eq!(kid, "pkcs11:token=no-such-token"),
+        Err(Error::KeyNotFound { kid, .. }) => assert_eq!(kid, "pkcs11:token=no-such-token"),
         other => panic!("missing token: {:?}", other.err()),
     }
 

@@ -112,7 +112,7 @@ async fn a_deleted_version_is_key_not_found_not_tampering() {
         64,
     );
     match reader.open(&old, b"").await {
-        Err(Error::KeyNotFound { kid }) => assert_eq!(kid, info.slots[0].kid),
+        Err(Error::KeyNotFound { kid, .. }) => assert_eq!(kid, info.slots[0].kid),
         other => panic!("expected KeyNotFound, got {other:?}"),
     }
 }

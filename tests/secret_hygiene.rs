@@ -160,9 +160,16 @@ async fn nothing_formatted_contains_key_material() {
         },
         Error::KeyNotFound {
             kid: "kid".to_owned(),
+            detail: String::new(),
         },
         Error::Throttled {
+            kid: "kid".to_owned(),
+            detail: "unwrapKey".to_owned(),
             retry_after: Some(Duration::from_secs(3)),
+        },
+        Error::Unavailable {
+            kid: "kid".to_owned(),
+            detail: "unwrapKey".to_owned(),
         },
         Error::PolicyRefused("RSA-1024".to_owned()),
         Error::InvalidKey("not PKCS#8".to_owned()),

@@ -2,14 +2,11 @@
 
 use std::sync::Arc;
 
-use subtle::ConstantTimeEq;
-
 use super::Envelope;
-use crate::crypto::KeySchedule;
 use crate::error::{Error, Result};
 use crate::format::{Header, KeySlot};
 use crate::policy::RewrapEndpoint;
-use crate::wrap::{KeyWrapper, Unwrapped};
+use crate::wrap::KeyWrapper;
 
 /// Where [`Envelope::rewrap`] moves a data key.
 #[derive(Clone)]
@@ -126,10 +123,13 @@ impl Envelope {
     /// Takes a detached header or a whole attached envelope (only its header is read) and
     /// returns the new header; the body is untouched and does not need to be read.
     ///
-    /// The data key is unwrapped once and checked against the header's key commitment before
-    /// anything is written; the new slot is then unwrapped again and checked, so the returned
-    /// header is known to open. Returns `Ok(None)` when the object is already under the
-    /// target kid.
+    /// What the kids alone decide is decided first, with no key-service call: an object
+    /// whose opening slot is already under the target's current version returns `Ok(None)`
+    /// (its key is not unwrapped, so this does not verify the object: `open` does), and a
+    /// move the policy refuses for every slot is refused. Otherwise the data key is
+    /// unwrapped once and checked against the header's key commitment, wrapped under the
+    /// target, and the new slot is confirmed to open with the target
+    /// ([`KeyWrapper::confirm_wrap`]) before the header is returned.
     ///
     /// # Errors
     /// As [`Envelope::open`] for the unwrap; [`Error::PolicyRefused`] when the move breaks the
@@ -140,6 +140,9 @@ impl Envelope {
         target: RewrapTarget,
     ) -> Result<Option<Rewrapped>> {
         let (header, header_len) = Header::parse_prefix(header_or_envelope)?;
+        if self.settled_by_kids(&header, &target).await? {
+            return Ok(None);
+        }
         let recovered = self.recover(&header).await?;
         let target = match target {
             RewrapTarget::CurrentVersion => Arc::clone(&recovered.wrapper),
@@ -167,32 +170,58 @@ impl Envelope {
             },
         )?;
         let new_slot = target.wrap(&recovered.data_key).await?;
-        self.verify_new_slot(target.as_ref(), &new_slot, &recovered.accepted, &header)
-            .await?;
+        target.confirm_wrap(&new_slot, &recovered.data_key).await?;
         Rewrapped::replacing(&header, header_len, recovered.slot_index, new_slot).map(Some)
     }
 
-    /// Unwraps the new slot and checks that it carries the same data key (by commitment).
-    async fn verify_new_slot(
-        &self,
-        target: &dyn KeyWrapper,
-        slot: &KeySlot,
-        schedule: &KeySchedule,
-        header: &Header,
-    ) -> Result<()> {
-        let failed = || Error::Backend {
-            backend: "rewrap",
-            message: format!("the new slot under {} does not open", slot.kid()),
-        };
-        let Unwrapped::Key(data_key) = target.unwrap(slot).await? else {
-            return Err(failed());
-        };
-        let check = KeySchedule::derive(self.provider, &data_key, &header.preamble().message_id())
-            .map_err(|_| failed())?;
-        if bool::from(check.commitment.ct_eq(&schedule.commitment)) {
-            Ok(())
-        } else {
-            Err(failed())
+    /// Decides from the kids alone, before any unwrap: `Ok(true)` when the slot that would
+    /// open the object is already under the target's current version; a policy refusal
+    /// when every slot's key may not move to the target. `Ok(false)` when the unwrap must
+    /// decide (a wrapper that cannot tell its kids from others' leaves it to the unwrap).
+    async fn settled_by_kids(&self, header: &Header, target: &RewrapTarget) -> Result<bool> {
+        if let RewrapTarget::Key(to) = target {
+            if let Some(holders) = self.resolver.holders(header.slots()) {
+                let to_name = format!(
+                    "the current version of the {} key in {}",
+                    to.protection(),
+                    to.domain()
+                );
+                let mut refusal = None;
+                for (slot, from) in &holders {
+                    let checked = self.policy.check_rewrap(
+                        &RewrapEndpoint {
+                            kid: slot.kid(),
+                            protection: from.protection(),
+                            domain: from.domain(),
+                        },
+                        &RewrapEndpoint {
+                            kid: &to_name,
+                            protection: to.protection(),
+                            domain: to.domain(),
+                        },
+                    );
+                    match checked {
+                        Ok(()) => {
+                            refusal = None;
+                            break;
+                        }
+                        Err(e) => {
+                            refusal.get_or_insert(e);
+                        }
+                    }
+                }
+                if let Some(refused) = refusal {
+                    return Err(refused);
+                }
+            }
         }
+        let Some((slot, holder)) = self.resolver.first_holder(header.slots()) else {
+            return Ok(false);
+        };
+        let to = match target {
+            RewrapTarget::CurrentVersion => holder,
+            RewrapTarget::Key(to) => to,
+        };
+        Ok(to.current_kid().await? == slot.kid())
     }
 }

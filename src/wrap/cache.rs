@@ -253,6 +253,14 @@ impl KeyWrapper for CachingWrapper {
         self.unwrap_through(&id, slot).await
     }
 
+    fn recognizes(&self, kid: &str) -> Option<bool> {
+        self.inner.recognizes(kid)
+    }
+
+    async fn confirm_wrap(&self, slot: &KeySlot, data_key: &DataKey) -> Result<()> {
+        self.inner.confirm_wrap(slot, data_key).await
+    }
+
     fn protection(&self) -> ProtectionLevel {
         self.inner.protection()
     }

@@ -4,6 +4,7 @@ mod allowlist;
 #[cfg(feature = "azure")]
 pub mod azure;
 mod cache;
+mod key_ops_limit;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 mod resolver;
@@ -11,6 +12,7 @@ pub mod software;
 
 pub use allowlist::{pkcs11_token_of, vault_host_of, KidAllowlist};
 pub use cache::{CacheConfig, CacheStats, CachingWrapper};
+pub use key_ops_limit::KeyOpsLimit;
 pub use resolver::KeyResolver;
 pub(crate) use resolver::Recovered;
 
@@ -91,6 +93,40 @@ pub trait KeyWrapper: Send + Sync {
     /// [`Error::KeyDisabled`](crate::Error::KeyDisabled),
     /// [`Error::AccessDenied`](crate::Error::AccessDenied) when the key cannot be used.
     async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped>;
+
+    /// Whether `kid` names one of this wrapper's keys (any version), decided from the kid
+    /// alone: `Some(true)` or `Some(false)` when the wrapper can tell without a call, `None`
+    /// (the default) when only [`KeyWrapper::unwrap`] can. A re-wrap uses it to settle what
+    /// the kids alone settle (an object already under the current version, a move the
+    /// policy refuses) before any key-service call.
+    fn recognizes(&self, kid: &str) -> Option<bool> {
+        let _ = kid;
+        None
+    }
+
+    /// Confirms that `slot`, just made by [`KeyWrapper::wrap`] from `data_key`, opens with
+    /// this key again, before a re-wrapped header replaces the old one.
+    ///
+    /// The default unwraps the slot and compares the data keys. A backend whose unwrap is a
+    /// remote call may instead prove once per key version that the public key it wraps with
+    /// belongs to the private key that unwraps (Key Vault does).
+    ///
+    /// # Errors
+    /// [`Error::Backend`](crate::Error::Backend) when the slot does not give `data_key`
+    /// back; the unwrap's own error when the key cannot be used.
+    async fn confirm_wrap(&self, slot: &KeySlot, data_key: &DataKey) -> Result<()> {
+        let failed = || crate::Error::Backend {
+            backend: "rewrap",
+            message: format!("the new slot under {} does not open", slot.kid()),
+        };
+        match self.unwrap(slot).await.map_err(|e| match e {
+            crate::Error::DecryptionFailed => failed(),
+            other => other,
+        })? {
+            Unwrapped::Key(back) if back.same_as(data_key) => Ok(()),
+            _ => Err(failed()),
+        }
+    }
 
     /// How the key is protected.
     fn protection(&self) -> ProtectionLevel;

@@ -51,6 +51,56 @@ impl KeyResolver {
         self.allowlist = Some(allowlist);
     }
 
+    /// The slot that [`KeyResolver::recover`] tries first and the wrapper it goes to, as far
+    /// as the kids alone tell: `None` when a wrapper cannot tell from a kid whether it
+    /// holds it ([`KeyWrapper::recognizes`] is `None`) or no wrapper holds any slot.
+    pub(crate) fn first_holder<'a>(
+        &'a self,
+        slots: &'a [KeySlot],
+    ) -> Option<(&'a KeySlot, &'a Arc<dyn KeyWrapper>)> {
+        for slot in slots {
+            if self
+                .allowlist
+                .as_ref()
+                .is_some_and(|allow| !allow.allows(slot.kid()))
+            {
+                continue;
+            }
+            for wrapper in &self.wrappers {
+                match wrapper.recognizes(slot.kid()) {
+                    Some(true) => return Some((slot, wrapper)),
+                    Some(false) => {}
+                    None => return None,
+                }
+            }
+        }
+        None
+    }
+
+    /// Every wrapper that holds an allowed slot, by kid alone, with the slot; `None` when
+    /// some wrapper cannot tell from a kid.
+    pub(crate) fn holders<'a>(
+        &'a self,
+        slots: &'a [KeySlot],
+    ) -> Option<Vec<(&'a KeySlot, &'a Arc<dyn KeyWrapper>)>> {
+        let mut found = Vec::new();
+        for slot in slots {
+            if self
+                .allowlist
+                .as_ref()
+                .is_some_and(|allow| !allow.allows(slot.kid()))
+            {
+                continue;
+            }
+            for wrapper in &self.wrappers {
+                if wrapper.recognizes(slot.kid())? {
+                    found.push((slot, wrapper));
+                }
+            }
+        }
+        Some(found)
+    }
+
     /// Number of wrappers.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -72,11 +72,25 @@ struct State {
     access: Access,
     throttle_next: u32,
     fail_next: u32,
+    malform_next: u32,
     stall_next: u32,
     stall_for: std::time::Duration,
     /// Run once, inside the next `unwrapkey` request, before it is answered.
     before_next_unwrap: Option<Box<dyn FnOnce() + Send>>,
     log: Vec<String>,
+    /// Calls received, by operation: `challenge` (no token), `get`, `wrapKey`,
+    /// `unwrapKey`, `other`; and `throttled`, the 429 answers among them. A request that
+    /// repeats an earlier one's operation and `x-ms-client-request-id` is the HTTP stack
+    /// sending the same call again (the SDK keeps the id across its retries; the HTTP
+    /// client re-sends a request whose pooled connection closed under it), so it is counted
+    /// once here and in full in `requests`.
+    calls: BTreeMap<String, usize>,
+    requests: usize,
+    seen: std::collections::HashSet<(String, String)>,
+    /// Like Key Vault's service limits: authenticated requests beyond this many in any
+    /// one-second window are answered 429 with `Retry-After: 1`.
+    rate_limit: Option<u32>,
+    recent: std::collections::VecDeque<std::time::Instant>,
 }
 
 /// A running loopback vault. Dropping it stops the server.
@@ -121,10 +135,16 @@ impl KeyVaultDouble {
             access: Access::Granted,
             throttle_next: 0,
             fail_next: 0,
+            malform_next: 0,
             stall_next: 0,
             stall_for: std::time::Duration::ZERO,
             before_next_unwrap: None,
             log: Vec::new(),
+            calls: BTreeMap::new(),
+            requests: 0,
+            seen: std::collections::HashSet::new(),
+            rate_limit: None,
+            recent: std::collections::VecDeque::new(),
         }));
         let thread = {
             let (server, state, host) = (Arc::clone(&server), Arc::clone(&state), host.clone());
@@ -284,6 +304,11 @@ impl KeyVaultDouble {
         lock(&self.state).throttle_next = n;
     }
 
+    /// Answers the next `n` authenticated requests with 200 and a JSON body cut short.
+    pub fn malform_next(&self, n: u32) {
+        lock(&self.state).malform_next = n;
+    }
+
     /// Answers the next `n` requests with 503.
     pub fn fail_next(&self, n: u32) {
         lock(&self.state).fail_next = n;
@@ -302,6 +327,34 @@ impl KeyVaultDouble {
     /// scripted interleaving of "the key call is in flight" with whatever `action` does.
     pub fn before_next_unwrap(&self, action: impl FnOnce() + Send + 'static) {
         lock(&self.state).before_next_unwrap = Some(Box::new(action));
+    }
+
+    /// How many requests of `operation` the vault received: `challenge`, `get`, `wrapKey`,
+    /// `unwrapKey`, `other`, or `throttled` for the 429 answers.
+    pub fn calls(&self, operation: &str) -> usize {
+        lock(&self.state).calls.get(operation).copied().unwrap_or(0)
+    }
+
+    /// Every count of [`KeyVaultDouble::calls`] that is not zero.
+    pub fn all_calls(&self) -> BTreeMap<String, usize> {
+        lock(&self.state).calls.clone()
+    }
+
+    /// Every HTTP request received, repeats included.
+    pub fn requests(&self) -> usize {
+        lock(&self.state).requests
+    }
+
+    /// Forgets the counts.
+    pub fn reset_calls(&self) {
+        let mut state = lock(&self.state);
+        state.calls.clear();
+        state.requests = 0;
+    }
+
+    /// Answers 429 to authenticated requests beyond `per_second` in any one-second window.
+    pub fn limit_rate(&self, per_second: u32) {
+        lock(&self.state).rate_limit = Some(per_second);
     }
 
     pub fn log(&self) -> Vec<String> {
@@ -344,6 +397,8 @@ struct Reply {
     status: u16,
     body: Value,
     headers: Vec<(&'static str, String)>,
+    /// Sent instead of `body` when set: bytes that are not JSON.
+    raw_body: Option<String>,
 }
 
 fn reply(status: u16, body: Value) -> Reply {
@@ -351,6 +406,7 @@ fn reply(status: u16, body: Value) -> Reply {
         status,
         body,
         headers: Vec::new(),
+        raw_body: None,
     }
 }
 
@@ -378,6 +434,30 @@ fn serve(host: &str, state: &Mutex<State>, mut request: tiny_http::Request) {
         .map(|h| h.value.as_str().to_owned());
     let mut body = Vec::new();
     let _ = request.as_reader().read_to_end(&mut body);
+    let operation = if authorization.is_none() {
+        "challenge"
+    } else if method == "GET" && path.starts_with("/keys/") {
+        "get"
+    } else if method == "POST" && path.ends_with("/unwrapkey") {
+        "unwrapKey"
+    } else if method == "POST" && path.ends_with("/wrapkey") {
+        "wrapKey"
+    } else {
+        "other"
+    };
+    let call_id = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("x-ms-client-request-id"))
+        .map(|h| h.value.as_str().to_owned());
+    {
+        let mut state = lock(state);
+        state.requests += 1;
+        let new_call = call_id.is_none_or(|id| state.seen.insert((operation.to_owned(), id)));
+        if new_call {
+            *state.calls.entry(operation.to_owned()).or_default() += 1;
+        }
+    }
     let stall = {
         let mut state = lock(state);
         (state.stall_next > 0).then(|| {
@@ -398,13 +478,18 @@ fn serve(host: &str, state: &Mutex<State>, mut request: tiny_http::Request) {
         }
     }
     let reply = respond(host, state, &method, &path, authorization.as_deref(), &body);
-    lock(state)
-        .log
-        .push(format!("{method} {path} {}", reply.status));
-    let mut response = tiny_http::Response::from_string(reply.body.to_string())
-        .with_status_code(reply.status)
-        .with_header(header("Content-Type", "application/json; charset=utf-8"))
-        .with_header(header("x-ms-keyvault-service-version", "1.9.1336.1"));
+    {
+        let mut state = lock(state);
+        state.log.push(format!("{method} {path} {}", reply.status));
+        if reply.status == 429 {
+            *state.calls.entry("throttled".to_owned()).or_default() += 1;
+        }
+    }
+    let mut response =
+        tiny_http::Response::from_string(reply.raw_body.unwrap_or_else(|| reply.body.to_string()))
+            .with_status_code(reply.status)
+            .with_header(header("Content-Type", "application/json; charset=utf-8"))
+            .with_header(header("x-ms-keyvault-service-version", "1.9.1336.1"));
     for (name, value) in reply.headers {
         response = response.with_header(header(name, &value));
     }
@@ -439,11 +524,39 @@ fn respond(
             return challenge;
         }
         Some(auth) if auth != format!("Bearer {TOKEN}") => {
-            return error(401, "Unauthorized", "AKV10032: Invalid issuer.", None);
+            // As Key Vault does, the refusal carries the challenge again: which tenant's
+            // tokens this vault takes.
+            let mut rejected = error(401, "Unauthorized", "AKV10032: Invalid issuer.", None);
+            rejected.headers.push((
+                "WWW-Authenticate",
+                format!(r#"Bearer authorization="{AUTHORITY}", resource="{resource}""#),
+            ));
+            return rejected;
         }
         Some(_) => {}
     }
     let mut state = lock(state);
+    if let Some(limit) = state.rate_limit {
+        let now = std::time::Instant::now();
+        while state
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= std::time::Duration::from_secs(1))
+        {
+            state.recent.pop_front();
+        }
+        if state.recent.len() >= limit as usize {
+            let mut throttled = error(
+                429,
+                "Throttled",
+                "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
+                None,
+            );
+            throttled.headers.push(("Retry-After", "1".to_owned()));
+            return throttled;
+        }
+        state.recent.push_back(now);
+    }
     if state.throttle_next > 0 {
         state.throttle_next -= 1;
         let mut throttled = error(
@@ -454,6 +567,15 @@ fn respond(
         );
         throttled.headers.push(("Retry-After", "1".to_owned()));
         return throttled;
+    }
+    if state.malform_next > 0 {
+        state.malform_next -= 1;
+        return Reply {
+            status: 200,
+            body: Value::Null,
+            headers: Vec::new(),
+            raw_body: Some(r#"{"key": {"kid": "https://"#.to_owned()),
+        };
     }
     if state.fail_next > 0 {
         state.fail_next -= 1;
@@ -638,4 +760,20 @@ pub fn transport(
     cmk_envelope::azure::loopback::LoopbackTransport::new(
         doubles.iter().map(|d| (d.host().to_owned(), d.port())),
     )
+}
+
+/// Options whose transport reaches the doubles, with quick retries so tests stay short.
+pub fn quick_options(doubles: &[&KeyVaultDouble]) -> cmk_envelope::azure::KeyVaultOptions {
+    use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
+    let client = ClientOptions {
+        transport: Some(Transport::new(transport(doubles))),
+        retry: RetryOptions::exponential(ExponentialRetryOptions {
+            initial_delay: azure_core::time::Duration::milliseconds(10),
+            max_retries: 3,
+            max_total_elapsed: azure_core::time::Duration::seconds(20),
+            max_delay: azure_core::time::Duration::milliseconds(50),
+        }),
+        ..ClientOptions::default()
+    };
+    cmk_envelope::azure::KeyVaultOptions::default().client_options(client)
 }

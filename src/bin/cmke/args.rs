@@ -10,7 +10,10 @@ use clap::{Parser, Subcommand, ValueEnum};
     version,
     about = "Envelope encryption under customer-managed keys (CMKE v1)",
     after_help = "Exit codes: 0 ok, 1 usage or I/O, 2 malformed input or decryption failure, \
-                  3 key or permission problem (for many files: the worst of them).\n\n\
+                  3 key or permission problem (do not retry: fix the key, the access or the login), \
+                  4 transient: the key service throttled, timed out or could not be reached after \
+                  the retries (retry later). For many files: the worst of them, where 4 counts only \
+                  when every failure was transient.\n\n\
                   Keys: a keyring key name (orders, or local:orders), a Key Vault key URL \
                   (https://{vault}.vault.azure.net/keys/{name}) or a PKCS#11 key \
                   ('pkcs11:token={label};object={label}').\n\n\
@@ -61,6 +64,14 @@ pub struct Cli {
     /// by CMKE_PKCS11_PIN_FILE, else from CMKE_PKCS11_PIN; never from an argument.
     #[arg(long, global = true, env = "CMKE_PKCS11_MODULE")]
     pub pkcs11_module: Option<PathBuf>,
+
+    /// At most N key-service operations per second for the whole run, across all jobs
+    /// (Key Vault requests, retries included; PKCS#11 decryptions). A vault's throughput is
+    /// shared with the applications that use it: a bulk rewrap or verify should leave them
+    /// room. When the service throttles anyway, the whole run pauses together. [default: no
+    /// limit]
+    #[arg(long, global = true, value_name = "N", env = "CMKE_MAX_KEY_OPS")]
+    pub max_key_ops: Option<std::num::NonZeroU32>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -180,7 +191,7 @@ pub enum Command {
                             with several hard links unless --break-hard-links.\n\n\
                             Exit code: 0 when every file is current afterwards; else the worst failure \
                             (2 a corrupt or undecryptable file, 3 a key problem, 1 I/O, refused or \
-                            changed during rewrap).")]
+                            changed during rewrap; 4 when every failure was transient).")]
     Rewrap {
         /// Move to this key's current version (a keyring key name, a Key Vault key URL or a
         /// pkcs11: URI) instead of the current version of the key that wrapped each file.
@@ -231,7 +242,7 @@ pub enum Command {
                             line are followed, those inside a tree are listed and skipped. Exit code: \
                             0 when all open and at least one was verified; else the worst failure \
                             (2 tampered, corrupt or a header without its body, 3 a key problem, 1 I/O \
-                            or nothing verified).")]
+                            or nothing verified; 4 when every failure was transient).")]
     Verify {
         /// Associated data given at encryption (the same for every file).
         #[arg(long, default_value = "")]

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use cmk_envelope::format::Malformed;
 use cmk_envelope::{Error, Result, RewrapTarget};
+
+use crate::run_target::RunTarget;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::Semaphore;
 
@@ -59,13 +61,28 @@ pub struct Summary {
     pub refused: usize,
     pub changed: usize,
     pub failed: usize,
-    /// The worst exit code among failures: 3 a key problem, 2 bad input, 1 the rest.
+    /// The worst exit code among failures: 3 a key problem, 2 bad input, 1 the rest; 4
+    /// (transient) only when every failure was transient, so that a script that retries on
+    /// 4 retries only runs that can succeed.
     pub worst_exit: u8,
+}
+
+/// Exit codes from least to most severe for a run of many files.
+fn severity(code: u8) -> u8 {
+    match code {
+        crate::EXIT_TRANSIENT => 1,
+        0 => 0,
+        other => other.saturating_add(1),
+    }
 }
 
 impl Summary {
     fn add(&mut self, outcome: Outcome) {
-        let mut fail = |code: u8| self.worst_exit = self.worst_exit.max(code);
+        let mut fail = |code: u8| {
+            if severity(code) > severity(self.worst_exit) {
+                self.worst_exit = code;
+            }
+        };
         match outcome {
             Outcome::Rewrapped { .. } | Outcome::WouldRewrap { .. } | Outcome::Verified { .. } => {
                 self.done += 1
@@ -201,8 +218,10 @@ pub async fn rewrap(
 ) -> Result<Summary> {
     let files = walk::files_under(paths)?;
     let pool = sources.pool();
+    // A Key Vault target is not read until a file needs it: a move the policy refuses by
+    // the kids alone (another vault, a software key) is refused without a network call.
     let target = match &options.to {
-        Some(key) => RewrapTarget::Key(sources.named_key(key).await?),
+        Some(key) => RewrapTarget::Key(RunTarget::new(sources.target_key(key).await?)),
         None => RewrapTarget::CurrentVersion,
     };
     let report = Arc::new(Report::new(files.len(), options.quiet));

@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub pkcs11_module: Option<PathBuf>,
     pub pkcs11_pin_file: Option<PathBuf>,
     pub jobs: Option<usize>,
+    /// Key-service operations per second for a whole run (`--max-key-ops`).
+    pub max_key_ops: Option<std::num::NonZeroU32>,
     /// Vaults (`https://{name}.vault.azure.net`) whose keys envelopes may name.
     #[serde(default)]
     pub vaults: Vec<String>,

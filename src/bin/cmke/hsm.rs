@@ -83,8 +83,16 @@ impl HsmSettings {
 
 /// Connects to the PKCS#11 key `uri` (a pinned version when it has `id=`).
 #[cfg(feature = "pkcs11")]
-pub async fn connect(settings: &HsmSettings, uri: &str) -> Result<Arc<dyn KeyWrapper>> {
-    let wrapper = cmk_envelope::pkcs11::Pkcs11Wrapper::connect(settings.config(uri)?).await?;
+pub async fn connect(
+    settings: &HsmSettings,
+    uri: &str,
+    limit: Option<cmk_envelope::KeyOpsLimit>,
+) -> Result<Arc<dyn KeyWrapper>> {
+    let mut config = settings.config(uri)?;
+    if let Some(limit) = limit {
+        config = config.max_key_ops(limit);
+    }
+    let wrapper = cmk_envelope::pkcs11::Pkcs11Wrapper::connect(config).await?;
     Ok(Arc::new(wrapper))
 }
 
@@ -115,7 +123,11 @@ fn not_built(uri: &str) -> Error {
 }
 
 #[cfg(not(feature = "pkcs11"))]
-pub async fn connect(_: &HsmSettings, uri: &str) -> Result<Arc<dyn KeyWrapper>> {
+pub async fn connect(
+    _: &HsmSettings,
+    uri: &str,
+    _: Option<cmk_envelope::KeyOpsLimit>,
+) -> Result<Arc<dyn KeyWrapper>> {
     Err(not_built(uri))
 }
 

@@ -10,6 +10,7 @@ mod hsm;
 mod inventory;
 mod io;
 mod replace;
+mod run_target;
 mod sources;
 mod vault;
 mod walk;
@@ -22,12 +23,15 @@ use cmk_envelope::Error;
 pub const EXIT_USAGE_OR_IO: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_KEY_PROBLEM: u8 = 3;
+/// The key service throttled, timed out, could not be reached or kept failing: the same
+/// command may succeed later. Scripts retry exactly this code.
+pub const EXIT_TRANSIENT: u8 = 4;
 
 pub fn exit_code(error: &Error) -> u8 {
     match error {
         Error::Malformed(_) | Error::DecryptionFailed => EXIT_BAD_INPUT,
         e if e.is_key_problem() => EXIT_KEY_PROBLEM,
-        Error::Throttled { .. } => EXIT_KEY_PROBLEM,
+        e if e.is_transient() => EXIT_TRANSIENT,
         _ => EXIT_USAGE_OR_IO,
     }
 }

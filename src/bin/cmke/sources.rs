@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use cmk_envelope::format::Header;
 use cmk_envelope::software::{Keyring, LocalKid};
-use cmk_envelope::{Envelope, Error, KeyWrapper, KidAllowlist, Provider, Result};
+use cmk_envelope::{Envelope, Error, KeyOpsLimit, KeyWrapper, KidAllowlist, Provider, Result};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::args::{AzureCredential, Cli, ProviderChoice};
@@ -34,6 +34,8 @@ pub struct KeySources {
     pub hsm: HsmSettings,
     jobs: Option<usize>,
     allowlist: KidAllowlist,
+    /// One budget for every key of the run (clones share it).
+    pub max_key_ops: Option<KeyOpsLimit>,
 }
 
 impl KeySources {
@@ -75,6 +77,10 @@ impl KeySources {
             },
             jobs: file.jobs,
             allowlist,
+            max_key_ops: cli
+                .max_key_ops
+                .or(file.max_key_ops)
+                .map(KeyOpsLimit::per_second),
         })
     }
 
@@ -124,10 +130,10 @@ impl KeySources {
     /// key (`orders` or `local:orders`).
     pub async fn named_key(&self, key: &str) -> Result<Arc<dyn KeyWrapper>> {
         if vault::is_key_url(key) {
-            return vault::connect(key, self.azure_credential).await;
+            return vault::connect(key, self.azure_credential, self.max_key_ops.clone()).await;
         }
         if hsm::is_pkcs11_uri(key) {
-            return hsm::connect(&self.hsm, key).await;
+            return hsm::connect(&self.hsm, key, self.max_key_ops.clone()).await;
         }
         let name = match key.strip_prefix("local:") {
             Some(rest) if rest.contains('/') => {
@@ -141,6 +147,19 @@ impl KeySources {
             None => key,
         };
         Ok(Arc::new(self.open_keyring()?.key(name)?))
+    }
+
+    /// The key a `rewrap --to` names: as [`KeySources::named_key`], except that a Key Vault
+    /// key is not read until it is used.
+    pub async fn target_key(&self, key: &str) -> Result<Arc<dyn KeyWrapper>> {
+        if vault::is_key_url(key) {
+            return vault::connect_for_opening(
+                key,
+                self.azure_credential,
+                self.max_key_ops.clone(),
+            );
+        }
+        self.named_key(key).await
     }
 
     /// What one run uses to open many files.
@@ -194,8 +213,12 @@ impl KeyPool {
         cell.get_or_init(|| async {
             let _permit = self.connects.acquire().await;
             if vault::is_key_url(key) {
-                return vault::connect_for_opening(key, self.sources.azure_credential)
-                    .map_err(Arc::new);
+                return vault::connect_for_opening(
+                    key,
+                    self.sources.azure_credential,
+                    self.sources.max_key_ops.clone(),
+                )
+                .map_err(Arc::new);
             }
             self.sources.named_key(key).await.map_err(Arc::new)
         })
@@ -306,43 +329,7 @@ impl KeyPool {
 /// A copy of a shared error for one more file: the same variant (so the same exit code)
 /// and the same words.
 pub fn same_error(error: &Error) -> Error {
-    match error {
-        Error::Malformed(m) => Error::Malformed(*m),
-        Error::DecryptionFailed => Error::DecryptionFailed,
-        Error::NoKeyForKid { kids } => Error::NoKeyForKid { kids: kids.clone() },
-        Error::AccessDenied { kid, detail } => Error::AccessDenied {
-            kid: kid.clone(),
-            detail: detail.clone(),
-        },
-        Error::KeyDisabled { kid, detail } => Error::KeyDisabled {
-            kid: kid.clone(),
-            detail: detail.clone(),
-        },
-        Error::KeyNotFound { kid } => Error::KeyNotFound { kid: kid.clone() },
-        Error::Throttled { retry_after } => Error::Throttled {
-            retry_after: *retry_after,
-        },
-        Error::PolicyRefused(why) => Error::PolicyRefused(why.clone()),
-        Error::InvalidKey(why) => Error::InvalidKey(why.clone()),
-        Error::InvalidArgument(why) => Error::InvalidArgument(why.clone()),
-        Error::KeyringNotFound(dir) => Error::KeyringNotFound(dir.clone()),
-        Error::UntrustedFile { path, reason } => Error::UntrustedFile {
-            path: path.clone(),
-            reason: reason.clone(),
-        },
-        Error::Backend { backend, message } => Error::Backend {
-            backend,
-            message: message.clone(),
-        },
-        Error::Io { path, source } => Error::Io {
-            path: path.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        other => Error::Backend {
-            backend: "cmke",
-            message: other.to_string(),
-        },
-    }
+    error.duplicate()
 }
 
 /// The Key Vault and PKCS#11 keys a header's slots name.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use cmk_envelope::format::Header;
-use cmk_envelope::{Error, KeyWrapper, Result};
+use cmk_envelope::{Error, KeyOpsLimit, KeyWrapper, Result};
 
 use crate::args::AzureCredential;
 
@@ -32,10 +32,14 @@ pub fn key_urls_in(header: &Header) -> Vec<String> {
 
 /// Connects to a Key Vault key (checking it against the CMK rules).
 #[cfg(feature = "azure")]
-pub async fn connect(url: &str, credential: AzureCredential) -> Result<Arc<dyn KeyWrapper>> {
+pub async fn connect(
+    url: &str,
+    credential: AzureCredential,
+    limit: Option<KeyOpsLimit>,
+) -> Result<Arc<dyn KeyWrapper>> {
     use cmk_envelope::azure::KeyVaultWrapper;
 
-    let (credential, options) = credential_and_options(credential)?;
+    let (credential, options) = credential_and_options(credential, limit)?;
     let wrapper = KeyVaultWrapper::connect(url, credential, options).await?;
     Ok(Arc::new(wrapper))
 }
@@ -43,18 +47,26 @@ pub async fn connect(url: &str, credential: AzureCredential) -> Result<Arc<dyn K
 /// A Key Vault key for opening what its slots name: no call until one is needed, and the
 /// current version checked only when something is wrapped under it.
 #[cfg(feature = "azure")]
-pub fn connect_for_opening(url: &str, credential: AzureCredential) -> Result<Arc<dyn KeyWrapper>> {
+pub fn connect_for_opening(
+    url: &str,
+    credential: AzureCredential,
+    limit: Option<KeyOpsLimit>,
+) -> Result<Arc<dyn KeyWrapper>> {
     use cmk_envelope::azure::KeyVaultWrapper;
 
-    let (credential, options) = credential_and_options(credential)?;
+    let (credential, options) = credential_and_options(credential, limit)?;
     Ok(Arc::new(KeyVaultWrapper::connect_lazily(
         url, credential, options,
     )?))
 }
 
 #[cfg(not(feature = "azure"))]
-pub fn connect_for_opening(url: &str, credential: AzureCredential) -> Result<Arc<dyn KeyWrapper>> {
-    let _ = credential;
+pub fn connect_for_opening(
+    url: &str,
+    credential: AzureCredential,
+    limit: Option<KeyOpsLimit>,
+) -> Result<Arc<dyn KeyWrapper>> {
+    let _ = (credential, limit);
     Err(not_built(url))
 }
 
@@ -66,13 +78,18 @@ fn not_built(url: &str) -> Error {
 }
 
 #[cfg(not(feature = "azure"))]
-pub async fn connect(url: &str, _: AzureCredential) -> Result<Arc<dyn KeyWrapper>> {
+pub async fn connect(
+    url: &str,
+    _: AzureCredential,
+    _: Option<KeyOpsLimit>,
+) -> Result<Arc<dyn KeyWrapper>> {
     Err(not_built(url))
 }
 
 #[cfg(feature = "azure")]
 fn credential_and_options(
     choice: AzureCredential,
+    limit: Option<KeyOpsLimit>,
 ) -> Result<(
     Arc<dyn azure_core::credentials::TokenCredential>,
     cmk_envelope::azure::KeyVaultOptions,
@@ -83,9 +100,13 @@ fn credential_and_options(
     };
     use cmk_envelope::azure::KeyVaultOptions;
 
+    let limited = |options: KeyVaultOptions| match limit.clone() {
+        Some(limit) => options.max_key_ops(limit),
+        None => options,
+    };
     #[cfg(feature = "insecure-loopback-vault")]
-    if let Some(loopback) = insecure_loopback()? {
-        return Ok(loopback);
+    if let Some((credential, options)) = insecure_loopback()? {
+        return Ok((credential, limited(options)));
     }
     let failed = |e: azure_core::Error| Error::Backend {
         backend: "azure-identity",
@@ -104,7 +125,7 @@ fn credential_and_options(
         }
         AzureCredential::Workload => WorkloadIdentityCredential::new(None).map_err(failed)?,
     };
-    Ok((credential, KeyVaultOptions::default()))
+    Ok((credential, limited(KeyVaultOptions::default())))
 }
 
 /// Test builds only: `CMKE_INSECURE_LOOPBACK_VAULT=host=port[,host=port]` sends those

@@ -25,8 +25,16 @@ impl LoopbackTransport {
     /// Maps each `(host, port)`; requests for any other host fail to connect.
     #[must_use]
     pub fn new(ports: impl IntoIterator<Item = (String, u16)>) -> Arc<Self> {
+        // A new connection per request: the doubles behind this are small test servers,
+        // and a kept-alive connection they have let go of would hang a request until its
+        // try timed out.
+        let inner: Arc<dyn HttpClient> =
+            match reqwest::Client::builder().pool_max_idle_per_host(0).build() {
+                Ok(client) => Arc::new(client),
+                Err(_) => azure_core::http::new_http_client(None),
+            };
         Arc::new(Self {
-            inner: azure_core::http::new_http_client(None),
+            inner,
             ports: ports.into_iter().collect(),
         })
     }

@@ -9,14 +9,18 @@
 //! call per object) or, when configured, by the vault's `wrapKey`; unwrapping is always the
 //! vault's `unwrapKey` on the exact version the slot names.
 
+mod keep_body;
 mod key_facts;
+mod key_ops_budget;
 mod key_url;
 #[cfg(feature = "insecure-loopback-vault")]
 pub mod loopback;
 mod sensitive_body;
 mod service_error;
+mod tls;
 mod try_timeout;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -58,6 +62,7 @@ pub struct KeyVaultOptions {
     provider: Provider,
     try_timeout: Duration,
     client_options: ClientOptions,
+    max_key_ops: Option<crate::wrap::KeyOpsLimit>,
 }
 
 impl Default for KeyVaultOptions {
@@ -81,6 +86,7 @@ impl Default for KeyVaultOptions {
             provider: Provider::default(),
             try_timeout: Duration::from_secs(10),
             client_options,
+            max_key_ops: None,
         }
     }
 }
@@ -144,6 +150,17 @@ impl KeyVaultOptions {
         self
     }
 
+    /// Shares `limit` (operations per second) with every wrapper and task holding a clone
+    /// of it: each request to the vault, retries included, waits for its turn, and a 429
+    /// answer pauses them all until its `Retry-After`. For bulk jobs on a vault that
+    /// production also uses: the vault's throughput is one budget (about 4,000 RSA-2048
+    /// operations per 10 s for software-protected keys, less for HSM keys).
+    #[must_use]
+    pub fn max_key_ops(mut self, limit: crate::wrap::KeyOpsLimit) -> Self {
+        self.max_key_ops = Some(limit);
+        self
+    }
+
     /// Sends requests through `transport` (a proxy, a test double), keeping every other
     /// client option, the bounded retries included.
     #[must_use]
@@ -158,6 +175,7 @@ struct Current {
     kid: String,
     version: String,
     public: Box<dyn RsaPublic>,
+    modulus: Vec<u8>,
     checked_at: Instant,
 }
 
@@ -170,6 +188,11 @@ pub struct KeyVaultWrapper {
     wrap_remotely: bool,
     provider: Provider,
     current: Mutex<Option<Arc<Current>>>,
+    checking: async_lock::Mutex<()>,
+    /// Versions whose public key (the modulus kept here) was proven to match the vault's
+    /// private key by a canary round trip; one proof per version, shared by concurrent
+    /// re-wraps.
+    proven: Mutex<HashMap<String, Arc<async_lock::OnceCell<Vec<u8>>>>>,
 }
 
 impl std::fmt::Debug for KeyVaultWrapper {
@@ -220,10 +243,25 @@ impl KeyVaultWrapper {
         let url = KeyUrl::parse(key_url)?;
         let mut client_options = options.client_options;
         client_options
+            .per_call_policies
+            .push(Arc::new(keep_body::RememberBody));
+        client_options
+            .per_try_policies
+            .insert(0, Arc::new(keep_body::RestoreBody));
+        // The budget is outermost: waiting for a turn is not part of a try's time limit.
+        if let Some(limit) = options.max_key_ops {
+            client_options
+                .per_try_policies
+                .push(Arc::new(key_ops_budget::KeyOpsBudget { limit }));
+        }
+        client_options
             .per_try_policies
             .push(Arc::new(try_timeout::TryTimeout {
                 limit: options.try_timeout,
             }));
+        client_options
+            .per_try_policies
+            .push(Arc::new(tls::CertificateFailuresAreFinal));
         let client = KeyClient::new(
             &url.vault,
             credential,
@@ -247,6 +285,8 @@ impl KeyVaultWrapper {
             wrap_remotely: options.wrap_remotely,
             provider: options.provider,
             current: Mutex::new(None),
+            checking: async_lock::Mutex::new(()),
+            proven: Mutex::new(HashMap::new()),
         };
         Ok(wrapper)
     }
@@ -257,14 +297,22 @@ impl KeyVaultWrapper {
         &self.url.vault
     }
 
-    /// The checked current version, fetched again once the last check is too old.
-    async fn current(&self) -> Result<Arc<Current>> {
-        let cached = self
-            .current
+    fn fresh_current(&self) -> Option<Arc<Current>> {
+        self.current
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some(current) = cached.filter(|c| c.checked_at.elapsed() < self.refresh_interval) {
+            .clone()
+            .filter(|c| c.checked_at.elapsed() < self.refresh_interval)
+    }
+
+    /// The checked current version, fetched again once the last check is too old. Callers
+    /// that find it stale at once wait for one `get`, not one each.
+    async fn current(&self) -> Result<Arc<Current>> {
+        if let Some(current) = self.fresh_current() {
+            return Ok(current);
+        }
+        let _one_check_at_a_time = self.checking.lock().await;
+        if let Some(current) = self.fresh_current() {
             return Ok(current);
         }
         // A failed check drops the old one: after a revocation, nothing is wrapped under
@@ -284,6 +332,72 @@ impl KeyVaultWrapper {
         }
     }
 
+    /// Proves that `current.public` belongs to the vault's private key of that version: a
+    /// random canary wrapped here must come back from the vault's `unwrapKey`. Done once per
+    /// version (and public key); concurrent callers wait for the one proof.
+    async fn prove_public_key(&self, current: &Current) -> Result<()> {
+        let cell = Arc::clone(
+            self.proven
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(current.version.clone())
+                .or_default(),
+        );
+        let proven_modulus = cell
+            .get_or_try_init(|| async {
+                let canary = self.random_canary(&current.kid)?;
+                let wrapped = current
+                    .public
+                    .encrypt_oaep(WrapAlgorithm::RsaOaepSha256, canary.expose_secret())
+                    .map_err(|_| Error::Backend {
+                        backend: BACKEND,
+                        message: format!("local RSA-OAEP-256 wrap under {} failed", current.kid),
+                    })?;
+                let slot =
+                    KeySlot::new(current.kid.clone(), WrapAlgorithm::RsaOaepSha256, wrapped)?;
+                let refuted = || Error::Backend {
+                    backend: BACKEND,
+                    message: format!(
+                        "the public key read for {} is not the vault's: a canary wrapped with it \
+                         does not come back from unwrapKey",
+                        current.kid
+                    ),
+                };
+                match self.unwrap(&slot).await {
+                    Ok(Unwrapped::Key(back)) if back.same_as(&canary) => {
+                        Ok(current.modulus.clone())
+                    }
+                    Ok(_) | Err(Error::DecryptionFailed) => Err(refuted()),
+                    Err(other) => Err(other),
+                }
+            })
+            .await?;
+        if *proven_modulus == current.modulus {
+            Ok(())
+        } else {
+            Err(Error::Backend {
+                backend: BACKEND,
+                message: format!(
+                    "the vault answered two different public keys for {}",
+                    current.kid
+                ),
+            })
+        }
+    }
+
+    fn random_canary(&self, kid: &str) -> Result<DataKey> {
+        let mut bytes = zeroize::Zeroizing::new([0u8; crate::data_key::DATA_KEY_LEN]);
+        let no_random = || Error::Backend {
+            backend: BACKEND,
+            message: format!("no random bytes for the canary of {kid}"),
+        };
+        self.provider
+            .ops()
+            .fill_random(bytes.as_mut())
+            .map_err(|_| no_random())?;
+        DataKey::from_slice(bytes.as_ref()).ok_or_else(no_random)
+    }
+
     async fn fetch_current(&self) -> Result<Current> {
         let name_for_errors = match &self.url.version {
             Some(v) => self.url.kid(v),
@@ -300,7 +414,10 @@ impl KeyVaultWrapper {
             )
             .await
             .map_err(|e| service_error(e, &name_for_errors, "get"))?;
-        let facts = KeyFacts::from_json(response.body())?;
+        let facts = KeyFacts::from_json(response.body()).map_err(|e| match e {
+            Error::Backend { message, .. } => malformed(&name_for_errors, "get", &message),
+            other => other,
+        })?;
         let version = self
             .url
             .version_in(&facts.kid)
@@ -338,6 +455,7 @@ impl KeyVaultWrapper {
             kid: self.url.kid(&version),
             version,
             public,
+            modulus: facts.modulus.clone(),
             checked_at: Instant::now(),
         })
     }
@@ -371,7 +489,7 @@ impl KeyWrapper for KeyVaultWrapper {
             let response = answer.map_err(|e| service_error(e, &current.kid, "wrapKey"))?;
             let result = response
                 .into_model()
-                .map_err(|e| backend(&current.kid, e))?;
+                .map_err(|e| malformed(&current.kid, "wrapKey", &e.to_string()))?;
             if result.kid.as_deref() != Some(current.kid.as_str()) {
                 return Err(Error::Backend {
                     backend: BACKEND,
@@ -420,7 +538,10 @@ impl KeyWrapper for KeyVaultWrapper {
             .unwrap_key(
                 &self.url.name,
                 version,
-                parameters.try_into().map_err(|e| backend(slot.kid(), e))?,
+                parameters.try_into().map_err(|e| Error::Backend {
+                    backend: BACKEND,
+                    message: format!("unwrapKey on {}: cannot build the request: {e}", slot.kid()),
+                })?,
                 None,
             )
             .await
@@ -428,10 +549,7 @@ impl KeyWrapper for KeyVaultWrapper {
         // The answer carries the data key: read from the SDK's body buffer, which is wiped,
         // into a data key, never through an intermediate string.
         let (data_key, answered_kid) = sensitive_body::read_unwrap_answer(response.into_body())
-            .map_err(|why| Error::Backend {
-                backend: BACKEND,
-                message: format!("unwrapKey on {}: malformed answer: {why}", slot.kid()),
-            })?;
+            .map_err(|why| malformed(slot.kid(), "unwrapKey", &why.to_string()))?;
         if answered_kid.as_deref() != Some(slot.kid()) {
             return Err(Error::Backend {
                 backend: BACKEND,
@@ -443,6 +561,38 @@ impl KeyWrapper for KeyVaultWrapper {
             });
         }
         data_key.map(Unwrapped::Key).ok_or(Error::DecryptionFailed)
+    }
+
+    fn recognizes(&self, kid: &str) -> Option<bool> {
+        Some(self.url.version_in(kid).is_some())
+    }
+
+    /// A slot the vault wrapped (`wrap_remotely`) is the vault's own work. A slot wrapped
+    /// here under the current version is confirmed by proving, once per version, that the
+    /// public key read from the vault belongs to the private key that unwraps: a random
+    /// canary is wrapped locally with it and unwrapped by the vault. So a re-wrap costs one
+    /// `unwrapKey` per object (its own), not two.
+    ///
+    /// This proves the key, not each wrap: a local RSA-OAEP encryption that went wrong for
+    /// one object would not be seen here (the crypto providers are tested against
+    /// known-answer vectors instead), nor would a version disabled or deleted later.
+    async fn confirm_wrap(&self, slot: &KeySlot, data_key: &DataKey) -> Result<()> {
+        let current = self.current().await?;
+        if slot.kid() != current.kid {
+            return Err(Error::Backend {
+                backend: BACKEND,
+                message: format!(
+                    "the new slot names {}, not the current version {}",
+                    slot.kid(),
+                    current.kid
+                ),
+            });
+        }
+        if self.wrap_remotely {
+            return Ok(());
+        }
+        let _ = data_key;
+        self.prove_public_key(&current).await
     }
 
     fn protection(&self) -> ProtectionLevel {
@@ -460,22 +610,27 @@ fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn backend(kid: &str, error: azure_core::Error) -> Error {
+/// An answer that is not what the operation returns: names the operation, never echoes
+/// the body (an unwrap answer carries a data key).
+fn malformed(kid: &str, operation: &str, why: &str) -> Error {
     Error::Backend {
         backend: BACKEND,
-        message: format!("{kid}: {}", with_causes(&error)),
+        message: format!("{operation} on {kid}: malformed answer from the vault: {why}"),
     }
 }
 
-/// The SDK's message and each cause under it: the retry policy's "expired" alone would
-/// hide what failed each try.
+/// What failed, and each cause under it, without the retry policy's own words ("retry
+/// policy expired…"), which would hide what failed each try.
 fn with_causes(error: &azure_core::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
+    const RETRY_POLICY_WORDS: [&str; 2] = ["retry policy expired", "will not be retried"];
+    let mut text = String::new();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(inner) = cause {
         let said = inner.to_string();
-        if !text.contains(&said) {
-            text.push_str(": ");
+        if !RETRY_POLICY_WORDS.iter().any(|w| said.contains(w)) && !text.contains(&said) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
             text.push_str(&said);
         }
         cause = inner.source();
@@ -483,10 +638,18 @@ fn with_causes(error: &azure_core::Error) -> String {
     text
 }
 
-/// Maps an SDK error: service answers by status and Key Vault error code, everything else
-/// (connection, timeout after retries, credential) as a backend failure.
+/// Maps an SDK error: service answers by status and Key Vault error code; a refused TLS
+/// certificate as itself (it was not retried); other transport failures, after the retries,
+/// as [`Error::Unavailable`]; a credential that gives no token as access denied, saying how
+/// to log in.
 fn service_error(error: azure_core::Error, kid: &str, operation: &str) -> Error {
     use azure_core::error::ErrorKind;
+    if let Some(refused) = tls::certificate_refusal(&error) {
+        return Error::Backend {
+            backend: BACKEND,
+            message: format!("{refused}; {operation} on {kid} was not sent and not retried"),
+        };
+    }
     match error.kind() {
         ErrorKind::HttpResponse {
             status,
@@ -494,15 +657,36 @@ fn service_error(error: azure_core::Error, kid: &str, operation: &str) -> Error 
             ..
         } => {
             let status = u16::from(*status);
-            let (body, retry_after) = raw_response
+            let (body, retry_after, challenge) = raw_response
                 .as_ref()
-                .map(|raw| (raw.body().to_vec(), retry_after(raw.headers())))
+                .map(|raw| {
+                    (
+                        raw.body().to_vec(),
+                        retry_after(raw.headers()),
+                        raw.headers()
+                            .get_optional_str(&azure_core::http::headers::WWW_AUTHENTICATE)
+                            .map(str::to_owned),
+                    )
+                })
                 .unwrap_or_default();
-            ServiceError::from_response(status, &body, retry_after).into_error(kid, operation)
+            ServiceError::from_response(status, &body, retry_after)
+                .with_challenge(challenge.as_deref())
+                .into_error(kid, operation)
         }
         ErrorKind::Credential => Error::AccessDenied {
             kid: kid.to_owned(),
-            detail: format!("no token from the credential: {}", with_causes(&error)),
+            detail: format!(
+                "{operation}: the credential gave no token ({}); log in again (`az login` for \
+                 the developer credential) or choose another credential (--azure-credential)",
+                with_causes(&error)
+            ),
+        },
+        ErrorKind::Io | ErrorKind::Connection => Error::Unavailable {
+            kid: kid.to_owned(),
+            detail: format!(
+                "{operation}: {} (still failing after the retries)",
+                with_causes(&error)
+            ),
         },
         _ => Error::Backend {
             backend: BACKEND,

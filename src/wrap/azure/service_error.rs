@@ -18,6 +18,9 @@ pub(crate) struct ServiceError {
     pub(crate) inner_code: Option<String>,
     pub(crate) message: Option<String>,
     pub(crate) retry_after: Option<Duration>,
+    /// The token issuer a 401's `WWW-Authenticate` challenge names
+    /// (`https://login.microsoftonline.com/{tenant}`).
+    pub(crate) authority: Option<String>,
 }
 
 impl ServiceError {
@@ -32,11 +35,19 @@ impl ServiceError {
             inner_code: text(&error["innererror"]["code"]),
             message: text(&error["message"]),
             retry_after,
+            authority: None,
         }
     }
 
+    /// Adds the issuer named by a `WWW-Authenticate: Bearer authorization="…"` header.
+    pub(crate) fn with_challenge(mut self, www_authenticate: Option<&str>) -> Self {
+        self.authority = www_authenticate.and_then(challenge_authority);
+        self
+    }
+
     /// The crate's error for this response to `operation` (`get`, `wrapKey`, `unwrapKey`)
-    /// on `kid`.
+    /// on `kid` (the versioned kid, or the key URL when no version is known). Every message
+    /// names the operation and the kid, which names the vault, the key and the version.
     pub(crate) fn into_error(self, kid: &str, operation: &str) -> Error {
         let code = self
             .inner_code
@@ -44,47 +55,94 @@ impl ServiceError {
             .or(self.code.as_deref())
             .unwrap_or("");
         let said = self.message.clone().unwrap_or_default();
+        let answered = |what: &str| {
+            let mut text = format!("{operation}: Key Vault answered HTTP {}", self.status);
+            if !code.is_empty() {
+                text.push(' ');
+                text.push_str(code);
+            }
+            if !said.is_empty() {
+                text.push_str(": ");
+                text.push_str(&said);
+            }
+            if !what.is_empty() {
+                text.push_str("; ");
+                text.push_str(what);
+            }
+            text
+        };
         match (self.status, code) {
-            (403, "KeyDisabled") | (_, "KeyDisabled") => Error::KeyDisabled {
+            (_, "KeyDisabled") => Error::KeyDisabled {
                 kid: kid.to_owned(),
-                detail: format!("Key Vault refused {operation}: {said}"),
+                detail: answered(""),
             },
-            (401 | 403, _) => Error::AccessDenied {
+            (401, _) => Error::AccessDenied {
                 kid: kid.to_owned(),
                 detail: format!(
-                    "{operation} needs the keys/{} permission (or a role granting it); \
-                     Key Vault said {}: {said}",
-                    permission(operation),
-                    if code.is_empty() { "Forbidden" } else { code }
+                    "the token was rejected: {}",
+                    answered(&login_hint(kid, self.authority.as_deref()))
                 ),
+            },
+            (403, _) => Error::AccessDenied {
+                kid: kid.to_owned(),
+                detail: answered(&format!(
+                    "{operation} needs the keys/{} permission (or a role granting it)",
+                    permission(operation)
+                )),
             },
             (404, _) => Error::KeyNotFound {
                 kid: kid.to_owned(),
+                detail: answered(""),
             },
             (429, _) => Error::Throttled {
+                kid: kid.to_owned(),
+                detail: answered("still throttled after the retries"),
                 retry_after: self.retry_after,
             },
             // A wrapped key that does not decrypt: tampering or the wrong key. Opaque, as
             // for every other backend.
             (400, _) if operation == "unwrapKey" => Error::DecryptionFailed,
-            (status, _) => Error::Backend {
+            (408 | 500..=599, _) => Error::Unavailable {
+                kid: kid.to_owned(),
+                detail: answered("still failing after the retries"),
+            },
+            _ => Error::Backend {
                 backend: "azure-keyvault",
-                message: format!(
-                    "{operation} on {kid}: HTTP {status}{}{}",
-                    if code.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" {code}")
-                    },
-                    if said.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {said}")
-                    }
-                ),
+                message: format!("{kid}: {}", answered("")),
             },
         }
     }
+}
+
+/// How to get a token this vault takes: which tenant it expects and how to log in again.
+fn login_hint(kid: &str, authority: Option<&str>) -> String {
+    let vault = kid
+        .strip_prefix("https://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or(kid);
+    match authority.and_then(|a| a.trim_end_matches('/').rsplit('/').next()) {
+        Some(tenant) if !tenant.is_empty() => format!(
+            "{vault} takes tokens issued by tenant {tenant}: log in to that tenant again \
+             (`az login --tenant {tenant}` for the developer credential) or use a credential \
+             of that tenant (--azure-credential)"
+        ),
+        _ => format!(
+            "log in again (`az login` for the developer credential) or use a credential of \
+             the tenant that holds {vault} (--azure-credential)"
+        ),
+    }
+}
+
+/// `authorization="…"` (or `authorization_uri="…"`) of a Bearer challenge.
+fn challenge_authority(header: &str) -> Option<String> {
+    header
+        .split([',', ' '])
+        .filter_map(|part| part.trim().split_once('='))
+        .find(|(name, _)| {
+            name.eq_ignore_ascii_case("authorization")
+                || name.eq_ignore_ascii_case("authorization_uri")
+        })
+        .map(|(_, value)| truncate(value.trim_matches('"'), 200))
 }
 
 /// The Key Vault permission an operation needs (`keys/get`, `keys/wrapKey`, ...).
@@ -125,7 +183,9 @@ mod tests {
                 Error::AccessDenied { kid, detail } => {
                     assert_eq!(kid, KID);
                     assert!(
-                        detail.contains("keys/unwrapKey") && detail.contains(inner),
+                        detail.contains("keys/unwrapKey")
+                            && detail.contains(inner)
+                            && detail.starts_with("unwrapKey:"),
                         "{detail}"
                     );
                 }
@@ -143,10 +203,35 @@ mod tests {
         let throttled = r#"{"error":{"code":"Throttled","message":"Request was not processed because too many requests were received."}}"#;
         assert!(matches!(
             map(429, throttled),
-            Error::Throttled { retry_after: Some(d) } if d.as_secs() == 7
+            Error::Throttled { retry_after: Some(d), ref kid, ref detail }
+                if d.as_secs() == 7 && kid == KID && detail.starts_with("unwrapKey:")
         ));
         let bad = r#"{"error":{"code":"BadParameter","message":"Bad Request"}}"#;
         assert!(matches!(map(400, bad), Error::DecryptionFailed));
-        assert!(matches!(map(503, "<html>"), Error::Backend { .. }));
+        assert!(matches!(map(503, "<html>"), Error::Unavailable { .. }));
+        assert!(map(503, "<html>").is_transient());
+    }
+
+    #[test]
+    fn a_rejected_token_is_not_called_a_permission_problem() {
+        let rejected = r#"{"error":{"code":"Unauthorized","message":"AKV10032: Invalid issuer."}}"#;
+        let error = ServiceError::from_response(401, rejected.as_bytes(), None)
+            .with_challenge(Some(
+                r#"Bearer authorization="https://login.microsoftonline.com/72f988bf-0000", resource="https://vault.azure.net""#,
+            ))
+            .into_error(KID, "get");
+        let text = error.to_string();
+        assert!(matches!(error, Error::AccessDenied { .. }));
+        for said in [
+            "token was rejected",
+            "contoso.vault.azure.net",
+            "tenant 72f988bf-0000",
+            "az login --tenant 72f988bf-0000",
+            "AKV10032",
+            "get:",
+        ] {
+            assert!(text.contains(said), "{said}: {text}");
+        }
+        assert!(!text.contains("needs the keys/"), "{text}");
     }
 }

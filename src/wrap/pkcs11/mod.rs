@@ -113,6 +113,7 @@ pub struct Pkcs11Config {
     policy: KeyPolicy,
     provider: Provider,
     refresh_interval: Duration,
+    max_key_ops: Option<crate::wrap::KeyOpsLimit>,
 }
 
 impl Pkcs11Config {
@@ -130,7 +131,17 @@ impl Pkcs11Config {
             policy: KeyPolicy::default(),
             provider: Provider::default(),
             refresh_interval: Duration::from_secs(300),
+            max_key_ops: None,
         }
+    }
+
+    /// Shares `limit` (operations per second) with every wrapper and task holding a clone
+    /// of it: each private-key operation in the token (`C_Decrypt`) waits for its turn on
+    /// its session's worker thread. For bulk jobs on an HSM that production also uses.
+    #[must_use]
+    pub fn max_key_ops(mut self, limit: crate::wrap::KeyOpsLimit) -> Self {
+        self.max_key_ops = Some(limit);
+        self
     }
 
     /// The key named by a `pkcs11:token=…;object=…[;id=…]` URI in `module`; an `id` pins
@@ -352,7 +363,12 @@ impl Pkcs11Wrapper {
                         "{key_uri} already exists; rotate it instead"
                     )))
                 }
-                (None, false) => return Err(Error::KeyNotFound { kid: key_uri }),
+                (None, false) => {
+                    return Err(Error::KeyNotFound {
+                        kid: key_uri,
+                        detail: String::new(),
+                    })
+                }
                 (Some((newest, _)), false) => <[u8; 4]>::try_from(newest.as_slice())
                     .ok()
                     .and_then(|n| u32::from_be_bytes(n).checked_add(1))
@@ -425,7 +441,10 @@ impl Pkcs11Wrapper {
                     }
                     None => token::list_versions(session, &lookup.key, &key_uri)?
                         .pop()
-                        .ok_or(Error::KeyNotFound { kid: key_uri })?,
+                        .ok_or(Error::KeyNotFound {
+                            kid: key_uri,
+                            detail: String::new(),
+                        })?,
                 };
                 let kid = lookup.kid(&id);
                 token::read_version(session, id, handle, &kid)
@@ -500,8 +519,12 @@ impl Pkcs11Wrapper {
         wrapped: Vec<u8>,
         kid: String,
     ) -> std::result::Result<Zeroizing<Vec<u8>>, DecryptFailure> {
+        let budget = self.config.max_key_ops.clone();
         self.pool
             .run(move |session| {
+                if let Some(limit) = budget {
+                    limit.wait_blocking();
+                }
                 session
                     .decrypt(&token::oaep(algorithm), handle, &wrapped)
                     .map(Zeroizing::new)
@@ -537,6 +560,20 @@ impl Pkcs11Wrapper {
     }
 }
 
+impl Pkcs11Wrapper {
+    /// The `CKA_ID` a kid names, when it names a version of this key.
+    fn names_this_key(&self, kid: &str) -> Option<Vec<u8>> {
+        let named = Pkcs11Uri::parse(kid).ok()?;
+        let mine = named.token.as_deref() == Some(self.config.token.as_str())
+            && named.object.as_deref() == Some(self.config.key.as_str());
+        if mine {
+            named.id
+        } else {
+            None
+        }
+    }
+}
+
 #[async_trait]
 impl KeyWrapper for Pkcs11Wrapper {
     async fn current_kid(&self) -> Result<String> {
@@ -560,13 +597,12 @@ impl KeyWrapper for Pkcs11Wrapper {
         )?)
     }
 
+    fn recognizes(&self, kid: &str) -> Option<bool> {
+        Some(self.names_this_key(kid).is_some())
+    }
+
     async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped> {
-        let Ok(named) = Pkcs11Uri::parse(slot.kid()) else {
-            return Ok(Unwrapped::NotMine);
-        };
-        let mine = named.token.as_deref() == Some(self.config.token.as_str())
-            && named.object.as_deref() == Some(self.config.key.as_str());
-        let (true, Some(id)) = (mine, named.id) else {
+        let Some(id) = self.names_this_key(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
         if slot.algorithm() == WrapAlgorithm::RsaOaepSha256 && self.sha256_missing {

@@ -58,6 +58,7 @@ impl Token {
         }
         Err(Error::KeyNotFound {
             kid: token_uri.to_owned(),
+            detail: String::new(),
         })
     }
 
@@ -167,6 +168,7 @@ pub(crate) fn find_version(
         [one] => Ok(*one),
         [] => Err(Error::KeyNotFound {
             kid: kid.to_owned(),
+            detail: String::new(),
         }),
         _ => Err(Error::InvalidKey(format!(
             "{kid}: {} private keys share this label and id",
@@ -328,6 +330,7 @@ pub(crate) fn fail(error: CkError, kid: &str, doing: &str) -> Error {
             | RvError::TokenNotRecognized,
         ) => Error::KeyNotFound {
             kid: kid.to_owned(),
+            detail: String::new(),
         },
         _ => Error::Backend {
             backend: BACKEND,

@@ -130,6 +130,7 @@ impl SoftwareKey {
                 .map(|k| k.version)
                 .map_err(|_| Error::KeyNotFound {
                     kid: kid.to_owned(),
+                    detail: String::new(),
                 }),
         )
     }
@@ -171,6 +172,10 @@ impl KeyWrapper for SoftwareKey {
             .map_err(|_| Error::DecryptionFailed)?;
         let data_key = DataKey::from_slice(&recovered).ok_or(Error::DecryptionFailed)?;
         Ok(Unwrapped::Key(data_key))
+    }
+
+    fn recognizes(&self, kid: &str) -> Option<bool> {
+        Some(self.version_of(kid).is_some())
     }
 
     fn protection(&self) -> ProtectionLevel {
@@ -235,6 +240,10 @@ impl KeyWrapper for LazyKey {
             return Ok(Unwrapped::NotMine);
         }
         self.key()?.unwrap(slot).await
+    }
+
+    fn recognizes(&self, kid: &str) -> Option<bool> {
+        Some(self.names_this_key(kid))
     }
 
     fn protection(&self) -> ProtectionLevel {

@@ -279,6 +279,7 @@ impl Keyring {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::KeyNotFound {
                     kid: format!("local:{name}"),
+                    detail: String::new(),
                 })
             }
             Err(e) => return Err(Error::io_at(&key_dir, e)),
@@ -289,6 +290,7 @@ impl Keyring {
         if !meta.is_dir() {
             return Err(Error::KeyNotFound {
                 kid: format!("local:{name}"),
+                detail: String::new(),
             });
         }
         check_metadata(&key_dir, &meta, "key directory")?;
@@ -302,7 +304,8 @@ impl Keyring {
         let text = read_key_file(&path).map_err(|e| match e {
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Error::KeyNotFound {
-                    kid: format!("local:{name} (no current version)"),
+                    kid: format!("local:{name}"),
+                    detail: "no current version".to_owned(),
                 }
             }
             other => other,
@@ -327,6 +330,7 @@ impl Keyring {
                         version: version.clone(),
                     }
                     .to_string(),
+                    detail: String::new(),
                 }
             }
             other => other,

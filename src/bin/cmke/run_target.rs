@@ -1,0 +1,60 @@
+//! The key a `rewrap --to` moves objects to, as one run sees it.
+
+use std::sync::Arc;
+
+use cmk_envelope::{async_trait, DataKey, KeySlot, KeyWrapper, ProtectionLevel, Result, Unwrapped};
+use tokio::sync::OnceCell;
+
+use crate::sources::same_error;
+
+/// A re-wrap target whose current version is asked once per run: every file of the run
+/// moves to the same version, and a target that cannot be used (deleted, refused, against
+/// the CMK rules) costs one call and gives every file the same error, not one call each.
+pub struct RunTarget {
+    inner: Arc<dyn KeyWrapper>,
+    current: OnceCell<std::result::Result<String, Arc<cmk_envelope::Error>>>,
+}
+
+impl RunTarget {
+    pub fn new(inner: Arc<dyn KeyWrapper>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            current: OnceCell::new(),
+        })
+    }
+}
+
+#[async_trait]
+impl KeyWrapper for RunTarget {
+    async fn current_kid(&self) -> Result<String> {
+        self.current
+            .get_or_init(|| async { self.inner.current_kid().await.map_err(Arc::new) })
+            .await
+            .clone()
+            .map_err(|e| same_error(&e))
+    }
+
+    async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot> {
+        self.inner.wrap(data_key).await
+    }
+
+    async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped> {
+        self.inner.unwrap(slot).await
+    }
+
+    fn recognizes(&self, kid: &str) -> Option<bool> {
+        self.inner.recognizes(kid)
+    }
+
+    async fn confirm_wrap(&self, slot: &KeySlot, data_key: &DataKey) -> Result<()> {
+        self.inner.confirm_wrap(slot, data_key).await
+    }
+
+    fn protection(&self) -> ProtectionLevel {
+        self.inner.protection()
+    }
+
+    fn domain(&self) -> &str {
+        self.inner.domain()
+    }
+}
