@@ -4,7 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints the minutes and seconds since the start, to show where the time goes.
+started=$SECONDS
+step() {
+    local t=$((SECONDS - started))
+    printf '\n==> [%d:%02d] %s\n' $((t / 60)) $((t % 60)) "$*"
+}
 
 step "the machine's /dev/null is the null device"
 # cargo hands /dev/null to rustc as stdin when it probes the target; if a program replaced
@@ -35,6 +40,9 @@ softhsm2-util --version
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v go >/dev/null || missing+=(golang-go)
+# OpenSSL's headers: the Azure SDK's client-certificate credential (feature `azure`) reads
+# PKCS#12 and signs its assertion with OpenSSL.
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev pkg-config)
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
@@ -73,3 +81,5 @@ bash .ci/deny.sh
 
 step "bounded fuzz run of every target"
 bash .ci/fuzz.sh
+
+step "done"

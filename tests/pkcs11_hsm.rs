@@ -293,3 +293,36 @@ fn many_concurrent_unwraps_from_several_tasks_all_succeed() {
         }
     });
 }
+
+#[tokio::test]
+async fn token_decryptions_draw_on_a_shared_key_ops_budget() {
+    let (config, wrapper) = token_with_key("budget").await;
+    let envelope = Envelope::builder()
+        .seal_with(wrapper.clone() as Arc<dyn KeyWrapper>)
+        .build()
+        .expect("envelope");
+    let mut sealed = Vec::new();
+    for i in 0..3u8 {
+        sealed.push(envelope.seal(&[i], b"").await.expect("seal"));
+    }
+    // Four decryptions a second, shared with this test's clone of the budget.
+    let budget =
+        cmk_envelope::KeyOpsLimit::per_second(std::num::NonZeroU32::new(4).expect("four"));
+    let limited = Arc::new(
+        Pkcs11Wrapper::connect(config.max_key_ops(budget.clone()))
+            .await
+            .expect("connect"),
+    );
+    let reader = Envelope::builder()
+        .open_with(limited as Arc<dyn KeyWrapper>)
+        .lazy_rewrap(false)
+        .build()
+        .expect("envelope");
+    for (i, object) in sealed.iter().enumerate() {
+        let opened = reader.open(object, b"").await.expect("open");
+        assert_eq!(opened.plaintext(), [u8::try_from(i).expect("small")]);
+    }
+    // Each C_Decrypt took a turn from the shared schedule, so the next turn is still ahead:
+    // whoever shares the budget now waits.
+    assert!(!budget.reserve_at(std::time::Instant::now()).is_zero());
+}

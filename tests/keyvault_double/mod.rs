@@ -18,6 +18,8 @@
 //! `insecure-loopback-vault`), sending those requests to this server.
 #![allow(dead_code)]
 
+pub mod entra;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -98,6 +98,20 @@ pub enum AzureCredential {
     /// Kubernetes workload identity (AZURE_TENANT_ID, AZURE_CLIENT_ID,
     /// AZURE_FEDERATED_TOKEN_FILE).
     Workload,
+    /// A service principal with a client secret: AZURE_TENANT_ID, AZURE_CLIENT_ID, and the
+    /// secret in AZURE_CLIENT_SECRET or in the file named by AZURE_CLIENT_SECRET_FILE
+    /// (readable by you only). Never a flag.
+    ClientSecret,
+    /// A service principal with a certificate: AZURE_TENANT_ID, AZURE_CLIENT_ID,
+    /// AZURE_CLIENT_CERTIFICATE_PATH (PKCS#12 with the private key, readable by you only),
+    /// and its password, if any, in AZURE_CLIENT_CERTIFICATE_PASSWORD or the file named by
+    /// AZURE_CLIENT_CERTIFICATE_PASSWORD_FILE.
+    ClientCertificate,
+    /// An Azure Pipelines service connection (workload identity federation):
+    /// AZURESUBSCRIPTION_TENANT_ID, AZURESUBSCRIPTION_CLIENT_ID,
+    /// AZURESUBSCRIPTION_SERVICE_CONNECTION_ID, SYSTEM_ACCESSTOKEN and SYSTEM_OIDCREQUESTURI,
+    /// as a pipeline task sets them.
+    AzurePipelines,
 }
 
 #[derive(Subcommand)]

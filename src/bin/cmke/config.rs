@@ -10,7 +10,8 @@
 //! ```toml
 //! keyring = "/var/lib/cmke/keyring"
 //! provider = "aws-lc"              # default | aws-lc | rustcrypto
-//! azure_credential = "managed"     # dev | managed | workload
+//! azure_credential = "managed"     # dev | managed | workload | client-secret |
+//!                                  # client-certificate | azure-pipelines (secrets: env or file)
 //! pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
 //! pkcs11_pin_file = "/run/secrets/hsm-pin"   # the PIN itself never goes in this file
 //! jobs = 8                         # files at once for rewrap and verify

@@ -2,6 +2,8 @@
 
 mod args;
 mod atomic;
+#[cfg(feature = "azure")]
+mod azure_login;
 mod bulk;
 mod commands;
 mod config;

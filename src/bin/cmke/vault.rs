@@ -94,51 +94,42 @@ fn credential_and_options(
     Arc<dyn azure_core::credentials::TokenCredential>,
     cmk_envelope::azure::KeyVaultOptions,
 )> {
-    use azure_identity::{
-        DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-        UserAssignedId, WorkloadIdentityCredential,
-    };
-    use cmk_envelope::azure::KeyVaultOptions;
-
-    let limited = |options: KeyVaultOptions| match limit.clone() {
-        Some(limit) => options.max_key_ops(limit),
-        None => options,
-    };
-    #[cfg(feature = "insecure-loopback-vault")]
-    if let Some((credential, options)) = insecure_loopback()? {
-        return Ok((credential, limited(options)));
+    let mut options = cmk_envelope::azure::KeyVaultOptions::default();
+    if let Some(limit) = limit {
+        options = options.max_key_ops(limit);
     }
-    let failed = |e: azure_core::Error| Error::Backend {
-        backend: "azure-identity",
-        message: e.to_string(),
-    };
-    let credential: Arc<dyn azure_core::credentials::TokenCredential> = match choice {
-        AzureCredential::Dev => DeveloperToolsCredential::new(None).map_err(failed)?,
-        AzureCredential::Managed => {
-            ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
-                user_assigned_id: std::env::var("AZURE_CLIENT_ID")
-                    .ok()
-                    .map(UserAssignedId::ClientId),
-                ..Default::default()
-            }))
-            .map_err(failed)?
+    #[allow(unused_mut)]
+    let mut login = azure_core::http::ClientOptions::default();
+    #[cfg(feature = "insecure-loopback-vault")]
+    if let Some(loopback) = insecure_loopback()? {
+        // Only the transport changes: the retries are those a production cmke uses.
+        options = options.transport(loopback.transport.clone());
+        login.transport = Some(loopback.transport);
+        if let Some(token) = loopback.fixed_token {
+            return Ok((
+                cmk_envelope::azure::loopback::FixedTokenCredential::new(token),
+                options,
+            ));
         }
-        AzureCredential::Workload => WorkloadIdentityCredential::new(None).map_err(failed)?,
-    };
-    Ok((credential, limited(KeyVaultOptions::default())))
+    }
+    Ok((crate::azure_login::credential(choice, login)?, options))
 }
 
-/// Test builds only: `CMKE_INSECURE_LOOPBACK_VAULT=host=port[,host=port]` sends those
-/// vaults' requests to plain HTTP on 127.0.0.1 with the token in
-/// `CMKE_INSECURE_LOOPBACK_TOKEN` (see `cmk_envelope::azure::loopback`).
+/// Test builds only: what `CMKE_INSECURE_LOOPBACK_VAULT` sets up.
 #[cfg(feature = "insecure-loopback-vault")]
-fn insecure_loopback() -> Result<
-    Option<(
-        Arc<dyn azure_core::credentials::TokenCredential>,
-        cmk_envelope::azure::KeyVaultOptions,
-    )>,
-> {
-    use cmk_envelope::azure::loopback::{FixedTokenCredential, LoopbackTransport};
+struct Loopback {
+    transport: azure_core::http::Transport,
+    /// `CMKE_INSECURE_LOOPBACK_TOKEN`: a fixed token instead of `--azure-credential`.
+    fixed_token: Option<String>,
+}
+
+/// Test builds only: `CMKE_INSECURE_LOOPBACK_VAULT=host=port[,host=port]` sends requests for
+/// those hosts (vaults, and the login host of `--azure-credential`) to plain HTTP on
+/// 127.0.0.1; with `CMKE_INSECURE_LOOPBACK_TOKEN`, every vault request carries that token
+/// instead of one from the credential (see `cmk_envelope::azure::loopback`).
+#[cfg(feature = "insecure-loopback-vault")]
+fn insecure_loopback() -> Result<Option<Loopback>> {
+    use cmk_envelope::azure::loopback::LoopbackTransport;
 
     let Ok(spec) = std::env::var("CMKE_INSECURE_LOOPBACK_VAULT") else {
         return Ok(None);
@@ -153,11 +144,8 @@ fn insecure_loopback() -> Result<
         let (host, port) = pair.split_once('=').ok_or_else(bad)?;
         ports.push((host.to_owned(), port.parse::<u16>().map_err(|_| bad())?));
     }
-    let token = std::env::var("CMKE_INSECURE_LOOPBACK_TOKEN").unwrap_or_default();
-    // Only the transport changes: the retries are those a production cmke uses.
-    let transport = azure_core::http::Transport::new(LoopbackTransport::new(ports));
-    Ok(Some((
-        FixedTokenCredential::new(token),
-        cmk_envelope::azure::KeyVaultOptions::default().transport(transport),
-    )))
+    Ok(Some(Loopback {
+        transport: azure_core::http::Transport::new(LoopbackTransport::new(ports)),
+        fixed_token: std::env::var("CMKE_INSECURE_LOOPBACK_TOKEN").ok(),
+    }))
 }

@@ -676,8 +676,9 @@ fn service_error(error: azure_core::Error, kid: &str, operation: &str) -> Error 
         ErrorKind::Credential => Error::AccessDenied {
             kid: kid.to_owned(),
             detail: format!(
-                "{operation}: the credential gave no token ({}); log in again (`az login` for \
-                 the developer credential) or choose another credential (--azure-credential)",
+                "{operation}: no token from the credential ({}); log in again (`az login` for \
+                 the developer credential) or check the tenant, client id, secret or \
+                 certificate of the credential in use (cmke: --azure-credential)",
                 with_causes(&error)
             ),
         },

@@ -21,6 +21,9 @@ pub(crate) struct ServiceError {
     /// The token issuer a 401's `WWW-Authenticate` challenge names
     /// (`https://login.microsoftonline.com/{tenant}`).
     pub(crate) authority: Option<String>,
+    /// An OAuth error (`{"error": "invalid_client", "error_description": …}`): the answer
+    /// of the identity provider to the credential, not of the vault.
+    pub(crate) login_error: Option<(String, String)>,
 }
 
 impl ServiceError {
@@ -36,6 +39,15 @@ impl ServiceError {
             message: text(&error["message"]),
             retry_after,
             authority: None,
+            login_error: json["error"].as_str().map(|error| {
+                (
+                    truncate(error, 100),
+                    json["error_description"]
+                        .as_str()
+                        .map(|d| truncate(d, 300))
+                        .unwrap_or_default(),
+                )
+            }),
         }
     }
 
@@ -71,6 +83,17 @@ impl ServiceError {
             }
             text
         };
+        if let Some((error, description)) = &self.login_error {
+            return Error::AccessDenied {
+                kid: kid.to_owned(),
+                detail: format!(
+                    "{operation}: no token: the identity provider refused the credential \
+                     (HTTP {} {error}: {description}); check the tenant, the client id and \
+                     the secret or certificate of --azure-credential",
+                    self.status
+                ),
+            };
+        }
         match (self.status, code) {
             (_, "KeyDisabled") => Error::KeyDisabled {
                 kid: kid.to_owned(),
@@ -233,5 +256,20 @@ mod tests {
             assert!(text.contains(said), "{said}: {text}");
         }
         assert!(!text.contains("needs the keys/"), "{text}");
+    }
+
+    #[test]
+    fn an_oauth_error_is_the_login_refused_not_the_vault() {
+        let body = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}"#;
+        let error = ServiceError::from_response(401, body.as_bytes(), None).into_error(KID, "get");
+        let text = error.to_string();
+        assert!(matches!(error, Error::AccessDenied { .. }));
+        assert!(
+            text.contains("identity provider refused the credential")
+                && text.contains("invalid_client")
+                && text.contains("AADSTS7000215")
+                && !text.contains("Key Vault answered"),
+            "{text}"
+        );
     }
 }
