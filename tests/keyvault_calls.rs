@@ -243,3 +243,39 @@ fn a_shared_budget_keeps_two_keys_under_the_vaults_rate() {
     assert_eq!(vault.calls("throttled"), 0, "{:?}", vault.all_calls());
     assert_eq!(vault.calls("unwrapKey"), 2 * PER_KEY);
 }
+
+#[test]
+fn a_429_pauses_every_wrapper_sharing_the_budget() {
+    let vault = KeyVaultDouble::start("contoso");
+    vault.create_key("orders", 2048);
+    let writer = Envelope::builder()
+        .seal_with(lazily(&vault.key_url("orders"), quick_options(&[&vault])))
+        .build()
+        .expect("envelope");
+    let object = block_on(writer.seal(b"ledger", b"")).expect("seal");
+    // No rate, only the shared pause; this test holds a clone, as a second wrapper would.
+    let budget = cmk_envelope::KeyOpsLimit::unlimited();
+    let reader = Envelope::builder()
+        .open_with(lazily(
+            &vault.key_url("orders"),
+            quick_options(&[&vault]).max_key_ops(budget.clone()),
+        ))
+        .lazy_rewrap(false)
+        .build()
+        .expect("envelope");
+    assert!(budget.reserve_at(std::time::Instant::now()).is_zero());
+    vault.clear_log();
+    vault.throttle_next(1);
+    let opening = std::thread::spawn(move || {
+        block_on(reader.open(&object, b""))
+            .map(|o| o.plaintext().to_vec())
+            .expect("open after the pause")
+    });
+    // As soon as the vault has answered 429 (Retry-After: 1), everyone sharing the budget
+    // waits for the pause.
+    while !vault.log().iter().any(|line| line.ends_with(" 429")) {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(!budget.reserve_at(std::time::Instant::now()).is_zero());
+    assert_eq!(opening.join().expect("thread"), b"ledger");
+}

@@ -306,8 +306,7 @@ async fn token_decryptions_draw_on_a_shared_key_ops_budget() {
         sealed.push(envelope.seal(&[i], b"").await.expect("seal"));
     }
     // Four decryptions a second, shared with this test's clone of the budget.
-    let budget =
-        cmk_envelope::KeyOpsLimit::per_second(std::num::NonZeroU32::new(4).expect("four"));
+    let budget = cmk_envelope::KeyOpsLimit::per_second(std::num::NonZeroU32::new(4).expect("four"));
     let limited = Arc::new(
         Pkcs11Wrapper::connect(config.max_key_ops(budget.clone()))
             .await

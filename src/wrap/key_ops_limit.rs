@@ -27,11 +27,15 @@ use std::time::{Duration, Instant};
 /// // A bulk job leaves most of a vault's ~400 RSA operations per second to production.
 /// let limit = KeyOpsLimit::per_second(NonZeroU32::new(50).expect("not zero"));
 /// let shared = limit.clone(); // same budget
-/// assert_eq!(shared.rate(), 50);
+/// assert_eq!(shared.rate(), Some(50));
+///
+/// // No rate, but a throttled request still pauses every clone together.
+/// assert_eq!(KeyOpsLimit::unlimited().rate(), None);
 /// ```
 #[derive(Clone)]
 pub struct KeyOpsLimit {
-    rate: NonZeroU32,
+    /// `None`: no spacing, only the shared pause after a 429.
+    rate: Option<NonZeroU32>,
     schedule: Arc<Mutex<Schedule>>,
 }
 
@@ -52,20 +56,32 @@ impl KeyOpsLimit {
     /// A budget of `rate` operations per second.
     #[must_use]
     pub fn per_second(rate: NonZeroU32) -> Self {
+        Self::with_rate(Some(rate))
+    }
+
+    /// No rate: operations are not spaced, but when the service throttles one of them,
+    /// every clone pauses together for the time it asked ([`KeyOpsLimit::pause_for`]).
+    #[must_use]
+    pub fn unlimited() -> Self {
+        Self::with_rate(None)
+    }
+
+    fn with_rate(rate: Option<NonZeroU32>) -> Self {
         Self {
             rate,
             schedule: Arc::new(Mutex::new(Schedule { next_free: None })),
         }
     }
 
-    /// Operations per second.
+    /// Operations per second; `None` when unlimited.
     #[must_use]
-    pub fn rate(&self) -> u32 {
-        self.rate.get()
+    pub fn rate(&self) -> Option<u32> {
+        self.rate.map(NonZeroU32::get)
     }
 
     fn interval(&self) -> Duration {
-        Duration::from_secs(1) / self.rate.get()
+        self.rate
+            .map_or(Duration::ZERO, |rate| Duration::from_secs(1) / rate.get())
     }
 
     /// Reserves the next operation's turn at `now`: how long the caller must wait before
@@ -132,6 +148,16 @@ mod tests {
                 .count();
             assert!(in_window <= 10, "{in_window} at {start:?}");
         }
+    }
+
+    #[test]
+    fn unlimited_spaces_nothing_but_still_pauses_together() {
+        let limit = KeyOpsLimit::unlimited();
+        let t0 = Instant::now();
+        assert!((0..100).all(|_| limit.reserve_at(t0).is_zero()));
+        limit.clone().pause_for(Duration::from_secs(1), t0);
+        assert_eq!(limit.reserve_at(t0), Duration::from_secs(1));
+        assert_eq!(limit.reserve_at(t0), Duration::from_secs(1));
     }
 
     #[test]

@@ -34,7 +34,8 @@ pub struct KeySources {
     pub hsm: HsmSettings,
     jobs: Option<usize>,
     allowlist: KidAllowlist,
-    /// One budget for every key of the run (clones share it).
+    /// One budget for every key of the run (clones share it): `--max-key-ops` when given,
+    /// else no rate; either way a 429 pauses the whole run together.
     pub max_key_ops: Option<KeyOpsLimit>,
 }
 
@@ -77,10 +78,11 @@ impl KeySources {
             },
             jobs: file.jobs,
             allowlist,
-            max_key_ops: cli
-                .max_key_ops
-                .or(file.max_key_ops)
-                .map(KeyOpsLimit::per_second),
+            max_key_ops: Some(
+                cli.max_key_ops
+                    .or(file.max_key_ops)
+                    .map_or_else(KeyOpsLimit::unlimited, KeyOpsLimit::per_second),
+            ),
         })
     }
 

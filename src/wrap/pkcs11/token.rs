@@ -58,7 +58,7 @@ impl Token {
         }
         Err(Error::KeyNotFound {
             kid: token_uri.to_owned(),
-            detail: String::new(),
+            detail: "no token with this label in any slot of the module".to_owned(),
         })
     }
 
@@ -168,7 +168,8 @@ pub(crate) fn find_version(
         [one] => Ok(*one),
         [] => Err(Error::KeyNotFound {
             kid: kid.to_owned(),
-            detail: String::new(),
+            detail: "finding the key: no private key with this label and id in the token"
+                .to_owned(),
         }),
         _ => Err(Error::InvalidKey(format!(
             "{kid}: {} private keys share this label and id",
@@ -330,7 +331,7 @@ pub(crate) fn fail(error: CkError, kid: &str, doing: &str) -> Error {
             | RvError::TokenNotRecognized,
         ) => Error::KeyNotFound {
             kid: kid.to_owned(),
-            detail: String::new(),
+            detail: format!("{doing}: the token said {error}"),
         },
         _ => Error::Backend {
             backend: BACKEND,
