@@ -279,3 +279,37 @@ fn a_429_pauses_every_wrapper_sharing_the_budget() {
     assert!(!budget.reserve_at(std::time::Instant::now()).is_zero());
     assert_eq!(opening.join().expect("thread"), b"ledger");
 }
+
+#[test]
+fn callers_waiting_on_a_failing_key_check_share_its_failure() {
+    let vault = KeyVaultDouble::start("contoso");
+    vault.create_key("orders", 2048);
+    let key = lazily(&vault.key_url("orders"), quick_options(&[&vault]));
+    vault.fail_next(1000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let results: Vec<_> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let key = Arc::clone(&key);
+                tokio::spawn(async move { key.current_kid().await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("task"));
+        }
+        results
+    });
+    for result in &results {
+        assert!(
+            matches!(result, Err(error @ Error::Unavailable { .. }) if error.is_transient()),
+            "{result:?}"
+        );
+    }
+    // One check (its tries share one request id), not one per caller.
+    assert_eq!(vault.calls("get"), 1, "{:?}", vault.all_calls());
+}

@@ -189,6 +189,8 @@ pub struct KeyVaultWrapper {
     provider: Provider,
     current: Mutex<Option<Arc<Current>>>,
     checking: async_lock::Mutex<()>,
+    /// When the last check failed, and how: for the callers that waited for it.
+    last_failure: Mutex<Option<(Instant, Error)>>,
     /// Versions whose public key (the modulus kept here) was proven to match the vault's
     /// private key by a canary round trip; one proof per version, shared by concurrent
     /// re-wraps.
@@ -286,6 +288,7 @@ impl KeyVaultWrapper {
             provider: options.provider,
             current: Mutex::new(None),
             checking: async_lock::Mutex::new(()),
+            last_failure: Mutex::new(None),
             proven: Mutex::new(HashMap::new()),
         };
         Ok(wrapper)
@@ -306,14 +309,28 @@ impl KeyVaultWrapper {
     }
 
     /// The checked current version, fetched again once the last check is too old. Callers
-    /// that find it stale at once wait for one `get`, not one each.
+    /// that find it stale at once wait for one `get`, not one each; when that check fails,
+    /// those that were waiting for it get its error rather than trying again one by one
+    /// (a vault that is down would otherwise cost each of them the whole retry budget, in
+    /// turn).
     async fn current(&self) -> Result<Arc<Current>> {
         if let Some(current) = self.fresh_current() {
             return Ok(current);
         }
+        let asked_at = Instant::now();
         let _one_check_at_a_time = self.checking.lock().await;
         if let Some(current) = self.fresh_current() {
             return Ok(current);
+        }
+        let failed_meanwhile = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|(failed_at, _)| *failed_at >= asked_at)
+            .map(|(_, error)| error.duplicate());
+        if let Some(error) = failed_meanwhile {
+            return Err(error);
         }
         // A failed check drops the old one: after a revocation, nothing is wrapped under
         // the key again.
@@ -327,6 +344,11 @@ impl KeyVaultWrapper {
             }
             Err(e) => {
                 *slot = None;
+                *self
+                    .last_failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) =
+                    Some((Instant::now(), e.duplicate()));
                 Err(e)
             }
         }
