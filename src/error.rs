@@ -17,7 +17,8 @@ use crate::format::Malformed;
 /// | [`Error::Malformed`] | the bytes are not a CMKE envelope (or are cut short): do not retry |
 /// | [`Error::DecryptionFailed`] | tampered data, wrong associated data or wrong key: do not retry |
 /// | [`Error::NoKeyForKid`] | configure a wrapper for one of the kids named |
-/// | [`Error::AccessDenied`], [`Error::KeyDisabled`], [`Error::KeyNotFound`] | fix the key or its permissions (revocation looks like this) |
+/// | [`Error::AccessDenied`], [`Error::KeyDisabled`], [`Error::KeyNotFound`] | fix the key or its permissions (revocation looks like this); a key of the right name that lacks the slot's version is `KeyNotFound` |
+/// | [`Error::KeyringNotFound`] | name an existing keyring directory (or create one) |
 /// | [`Error::Throttled`], [`Error::Unavailable`] | transient ([`Error::is_transient`]): back off and retry |
 /// | [`Error::PolicyRefused`] | the operation breaks a CMK rule; change the request or, knowingly, the [`KeyPolicy`](crate::KeyPolicy) |
 /// | [`Error::InvalidKey`] | the key material is unusable (bad PEM, not RSA) |
@@ -143,8 +144,22 @@ pub enum Error {
     },
 }
 
+/// An I/O error, unless it carries this crate's error: the `std::io` adapters
+/// ([`stream`](crate::stream)) report tampering, wrong keys and key problems inside an
+/// `io::Error`, and `?` must give those back as themselves (a tampered stream is
+/// [`Error::DecryptionFailed`], not a retryable I/O error).
 impl From<std::io::Error> for Error {
     fn from(source: std::io::Error) -> Self {
+        if source.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            if let Some(Ok(inner)) = source.into_inner().map(|e| e.downcast::<Error>()) {
+                return *inner;
+            }
+            // Unreachable: the inner error was checked to be ours just above.
+            return Error::Backend {
+                backend: "stream",
+                message: "lost an inner error".to_owned(),
+            };
+        }
         Error::Io { path: None, source }
     }
 }

@@ -231,3 +231,13 @@ fn key_files_that_others_can_change_are_refused() {
         Err(Error::UntrustedFile { .. })
     ));
 }
+
+#[test]
+fn an_envelope_clone_shares_its_keys_with_the_original() {
+    let keyring = common::temp_keyring(cmk_envelope::Provider::default());
+    let envelope = common::envelope_for(&keyring.key, cmk_envelope::Provider::default(), 65_536);
+    let for_a_task = envelope.clone();
+    let sealed = common::block_on(for_a_task.seal(b"shared", b"")).expect("seal");
+    let opened = common::block_on(envelope.open(&sealed, b"")).expect("open");
+    assert_eq!(opened.plaintext(), b"shared");
+}

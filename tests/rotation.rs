@@ -171,3 +171,58 @@ async fn lazy_rewrap_of_a_second_slot_keeps_the_first() {
     let updated = rewrapped.apply_to(&two_slot).expect("apply");
     assert_eq!(reader.open(&updated, b"").await.expect("opens").kid(), v2);
 }
+
+#[tokio::test]
+async fn a_rotation_in_this_process_is_followed_without_refresh() {
+    let t = common::temp_keyring(Provider::default());
+    let envelope = common::envelope_for(&t.key, Provider::default(), 64);
+    let old = envelope.seal(b"before", b"").await.expect("seal");
+    // Another handle on the same directory, as another part of the service would hold.
+    let other_handle = cmk_envelope::software::Keyring::open(t.dir.path()).expect("open");
+    let v2 = other_handle.rotate("orders").expect("rotate");
+
+    // No refresh: new data goes under the new version, and old data reports itself stale.
+    let new = envelope.seal(b"after", b"").await.expect("seal");
+    assert_eq!(
+        cmk_envelope::inspect(&new).expect("inspect").slots[0].kid,
+        v2
+    );
+    let opened = envelope.open(&old, b"").await.expect("open");
+    assert_eq!(
+        opened.rewrapped().map(|r| r.to_kid().to_owned()),
+        Some(v2.clone())
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_by_another_process_needs_refresh() {
+    let t = common::temp_keyring(Provider::default());
+    let envelope = common::envelope_for(&t.key, Provider::default(), 64);
+    let v1 = t.keyring.list().expect("list")[0].current_kid.clone();
+    // Another process rotates: simulated by writing `current` directly, as its keyring did.
+    let other = common::temp_keyring(Provider::default());
+    let moved = other.keyring.list().expect("list")[0].current_kid.clone();
+    let version = moved.rsplit('/').next().expect("version");
+    std::fs::copy(
+        other
+            .dir
+            .path()
+            .join("orders")
+            .join(format!("{version}.pem")),
+        t.dir.path().join("orders").join(format!("{version}.pem")),
+    )
+    .expect("copy");
+    std::fs::write(t.dir.path().join("orders/current"), format!("{version}\n")).expect("write");
+
+    let before = envelope.seal(b"x", b"").await.expect("seal");
+    assert_eq!(
+        cmk_envelope::inspect(&before).expect("inspect").slots[0].kid,
+        v1
+    );
+    t.key.refresh().expect("refresh");
+    let after = envelope.seal(b"x", b"").await.expect("seal");
+    assert_eq!(
+        cmk_envelope::inspect(&after).expect("inspect").slots[0].kid,
+        moved
+    );
+}

@@ -24,8 +24,9 @@ use crate::wrap::{KeyResolver, KeyWrapper};
 /// Seals and opens CMKE envelopes.
 ///
 /// An `Envelope` holds the wrapper that new data keys are wrapped under (optional: a reader
-/// needs none) and a [`KeyResolver`] of every wrapper it may open with. It is cheap to share
-/// (`Send + Sync`); build one per service.
+/// needs none) and a [`KeyResolver`] of every wrapper it may open with. Build one per service
+/// and clone it freely: it is `Send + Sync`, and a clone costs a few reference counts and
+/// shares the same key wrappers (their caches and connections included).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -46,6 +47,7 @@ use crate::wrap::{KeyResolver, KeyWrapper};
 /// assert!(envelope.open(&sealed, b"tenant=43").await.is_err());
 /// # Ok(()) }
 /// ```
+#[derive(Clone)]
 pub struct Envelope {
     sealer: Option<Arc<dyn KeyWrapper>>,
     resolver: KeyResolver,

@@ -29,20 +29,9 @@ pub use seal_writer::SealWriter;
 use crate::error::Error;
 
 /// The crate's error inside an `io::Error` made by these adapters, or the I/O error itself.
+/// The same as `Error::from` (and so `?`), which recovers the crate's error too.
 #[must_use]
 pub fn into_cmk_error(error: std::io::Error) -> Error {
-    if error.get_ref().is_some_and(|inner| inner.is::<Error>()) {
-        if let Some(inner) = error.into_inner() {
-            if let Ok(cmk) = inner.downcast::<Error>() {
-                return *cmk;
-            }
-        }
-        // Unreachable: checked above.
-        return Error::Backend {
-            backend: "stream",
-            message: "lost an inner error".to_owned(),
-        };
-    }
     Error::from(error)
 }
 

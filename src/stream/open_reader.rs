@@ -57,6 +57,12 @@ impl Envelope {
     /// A reader that opens the envelope `inner` yields: the header is read and the data key
     /// unwrapped now; segments are verified and decrypted as they are read.
     ///
+    /// A stream that ends early (cut short, or a seal that never finished) fails with
+    /// [`Error::DecryptionFailed`](crate::Error::DecryptionFailed) when the reader reaches
+    /// the end without a segment marked last; what was read before is unverified as a
+    /// whole until then. The reader's errors are `io::Error`s carrying the crate's error:
+    /// `?` into [`Error`](crate::Error) gives it back (tampering stays `DecryptionFailed`).
+    ///
     /// # Errors
     /// As [`Envelope::open`] for the header and the key; [`Error::Io`](crate::Error::Io) for the source.
     pub async fn open_reader<R: Read>(&self, mut inner: R, aad: &[u8]) -> Result<OpenReader<R>> {

@@ -13,7 +13,10 @@ impl Envelope {
     /// Opens plaintext bytes `range` of the attached envelope in `source` (a file, or a
     /// `std::io::Cursor` over bytes). Only the segments holding the range are read and
     /// verified; each is checked with its index and last flag, so a segment moved from
-    /// elsewhere, or a truncated object, fails.
+    /// elsewhere fails. A truncated object fails when the range reaches its end (the
+    /// segment found there is not marked last); a range that lies wholly within segments
+    /// that are still intact opens, since the segments after it are never read. To prove a
+    /// whole object, open all of it ([`Envelope::open`], [`Envelope::open_reader`]).
     ///
     /// # Errors
     /// As [`Envelope::open`]; [`Error::InvalidArgument`] when the range is reversed or ends

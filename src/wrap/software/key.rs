@@ -15,13 +15,16 @@ use crate::wrap::{KeyWrapper, ProtectionLevel, Unwrapped};
 
 /// A software keyring key: wraps under its current version, unwraps any of its versions.
 ///
-/// The current version is read when the key is loaded; call [`SoftwareKey::refresh`] to pick
-/// up a rotation made by another process. Private keys are loaded on first use and kept in
-/// memory.
+/// The current version is read when the key is loaded. A rotation in this process (through
+/// any [`Keyring`] handle on the same directory) is followed at once: the next wrap uses the
+/// new version. A rotation by another process is picked up by [`SoftwareKey::refresh`].
+/// Private keys are loaded on first use and kept in memory.
 pub struct SoftwareKey {
     keyring: Keyring,
     name: KeyName,
     current: RwLock<Current>,
+    /// The keyring's rotation count when `current` was read.
+    current_as_of: std::sync::atomic::AtomicU64,
     private_keys: Mutex<HashMap<KeyVersion, Arc<dyn RsaPrivate>>>,
 }
 
@@ -42,11 +45,13 @@ impl std::fmt::Debug for SoftwareKey {
 
 impl SoftwareKey {
     pub(super) fn load(keyring: Keyring, name: KeyName) -> Result<Self> {
+        let as_of = keyring.rotations().now();
         let current = Self::load_current(&keyring, &name)?;
         Ok(Self {
             keyring,
             name,
             current: RwLock::new(current),
+            current_as_of: std::sync::atomic::AtomicU64::new(as_of),
             private_keys: Mutex::new(HashMap::new()),
         })
     }
@@ -74,14 +79,30 @@ impl SoftwareKey {
         })
     }
 
-    /// Re-reads the current version from disk (after a rotation by another process).
+    /// Re-reads the current version from disk, for a rotation by another process (one in
+    /// this process is followed without it).
     ///
     /// # Errors
     /// As [`Keyring::key`].
     pub fn refresh(&self) -> Result<()> {
+        let as_of = self.keyring.rotations().now();
         let current = Self::load_current(&self.keyring, &self.name)?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = current;
+        self.current_as_of
+            .store(as_of, std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+
+    /// Re-reads the current version when this process has rotated a key of the keyring
+    /// since it was read.
+    fn follow_rotations(&self) -> Result<()> {
+        let seen = self
+            .current_as_of
+            .load(std::sync::atomic::Ordering::Acquire);
+        if seen == self.keyring.rotations().now() {
+            return Ok(());
+        }
+        self.refresh()
     }
 
     /// The key name.
@@ -139,10 +160,12 @@ impl SoftwareKey {
 #[async_trait]
 impl KeyWrapper for SoftwareKey {
     async fn current_kid(&self) -> Result<String> {
+        self.follow_rotations()?;
         Ok(self.read_current().kid.clone())
     }
 
     async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot> {
+        self.follow_rotations()?;
         let (kid, public, bits) = {
             let current = self.read_current();
             (

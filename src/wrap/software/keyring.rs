@@ -7,6 +7,7 @@ use super::key::LazyKey;
 use super::key::SoftwareKey;
 use super::material::RsaKeyMaterial;
 use super::names::{KeyName, KeyVersion, LocalKid};
+use super::rotations::RotationCount;
 use crate::atomic_write::{create_file_durably, write_file_atomically};
 use crate::crypto::Provider;
 use crate::error::{Error, Result};
@@ -36,6 +37,7 @@ pub struct Keyring {
     domain: String,
     policy: KeyPolicy,
     provider: Provider,
+    rotations: RotationCount,
 }
 
 /// One key of a keyring, as [`Keyring::list`] reports it.
@@ -70,8 +72,10 @@ impl Keyring {
         }
         check_file_trust(dir, "keyring directory")?;
         let canonical = dir.canonicalize().map_err(|e| Error::io_at(dir, e))?;
+        let domain = format!("local:{}", canonical.display());
         Ok(Self {
-            domain: format!("local:{}", canonical.display()),
+            rotations: RotationCount::of(&domain),
+            domain,
             dir: dir.to_path_buf(),
             policy: KeyPolicy::default(),
             provider: Provider::default(),
@@ -102,6 +106,10 @@ impl Keyring {
     pub fn with_provider(mut self, provider: Provider) -> Self {
         self.provider = provider;
         self
+    }
+
+    pub(super) fn rotations(&self) -> &RotationCount {
+        &self.rotations
     }
 
     /// The keyring directory.
@@ -426,6 +434,8 @@ impl Keyring {
             format!("{version}\n").as_bytes(),
             KEY_FILE_MODE,
         )?;
+        // Keys loaded from this keyring in this process follow the new version at once.
+        self.rotations.bump();
         Ok(LocalKid {
             name: name.clone(),
             version,

@@ -12,6 +12,7 @@ mod key;
 mod keyring;
 mod material;
 mod names;
+mod rotations;
 
 pub use key::SoftwareKey;
 pub use keyring::{KeyListing, Keyring};

@@ -1,0 +1,78 @@
+//! The stream adapters speak `std::io` (and tokio's `AsyncRead`), so their failures travel
+//! inside an `io::Error`. `?` into the crate's `Error` must give them back as themselves:
+//! tampering is `DecryptionFailed` on every path, never a retryable I/O error.
+
+mod common;
+
+use std::io::{Cursor, Read};
+
+use cmk_envelope::{Envelope, Error, Provider};
+use common::block_on;
+
+/// Three segments of 64 KiB and a bit, with one body byte flipped in the last one.
+fn tampered(envelope: &Envelope) -> Vec<u8> {
+    let plaintext = vec![7u8; 3 * 65_536 + 100];
+    let mut sealed = block_on(envelope.seal(&plaintext, b"")).expect("seal");
+    let last = sealed.len() - 40;
+    sealed[last] ^= 0x01;
+    sealed
+}
+
+fn read_to_end(envelope: &Envelope, sealed: Vec<u8>) -> Result<Vec<u8>, Error> {
+    let mut reader = block_on(envelope.open_reader(Cursor::new(sealed), b""))?;
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+fn copy_to(envelope: &Envelope, sealed: Vec<u8>) -> Result<u64, Error> {
+    let mut reader = block_on(envelope.open_reader(Cursor::new(sealed), b""))?;
+    Ok(reader.copy_to(std::io::sink())?)
+}
+
+#[test]
+fn tampering_read_through_every_std_io_path_is_decryption_failed_with_question_mark() {
+    let keyring = common::temp_keyring(Provider::default());
+    let envelope = common::envelope_for(&keyring.key, Provider::default(), 65_536);
+    let sealed = tampered(&envelope);
+    assert!(matches!(
+        read_to_end(&envelope, sealed.clone()),
+        Err(Error::DecryptionFailed)
+    ));
+    assert!(matches!(
+        copy_to(&envelope, sealed.clone()),
+        Err(Error::DecryptionFailed)
+    ));
+    // Cut short after the first segment: the missing end is a failed decryption too.
+    let cut = sealed[..sealed.len() - 2 * 65_536].to_vec();
+    assert!(matches!(
+        read_to_end(&envelope, cut),
+        Err(Error::DecryptionFailed)
+    ));
+}
+
+#[test]
+fn a_plain_io_failure_stays_an_io_error() {
+    let error: Error = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe closed").into();
+    assert!(
+        matches!(&error, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe),
+        "{error:?}"
+    );
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn tampering_read_through_the_async_reader_is_decryption_failed_with_question_mark() {
+    use tokio::io::AsyncReadExt;
+
+    let keyring = common::temp_keyring(Provider::default());
+    let envelope = common::envelope_for(&keyring.key, Provider::default(), 65_536);
+    let sealed = tampered(&envelope);
+    let opened: Result<Vec<u8>, Error> = block_on(async {
+        let mut reader = envelope.open_async_reader(Cursor::new(sealed), b"").await?;
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).await?;
+        Ok(out)
+    });
+    assert!(matches!(opened, Err(Error::DecryptionFailed)), "{opened:?}");
+}
