@@ -41,7 +41,7 @@ fn bench(c: &mut Criterion) {
         .block_on(Pkcs11Wrapper::connect(config.clone().sessions(1)))
         .expect("connect");
     let slot: KeySlot = rt
-        .block_on(one.wrap(&DataKey::from_bytes([7; 32])))
+        .block_on(one.wrap_key(&DataKey::from_bytes([7; 32])))
         .expect("wrap");
 
     // The primitive: C_Decrypt on one logged-in session, in this thread.
@@ -93,7 +93,7 @@ fn bench(c: &mut Criterion) {
                     let tasks: Vec<_> = (0..UNWRAPS)
                         .map(|_| {
                             let (wrapper, slot) = (Arc::clone(&wrapper), slot.clone());
-                            tokio::spawn(async move { wrapper.unwrap(&slot).await })
+                            tokio::spawn(async move { wrapper.unwrap_key(&slot).await })
                         })
                         .collect();
                     for task in tasks {

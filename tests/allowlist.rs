@@ -25,10 +25,10 @@ impl KeyWrapper for Eager {
     async fn current_kid(&self) -> cmk_envelope::Result<String> {
         Ok("https://contoso.vault.azure.net/keys/k/1".to_owned())
     }
-    async fn wrap(&self, _: &DataKey) -> cmk_envelope::Result<KeySlot> {
+    async fn wrap_key(&self, _: &DataKey) -> cmk_envelope::Result<KeySlot> {
         Err(Error::InvalidArgument("not for sealing".to_owned()))
     }
-    async fn unwrap(&self, _: &KeySlot) -> cmk_envelope::Result<Unwrapped> {
+    async fn unwrap_key(&self, _: &KeySlot) -> cmk_envelope::Result<Unwrapped> {
         self.asked.fetch_add(1, Ordering::SeqCst);
         Err(Error::AccessDenied {
             kid: "asked".to_owned(),

@@ -367,7 +367,7 @@ impl KeyWrapper for Sha1Writer {
     async fn current_kid(&self) -> cmk_envelope::Result<String> {
         Ok(self.kid.clone())
     }
-    async fn wrap(
+    async fn wrap_key(
         &self,
         data_key: &cmk_envelope::DataKey,
     ) -> cmk_envelope::Result<cmk_envelope::KeySlot> {
@@ -389,7 +389,7 @@ impl KeyWrapper for Sha1Writer {
         )
         .map_err(Error::from)
     }
-    async fn unwrap(
+    async fn unwrap_key(
         &self,
         _: &cmk_envelope::KeySlot,
     ) -> cmk_envelope::Result<cmk_envelope::Unwrapped> {

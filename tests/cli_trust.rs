@@ -521,14 +521,17 @@ impl KeyWrapper for PlantedKid {
     async fn current_kid(&self) -> cmk_envelope::Result<String> {
         Ok(self.0.clone())
     }
-    async fn wrap(&self, _: &cmk_envelope::DataKey) -> cmk_envelope::Result<cmk_envelope::KeySlot> {
+    async fn wrap_key(
+        &self,
+        _: &cmk_envelope::DataKey,
+    ) -> cmk_envelope::Result<cmk_envelope::KeySlot> {
         Ok(cmk_envelope::KeySlot::new(
             self.0.clone(),
             cmk_envelope::WrapAlgorithm::RsaOaepSha256,
             vec![7u8; 256],
         )?)
     }
-    async fn unwrap(
+    async fn unwrap_key(
         &self,
         _: &cmk_envelope::KeySlot,
     ) -> cmk_envelope::Result<cmk_envelope::Unwrapped> {

@@ -250,7 +250,7 @@ async fn a_token_without_oaep_sha256_says_so() {
     let kid = wrapper.current_kid().await.expect("kid");
     let slot =
         cmk_envelope::KeySlot::new(kid, WrapAlgorithm::RsaOaepSha256, vec![7; 256]).expect("slot");
-    match wrapper.unwrap(&slot).await {
+    match wrapper.unwrap_key(&slot).await {
         Err(Error::Backend { message, .. }) => assert!(message.contains("SHA-256"), "{message}"),
         other => panic!("{:?}", other.err()),
     }

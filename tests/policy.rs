@@ -20,11 +20,11 @@ impl KeyWrapper for ReportsHsm {
     async fn current_kid(&self) -> cmk_envelope::Result<String> {
         self.0.current_kid().await
     }
-    async fn wrap(&self, key: &DataKey) -> cmk_envelope::Result<KeySlot> {
-        self.0.wrap(key).await
+    async fn wrap_key(&self, key: &DataKey) -> cmk_envelope::Result<KeySlot> {
+        self.0.wrap_key(key).await
     }
-    async fn unwrap(&self, slot: &KeySlot) -> cmk_envelope::Result<Unwrapped> {
-        self.0.unwrap(slot).await
+    async fn unwrap_key(&self, slot: &KeySlot) -> cmk_envelope::Result<Unwrapped> {
+        self.0.unwrap_key(slot).await
     }
     fn protection(&self) -> ProtectionLevel {
         ProtectionLevel::Hsm

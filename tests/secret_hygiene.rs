@@ -26,15 +26,15 @@ impl KeyWrapper for Recording {
     async fn current_kid(&self) -> cmk_envelope::Result<String> {
         self.inner.current_kid().await
     }
-    async fn wrap(&self, data_key: &DataKey) -> cmk_envelope::Result<KeySlot> {
+    async fn wrap_key(&self, data_key: &DataKey) -> cmk_envelope::Result<KeySlot> {
         self.seen
             .lock()
             .expect("lock")
             .push(*data_key.expose_secret());
-        self.inner.wrap(data_key).await
+        self.inner.wrap_key(data_key).await
     }
-    async fn unwrap(&self, slot: &KeySlot) -> cmk_envelope::Result<Unwrapped> {
-        let unwrapped = self.inner.unwrap(slot).await?;
+    async fn unwrap_key(&self, slot: &KeySlot) -> cmk_envelope::Result<Unwrapped> {
+        let unwrapped = self.inner.unwrap_key(slot).await?;
         if let Unwrapped::Key(k) = &unwrapped {
             self.seen.lock().expect("lock").push(*k.expose_secret());
         }

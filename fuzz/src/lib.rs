@@ -23,7 +23,7 @@ impl KeyWrapper for InsecureCleartextWrapper {
         Ok(CLEARTEXT_KID.to_owned())
     }
 
-    async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot> {
+    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
         Ok(KeySlot::new(
             CLEARTEXT_KID.to_owned(),
             WrapAlgorithm::RsaOaepSha256,
@@ -31,7 +31,7 @@ impl KeyWrapper for InsecureCleartextWrapper {
         )?)
     }
 
-    async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
         if slot.kid() != CLEARTEXT_KID {
             return Ok(Unwrapped::NotMine);
         }

@@ -114,8 +114,10 @@ impl SegmentCipher for Gcm {
         plaintext: &[u8],
         out: &mut [u8],
     ) -> Result<[u8; 16], CryptoFailure> {
-        // Out of place: one pass over the data instead of a copy and an in-place pass.
-        // (AWS-LC's FIPS module approves only in-place sealing; a FIPS build must switch.)
+        // Out of place: one pass over the data instead of a copy and an in-place pass. A
+        // `fips` build makes this same call inside the validated module; whether the module's
+        // service indicator counts this GCM call (caller-chosen nonce) as approved is not
+        // checked here, and the README's FIPS section says so.
         let mut tag = [0u8; 16];
         self.0
             .seal_out_of_place_scatter(

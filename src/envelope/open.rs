@@ -222,7 +222,7 @@ impl Envelope {
         if current == slot.kid() {
             return Ok(None);
         }
-        let new_slot = recovered.wrapper.wrap(&recovered.data_key).await?;
+        let new_slot = recovered.wrapper.wrap_key(&recovered.data_key).await?;
         Rewrapped::replacing(header, header_len, recovered.slot_index, new_slot).map(Some)
     }
 }

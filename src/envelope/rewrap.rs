@@ -169,7 +169,7 @@ impl Envelope {
                 domain: target.domain(),
             },
         )?;
-        let new_slot = target.wrap(&recovered.data_key).await?;
+        let new_slot = target.wrap_key(&recovered.data_key).await?;
         target.confirm_wrap(&new_slot, &recovered.data_key).await?;
         Rewrapped::replacing(&header, header_len, recovered.slot_index, new_slot).map(Some)
     }

@@ -107,7 +107,7 @@ impl Envelope {
                     message: "key derivation failed".to_owned(),
                 }
             })?;
-        let slot = sealer.wrap(&data_key).await?;
+        let slot = sealer.wrap_key(&data_key).await?;
         let preamble = Preamble::new(self.segment_size, message_id, schedule.commitment)?;
         let header = Header::new(preamble, vec![slot])?;
         Ok((header, schedule))

@@ -16,9 +16,9 @@ use crate::error::{Error, Result};
 use crate::format::{segment_nonce, BodyLayout, Malformed, TAG_LEN};
 
 /// Below this many body bytes a second thread costs more than it saves: waking a pool
-/// thread measured here at tens to hundreds of microseconds, and at 1 MiB the parallel path
-/// was slower than one thread (seal 175–192 µs vs 134–149 µs; `cargo bench --bench
-/// seal_open -- 1MiB`).
+/// thread costs tens to hundreds of microseconds, and at 1 MiB the parallel path was slower
+/// than one thread (`cargo bench --bench seal_open -- 1MiB`; figures in the README,
+/// "Performance").
 const PARALLEL_MIN_BYTES: u64 = 4 * 1024 * 1024;
 /// ...and below this many segments there is nothing to share.
 const PARALLEL_MIN_SEGMENTS: u64 = 4;

@@ -2,10 +2,9 @@
 //!
 //! `write` and `read` on the stream adapters work segment by segment on the calling thread.
 //! Whole-stream copies (`copy_from` / `copy_to`) use [`super::pipeline`], which overlaps
-//! one thread's I/O with another's crypto. (Measured earlier on a 4 GiB file: 8 MiB batches
-//! split across cores with the I/O on one thread took 7.4 s against 1.5 s segment by
-//! segment, because a large batch no longer fits in cache; the pipeline's batches are 1 MiB
-//! and each worker does its own I/O.)
+//! one thread's I/O with another's crypto. Its batches are 1 MiB and each worker does its
+//! own I/O: large batches split across cores with the I/O on one thread were several times
+//! slower, because a large batch no longer fits in cache (figures: README, "Performance").
 
 use crate::crypto::{KeySchedule, SegmentCipher};
 use crate::envelope::segments::{open_body_into, seal_body_into, SegmentContext};

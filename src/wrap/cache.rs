@@ -215,7 +215,7 @@ impl CachingWrapper {
             }
             let _permit = self.permits.acquire().await;
             lock(&self.stats).calls += 1;
-            let result = self.inner.unwrap(slot).await;
+            let result = self.inner.unwrap_key(slot).await;
             if let Ok(Unwrapped::Key(key)) = &result {
                 self.store(id.clone(), key);
             }
@@ -238,11 +238,11 @@ impl KeyWrapper for CachingWrapper {
 
     /// Not cached: keeping the key of everything sealed would hold far more keys in memory
     /// than opening needs.
-    async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot> {
-        self.inner.wrap(data_key).await
+    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
+        self.inner.wrap_key(data_key).await
     }
 
-    async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
         let id = SlotId {
             kid: slot.kid().to_owned(),
             wrapped: slot.wrapped().to_vec(),
@@ -284,10 +284,10 @@ mod tests {
         async fn current_kid(&self) -> Result<String> {
             Ok("test:key".to_owned())
         }
-        async fn wrap(&self, _: &DataKey) -> Result<KeySlot> {
+        async fn wrap_key(&self, _: &DataKey) -> Result<KeySlot> {
             Err(crate::Error::InvalidArgument("wrap-only test".into()))
         }
-        async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped> {
+        async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
             let first = slot.wrapped().first().copied().unwrap_or(0);
             Ok(Unwrapped::Key(DataKey::from_bytes([first; 32])))
         }
@@ -312,7 +312,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        match runtime.block_on(cache.unwrap(&slot(byte))) {
+        match runtime.block_on(cache.unwrap_key(&slot(byte))) {
             Ok(Unwrapped::Key(key)) => assert_eq!(key.expose_secret(), &[byte; 32]),
             _ => panic!("no key"),
         }

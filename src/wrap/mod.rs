@@ -68,11 +68,11 @@ pub enum Unwrapped {
 /// features. The trait is object safe, so an [`Envelope`](crate::Envelope) holds
 /// `Arc<dyn KeyWrapper>`s of any mix of backends.
 ///
-/// `unwrap` separates "not my key" ([`Unwrapped::NotMine`], so the next wrapper is asked)
+/// `unwrap_key` separates "not my key" ([`Unwrapped::NotMine`], so the next wrapper is asked)
 /// from "my key, but it failed" (an error: a failed decryption, a disabled or deleted key).
 #[async_trait]
 pub trait KeyWrapper: Send + Sync {
-    /// The kid (with version) that [`KeyWrapper::wrap`] wraps new data keys under now.
+    /// The kid (with version) that [`KeyWrapper::wrap_key`] wraps new data keys under now.
     ///
     /// # Errors
     /// As the backend reports: key not found, disabled, access denied, I/O.
@@ -83,7 +83,7 @@ pub trait KeyWrapper: Send + Sync {
     /// # Errors
     /// As the backend reports; [`Error::PolicyRefused`](crate::Error::PolicyRefused) when the
     /// key breaks the policy.
-    async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot>;
+    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot>;
 
     /// Recovers the data key of a slot, if the slot's kid is one of this wrapper's keys.
     ///
@@ -92,11 +92,11 @@ pub trait KeyWrapper: Send + Sync {
     /// decrypt (tampering or the wrong key); [`Error::KeyNotFound`](crate::Error::KeyNotFound),
     /// [`Error::KeyDisabled`](crate::Error::KeyDisabled),
     /// [`Error::AccessDenied`](crate::Error::AccessDenied) when the key cannot be used.
-    async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped>;
+    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped>;
 
     /// Whether `kid` names one of this wrapper's keys (any version), decided from the kid
     /// alone: `Some(true)` or `Some(false)` when the wrapper can tell without a call, `None`
-    /// (the default) when only [`KeyWrapper::unwrap`] can. A re-wrap uses it to settle what
+    /// (the default) when only [`KeyWrapper::unwrap_key`] can. A re-wrap uses it to settle what
     /// the kids alone settle (an object already under the current version, a move the
     /// policy refuses) before any key-service call.
     fn recognizes(&self, kid: &str) -> Option<bool> {
@@ -104,7 +104,7 @@ pub trait KeyWrapper: Send + Sync {
         None
     }
 
-    /// Confirms that `slot`, just made by [`KeyWrapper::wrap`] from `data_key`, opens with
+    /// Confirms that `slot`, just made by [`KeyWrapper::wrap_key`] from `data_key`, opens with
     /// this key again, before a re-wrapped header replaces the old one.
     ///
     /// The default unwraps the slot and compares the data keys. A backend whose unwrap is a
@@ -119,7 +119,7 @@ pub trait KeyWrapper: Send + Sync {
             backend: "rewrap",
             message: format!("the new slot under {} does not open", slot.kid()),
         };
-        match self.unwrap(slot).await.map_err(|e| match e {
+        match self.unwrap_key(slot).await.map_err(|e| match e {
             crate::Error::DecryptionFailed => failed(),
             other => other,
         })? {

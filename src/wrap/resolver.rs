@@ -137,7 +137,7 @@ impl KeyResolver {
                 continue;
             }
             for wrapper in &self.wrappers {
-                match wrapper.unwrap(slot).await {
+                match wrapper.unwrap_key(slot).await {
                     Ok(Unwrapped::NotMine) => continue,
                     Ok(Unwrapped::Key(data_key)) => {
                         claimed = true;

@@ -35,10 +35,10 @@ impl KeyWrapper for SlowKey {
     async fn current_kid(&self) -> cmk_envelope::Result<String> {
         self.inner.current_kid().await
     }
-    async fn wrap(&self, data_key: &DataKey) -> cmk_envelope::Result<KeySlot> {
-        self.inner.wrap(data_key).await
+    async fn wrap_key(&self, data_key: &DataKey) -> cmk_envelope::Result<KeySlot> {
+        self.inner.wrap_key(data_key).await
     }
-    async fn unwrap(&self, slot: &KeySlot) -> cmk_envelope::Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot) -> cmk_envelope::Result<Unwrapped> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -50,7 +50,7 @@ impl KeyWrapper for SlowKey {
                 detail: "revoked for the test".to_owned(),
             });
         }
-        self.inner.unwrap(slot).await
+        self.inner.unwrap_key(slot).await
     }
     fn protection(&self) -> ProtectionLevel {
         self.inner.protection()

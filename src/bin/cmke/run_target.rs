@@ -34,12 +34,12 @@ impl KeyWrapper for RunTarget {
             .map_err(|e| same_error(&e))
     }
 
-    async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot> {
-        self.inner.wrap(data_key).await
+    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
+        self.inner.wrap_key(data_key).await
     }
 
-    async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped> {
-        self.inner.unwrap(slot).await
+    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
+        self.inner.unwrap_key(slot).await
     }
 
     fn recognizes(&self, kid: &str) -> Option<bool> {

@@ -97,9 +97,8 @@ impl KeySources {
 
     /// Files handled at once: the flag, else the configuration, else four per core (at
     /// least 8). Each file waits on disk (fsync) as well as on RSA, so more files than
-    /// cores keep the CPU busy (measured: 10,000 re-wraps on 2 cores took 7.3 s with 4 at
-    /// once, 6.0 s with 8, 6.2 s with 16), and a remote key service sees at most that many
-    /// calls at once.
+    /// cores keep the CPU busy (figures: README, "Performance"), and a remote key service
+    /// sees at most that many calls at once.
     pub fn jobs(&self, flag: Option<usize>) -> usize {
         flag.or(self.jobs)
             .unwrap_or_else(|| {

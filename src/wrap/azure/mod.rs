@@ -385,7 +385,7 @@ impl KeyVaultWrapper {
                         current.kid
                     ),
                 };
-                match self.unwrap(&slot).await {
+                match self.unwrap_key(&slot).await {
                     Ok(Unwrapped::Key(back)) if back.same_as(&canary) => {
                         Ok(current.modulus.clone())
                     }
@@ -489,7 +489,7 @@ impl KeyWrapper for KeyVaultWrapper {
         Ok(self.current().await?.kid.clone())
     }
 
-    async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot> {
+    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
         let current = self.current().await?;
         let wrapped = if self.wrap_remotely {
             // The request body carries the data key: built here, in one buffer, and wiped
@@ -542,7 +542,7 @@ impl KeyWrapper for KeyVaultWrapper {
         )?)
     }
 
-    async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
         let Some(version) = self.url.version_in(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };

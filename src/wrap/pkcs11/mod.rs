@@ -580,7 +580,7 @@ impl KeyWrapper for Pkcs11Wrapper {
         Ok(self.current().await?.kid.clone())
     }
 
-    async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot> {
+    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
         let current = self.current().await?;
         self.config.policy.check_rsa_size(current.bits)?;
         let wrapped = current
@@ -601,7 +601,7 @@ impl KeyWrapper for Pkcs11Wrapper {
         Some(self.names_this_key(kid).is_some())
     }
 
-    async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
         let Some(id) = self.names_this_key(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };

@@ -164,7 +164,7 @@ impl KeyWrapper for SoftwareKey {
         Ok(self.read_current().kid.clone())
     }
 
-    async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot> {
+    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
         self.follow_rotations()?;
         let (kid, public, bits) = {
             let current = self.read_current();
@@ -185,7 +185,7 @@ impl KeyWrapper for SoftwareKey {
         Ok(KeySlot::new(kid, algorithm, wrapped)?)
     }
 
-    async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
         let Some(version) = self.version_of(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
@@ -254,15 +254,15 @@ impl KeyWrapper for LazyKey {
         self.key()?.current_kid().await
     }
 
-    async fn wrap(&self, data_key: &DataKey) -> Result<KeySlot> {
-        self.key()?.wrap(data_key).await
+    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
+        self.key()?.wrap_key(data_key).await
     }
 
-    async fn unwrap(&self, slot: &KeySlot) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
         if !self.names_this_key(slot.kid()) {
             return Ok(Unwrapped::NotMine);
         }
-        self.key()?.unwrap(slot).await
+        self.key()?.unwrap_key(slot).await
     }
 
     fn recognizes(&self, kid: &str) -> Option<bool> {
