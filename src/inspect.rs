@@ -29,7 +29,8 @@ pub struct HeaderInfo {
 pub struct SlotInfo {
     /// The full kid.
     pub kid: String,
-    /// The key version the kid names, when it has the form `.../{version}`.
+    /// The key version the kid names ([`Kid::version`](crate::Kid::version)): a keyring or
+    /// Key Vault version, a PKCS#11 `CKA_ID` in hex; `None` for a kid of another kind.
     pub version: Option<String>,
     /// The wrap algorithm.
     pub algorithm: WrapAlgorithm,
@@ -114,19 +115,13 @@ fn describe(header: &Header, header_len: usize, body_len: u64) -> Result<HeaderI
             .iter()
             .map(|s| SlotInfo {
                 kid: s.kid().to_owned(),
-                version: kid_version(s.kid()),
+                version: crate::Kid::parse(s.kid()).version(),
                 algorithm: s.algorithm(),
                 wrapped_len: s.wrapped().len(),
             })
             .collect(),
         body,
     })
-}
-
-/// The last path segment of a kid, when it looks like a key version (32 hex characters).
-fn kid_version(kid: &str) -> Option<String> {
-    let last = kid.rsplit('/').next()?;
-    (last.len() == 32 && last.bytes().all(|b| b.is_ascii_hexdigit())).then(|| last.to_owned())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -49,6 +49,7 @@ mod file_trust;
 mod fips;
 pub mod format;
 mod inspect;
+mod kid;
 mod policy;
 pub mod stream;
 mod wrap;
@@ -62,6 +63,7 @@ pub use file_trust::check_file_trust;
 pub use fips::{fips_status, require_fips, FipsStatus};
 pub use format::{KeySlot, WrapAlgorithm};
 pub use inspect::{inspect, inspect_reader, inspect_stream, BodyInfo, HeaderInfo, SlotInfo};
+pub use kid::Kid;
 pub use policy::{KeyPolicy, RewrapEndpoint, RSA_PUBLIC_EXPONENT, RSA_SIZES};
 #[cfg(feature = "azure")]
 pub use wrap::azure;

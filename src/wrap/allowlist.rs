@@ -140,27 +140,8 @@ pub fn vault_host_of(url: &str) -> Option<String> {
 /// The token label of a `pkcs11:` URI or kid (its `token=` attribute, percent-decoded).
 #[must_use]
 pub fn pkcs11_token_of(uri: &str) -> Option<String> {
-    let path = uri.strip_prefix(PKCS11_SCHEME)?.split('?').next()?;
-    let value = path.split(';').find_map(|a| a.strip_prefix("token="))?;
-    percent_decode(value)
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    // The one RFC 7512 parser: a URI it cannot read names no token, and is refused.
+    crate::wrap::pkcs11_uri::Pkcs11Uri::parse(uri).ok()?.token
 }
 
 #[cfg(test)]

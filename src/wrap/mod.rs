@@ -5,8 +5,11 @@ mod allowlist;
 pub mod azure;
 mod cache;
 mod key_ops_limit;
+// Kid parsers, compiled without the backends' features: `Kid` reads every kind of kid.
+pub(crate) mod key_url;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
+pub(crate) mod pkcs11_uri;
 mod resolver;
 pub mod software;
 

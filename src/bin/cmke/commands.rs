@@ -209,7 +209,7 @@ fn finish(summary: &Summary, done: &str, current: Option<&str>) -> ExitCode {
 
 /// Tells the operator when an object is under an old version of a keyring key.
 fn note_if_stale(dir: &Path, provider: Provider, kid: &str, input: &Path) {
-    let Ok(local) = cmk_envelope::software::LocalKid::parse(kid) else {
+    let cmk_envelope::Kid::Local(local) = cmk_envelope::Kid::parse(kid) else {
         return;
     };
     let current = Keyring::open(dir)

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cmk_envelope::format::Header;
-use cmk_envelope::{Error, KeyWrapper, Result};
+use cmk_envelope::{Error, KeyWrapper, Kid, Result};
 
 /// Whether a key argument names a PKCS#11 key.
 pub fn is_pkcs11_uri(key: &str) -> bool {
@@ -23,31 +23,13 @@ pub fn key_uris_in(header: &Header) -> Vec<String> {
     let mut uris: Vec<String> = header
         .slots()
         .iter()
-        .filter(|s| is_pkcs11_uri(s.kid()))
-        .filter_map(|s| key_of(s.kid()))
+        .map(|s| Kid::parse(s.kid()))
+        .filter(|kid| matches!(kid, Kid::Pkcs11 { .. }))
+        .map(|kid| kid.key())
         .collect();
     uris.sort();
     uris.dedup();
     uris
-}
-
-/// The key (token and object) a `pkcs11:` kid belongs to.
-#[cfg(feature = "pkcs11")]
-pub fn key_of(kid: &str) -> Option<String> {
-    let mut uri = cmk_envelope::pkcs11::Pkcs11Uri::parse(kid).ok()?;
-    uri.id = None;
-    Some(uri.to_uri())
-}
-
-#[cfg(not(feature = "pkcs11"))]
-pub fn key_of(kid: &str) -> Option<String> {
-    // Without the feature, only to name the key in messages: drop the `;id=` part.
-    Some(
-        kid.split(';')
-            .filter(|a| !a.starts_with("id="))
-            .collect::<Vec<_>>()
-            .join(";"),
-    )
 }
 
 /// Where the PKCS#11 module and PIN come from, as the flags, environment and cmke.toml say.

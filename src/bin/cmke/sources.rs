@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cmk_envelope::format::Header;
-use cmk_envelope::software::{Keyring, LocalKid};
-use cmk_envelope::{Envelope, Error, KeyOpsLimit, KeyWrapper, KidAllowlist, Provider, Result};
+use cmk_envelope::software::Keyring;
+use cmk_envelope::{Envelope, Error, KeyOpsLimit, KeyWrapper, Kid, KidAllowlist, Provider, Result};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::args::{AzureCredential, Cli, ProviderChoice};
@@ -247,7 +247,7 @@ impl KeyPool {
                     .collect(),
             });
         }
-        let wants_keyring = kids.iter().any(|k| LocalKid::parse(k).is_ok());
+        let wants_keyring = kids.iter().any(|k| matches!(Kid::parse(k), Kid::Local(_)));
         let remote: BTreeSet<String> = remote_keys_in(header)
             .into_iter()
             .filter(|k| allowlist.allows(k))
@@ -341,20 +341,9 @@ pub fn remote_keys_in(header: &Header) -> Vec<String> {
 }
 
 /// The key a kid belongs to, without the version: `local:orders`, a Key Vault key URL, or
-/// `pkcs11:token=…;object=…`.
+/// `pkcs11:token=…;object=…`; another kid as it is.
 pub fn key_of(kid: &str) -> String {
-    if let Ok(local) = LocalKid::parse(kid) {
-        return format!("local:{}", local.name.as_str());
-    }
-    if hsm::is_pkcs11_uri(kid) {
-        return hsm::key_of(kid).unwrap_or_else(|| kid.to_owned());
-    }
-    if vault::is_key_url(kid) {
-        return kid
-            .rsplit_once('/')
-            .map_or_else(|| kid.to_owned(), |(key, _)| key.to_owned());
-    }
-    kid.to_owned()
+    Kid::parse(kid).key()
 }
 
 fn provider(choice: ProviderChoice) -> Result<Provider> {

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use cmk_envelope::format::Header;
-use cmk_envelope::{Error, KeyOpsLimit, KeyWrapper, Result};
+#[cfg(any(not(feature = "azure"), feature = "insecure-loopback-vault"))]
+use cmk_envelope::Error;
+use cmk_envelope::{KeyOpsLimit, KeyWrapper, Kid, Result};
 
 use crate::args::AzureCredential;
 
@@ -18,12 +20,9 @@ pub fn key_urls_in(header: &Header) -> Vec<String> {
     let mut urls: Vec<String> = header
         .slots()
         .iter()
-        .filter(|s| is_key_url(s.kid()))
-        .filter_map(|s| {
-            s.kid()
-                .rsplit_once('/')
-                .map(|(key, _version)| key.to_owned())
-        })
+        .map(|s| Kid::parse(s.kid()))
+        .filter(|kid| matches!(kid, Kid::KeyVault { .. }))
+        .map(|kid| kid.key())
         .collect();
     urls.sort();
     urls.dedup();

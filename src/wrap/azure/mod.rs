@@ -12,7 +12,6 @@
 mod keep_body;
 mod key_facts;
 mod key_ops_budget;
-mod key_url;
 #[cfg(feature = "insecure-loopback-vault")]
 pub mod loopback;
 mod sensitive_body;
@@ -33,13 +32,13 @@ use azure_security_keyvault_keys::models::{
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 
 use self::key_facts::{KeyFacts, Rules};
-use self::key_url::KeyUrl;
 use self::service_error::ServiceError;
 use crate::crypto::{Provider, RsaPublic};
 use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::{KeySlot, WrapAlgorithm};
 use crate::policy::KeyPolicy;
+use crate::wrap::key_url::KeyUrl;
 use crate::wrap::{KeyWrapper, ProtectionLevel, Unwrapped};
 
 const BACKEND: &str = "azure-keyvault";
@@ -559,7 +558,7 @@ impl KeyWrapper for KeyVaultWrapper {
             .client
             .unwrap_key(
                 &self.url.name,
-                version,
+                &version,
                 parameters.try_into().map_err(|e| Error::Backend {
                     backend: BACKEND,
                     message: format!("unwrapKey on {}: cannot build the request: {e}", slot.kid()),

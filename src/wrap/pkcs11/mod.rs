@@ -23,7 +23,6 @@
 mod interop_tests;
 mod session_pool;
 mod token;
-mod uri;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -37,12 +36,12 @@ use zeroize::Zeroizing;
 
 use self::session_pool::{run_blocking, SessionPool};
 use self::token::{DecryptFailure, Token, VersionFacts};
-pub use self::uri::{Pkcs11Uri, PKCS11_SCHEME};
 use crate::crypto::{Provider, RsaPublic};
 use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::{KeySlot, WrapAlgorithm};
 use crate::policy::KeyPolicy;
+pub use crate::wrap::pkcs11_uri::{Pkcs11Uri, PKCS11_SCHEME};
 use crate::wrap::{KeyWrapper, ProtectionLevel, Unwrapped};
 
 const BACKEND: &str = "pkcs11";
@@ -563,13 +562,13 @@ impl Pkcs11Wrapper {
 impl Pkcs11Wrapper {
     /// The `CKA_ID` a kid names, when it names a version of this key.
     fn names_this_key(&self, kid: &str) -> Option<Vec<u8>> {
-        let named = Pkcs11Uri::parse(kid).ok()?;
-        let mine = named.token.as_deref() == Some(self.config.token.as_str())
-            && named.object.as_deref() == Some(self.config.key.as_str());
-        if mine {
-            named.id
-        } else {
-            None
+        match crate::Kid::parse(kid) {
+            crate::Kid::Pkcs11 { token, object, id }
+                if token == self.config.token && object == self.config.key =>
+            {
+                Some(id)
+            }
+            _ => None,
         }
     }
 }
