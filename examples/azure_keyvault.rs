@@ -121,7 +121,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "sealed {} bytes; opened {:?} with {}",
         sealed.len(),
         String::from_utf8_lossy(opened.plaintext()),
-        opened.kid()
+        opened.info().kid()
     );
     Ok(())
 }

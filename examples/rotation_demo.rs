@@ -39,10 +39,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let opened = envelope.open(&sealed, aad).await?;
     println!(
         "4. opened the old object under {}: {:?}",
-        opened.kid(),
+        opened.info().kid(),
         String::from_utf8_lossy(opened.plaintext())
     );
     let rewrapped = opened
+        .info()
         .rewrapped()
         .ok_or("the object should be stale after a rotation")?;
     println!(
@@ -62,8 +63,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let again = envelope.open(&updated, aad).await?;
     println!(
         "7. re-opened under {}: stale = {}, plaintext matches = {}",
-        again.kid(),
-        again.is_stale(),
+        again.info().kid(),
+        again.info().is_stale(),
         again.plaintext() == plaintext
     );
 
@@ -89,7 +90,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listing.versions.len(),
         listing.name
     );
-    if !body_unchanged || again.is_stale() || again.plaintext() != plaintext {
+    if !body_unchanged || again.info().is_stale() || again.plaintext() != plaintext {
         return Err("the rotation story did not hold".into());
     }
     Ok(())

@@ -27,13 +27,12 @@
 //!
 //! // Rotate: new data uses the new version; the old object still opens and hands back a
 //! // header re-wrapped to the new version (the body is unchanged).
-//! keyring.rotate("orders")?;
-//! key.refresh()?;
+//! keyring.rotate("orders")?; // keys of this keyring follow at once
 //! let opened = envelope.open(&sealed, b"row=7").await?;
 //! assert_eq!(opened.plaintext(), b"hello");
-//! let rewrapped = opened.rewrapped().expect("stale after rotation");
+//! let rewrapped = opened.info().rewrapped().expect("stale after rotation");
 //! let updated = rewrapped.apply_to(&sealed)?;
-//! assert!(!envelope.open(&updated, b"row=7").await?.is_stale());
+//! assert!(!envelope.open(&updated, b"row=7").await?.info().is_stale());
 //! # Ok(()) }
 //! ```
 

@@ -212,16 +212,18 @@ fn each_command_makes_the_fewest_remote_calls() {
         });
         assert_eq!(calls, counts(&[("get", 1)]));
     }
-    // decrypt: the object's own unwrapKey, nothing else.
+    // decrypt: the object's own unwrapKey, and one look at the current version (to say
+    // whether the object is stale).
     let calls = calls_of(&vault, || {
         cmke(&vault, dir.path())
             .arg("decrypt")
             .arg(object(0))
             .assert()
             .success()
-            .stdout("ledger lines");
+            .stdout("ledger lines")
+            .stderr("");
     });
-    assert_eq!(calls, counts(&[("unwrapKey", 1)]));
+    assert_eq!(calls, counts(&[("get", 1), ("unwrapKey", 1)]));
     // verify: one unwrapKey per object.
     let calls = calls_of(&vault, || {
         cmke(&vault, dir.path())
@@ -240,8 +242,16 @@ fn each_command_makes_the_fewest_remote_calls() {
             .success();
     });
     assert_eq!(calls, counts(&[("get", 1)]));
-    // After a rotation: one unwrapKey per object, one key check, one canary.
+    // After a rotation: decrypt says the object is stale and where rewrap would move it.
     let v2 = vault.create_key("orders", 2048);
+    cmke(&vault, dir.path())
+        .arg("decrypt")
+        .arg(object(0))
+        .assert()
+        .success()
+        .stdout("ledger lines")
+        .stderr(contains("old key version").and(contains(vault.kid("orders", &v2))));
+    // Then rewrap: one unwrapKey per object, one key check, one canary.
     let calls = calls_of(&vault, || {
         cmke(&vault, dir.path())
             .arg("rewrap")

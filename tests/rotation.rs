@@ -36,7 +36,7 @@ async fn rotate_read_rewrap_read() {
             v1
         );
         let fresh = envelope.open(&old, b"id=1").await.expect("open");
-        assert!(!fresh.is_stale(), "not stale before rotation");
+        assert!(!fresh.info().is_stale(), "not stale before rotation");
 
         let v2 = t.keyring.rotate("orders").expect("rotate");
         assert_ne!(v1, v2);
@@ -45,8 +45,8 @@ async fn rotate_read_rewrap_read() {
         // Old data stays readable and reports that it is stale.
         let opened = envelope.open(&old, b"id=1").await.expect("old still opens");
         assert_eq!(opened.plaintext(), b"written under v1");
-        assert_eq!(opened.kid(), v1);
-        let rewrapped = opened.rewrapped().expect("stale after rotation");
+        assert_eq!(opened.info().kid(), v1);
+        let rewrapped = opened.info().rewrapped().expect("stale after rotation");
         assert_eq!(
             (rewrapped.from_kid(), rewrapped.to_kid()),
             (v1.as_str(), v2.as_str())
@@ -62,8 +62,8 @@ async fn rotate_read_rewrap_read() {
             .open(&updated, b"id=1")
             .await
             .expect("re-wrapped opens");
-        assert_eq!(again.kid(), v2);
-        assert!(!again.is_stale());
+        assert_eq!(again.info().kid(), v2);
+        assert!(!again.info().is_stale());
         assert_eq!(again.plaintext(), b"written under v1");
 
         // New data uses v2; an explicit re-wrap of a current object is a no-op.
@@ -160,7 +160,7 @@ async fn lazy_rewrap_of_a_second_slot_keeps_the_first() {
         .open(&two_slot, b"")
         .await
         .expect("opens from slot 1");
-    let rewrapped = opened.rewrapped().expect("stale");
+    let rewrapped = opened.info().rewrapped().expect("stale");
     assert_eq!(
         (rewrapped.from_kid(), rewrapped.to_kid()),
         (v1.as_str(), v2.as_str())
@@ -169,7 +169,15 @@ async fn lazy_rewrap_of_a_second_slot_keeps_the_first() {
     let kids: Vec<&str> = new_header.slots().iter().map(|s| s.kid()).collect();
     assert_eq!(kids, [archive_header.slots()[0].kid(), v2.as_str()]);
     let updated = rewrapped.apply_to(&two_slot).expect("apply");
-    assert_eq!(reader.open(&updated, b"").await.expect("opens").kid(), v2);
+    assert_eq!(
+        reader
+            .open(&updated, b"")
+            .await
+            .expect("opens")
+            .info()
+            .kid(),
+        v2
+    );
 }
 
 #[tokio::test]
@@ -189,7 +197,7 @@ async fn a_rotation_in_this_process_is_followed_without_refresh() {
     );
     let opened = envelope.open(&old, b"").await.expect("open");
     assert_eq!(
-        opened.rewrapped().map(|r| r.to_kid().to_owned()),
+        opened.info().rewrapped().map(|r| r.to_kid().to_owned()),
         Some(v2.clone())
     );
 }
@@ -225,4 +233,57 @@ async fn a_rotation_by_another_process_needs_refresh() {
         cmk_envelope::inspect(&after).expect("inspect").slots[0].kid,
         moved
     );
+}
+
+#[tokio::test]
+async fn every_way_of_opening_reports_a_stale_object_and_its_rewrapped_header() {
+    let t = common::temp_keyring(Provider::default());
+    let envelope = common::envelope_for(&t.key, Provider::default(), 64);
+    let plaintext = vec![9u8; 1000];
+    let old = envelope.seal(&plaintext, b"").await.expect("seal");
+    let v1 = cmk_envelope::inspect(&old).expect("inspect").slots[0]
+        .kid
+        .clone();
+    let v2 = t.keyring.rotate("orders").expect("rotate");
+
+    let check = |how: &str, info: &cmk_envelope::OpenInfo| {
+        assert_eq!(info.kid(), v1, "{how}");
+        assert!(info.is_stale(), "{how}");
+        let rewrapped = info
+            .rewrapped()
+            .unwrap_or_else(|| panic!("{how}: re-wrapped"));
+        assert_eq!(rewrapped.to_kid(), v2, "{how}");
+    };
+    let whole = envelope.open(&old, b"").await.expect("open");
+    check("open", whole.info());
+    let mut out = Vec::new();
+    check(
+        "open_into",
+        &envelope.open_into(&old, b"", &mut out).await.expect("open"),
+    );
+    let mut reader = envelope
+        .open_reader(std::io::Cursor::new(old.clone()), b"")
+        .await
+        .expect("reader");
+    check("open_reader, before reading", reader.info());
+    let mut read = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut read).expect("read");
+    assert_eq!(read, plaintext);
+    check("open_reader, after reading", reader.info());
+    let range = envelope
+        .open_range(std::io::Cursor::new(old.clone()), b"", 100..200)
+        .await
+        .expect("range");
+    assert_eq!(range.plaintext(), &plaintext[100..200]);
+    check("open_range", range.info());
+    // What every way hands back is the same header, and it opens.
+    let moved = whole
+        .info()
+        .rewrapped()
+        .expect("rewrapped")
+        .apply_to(&old)
+        .expect("apply");
+    let reopened = envelope.open(&moved, b"").await.expect("open");
+    assert_eq!(reopened.info().kid(), v2);
+    assert!(!reopened.info().is_stale());
 }

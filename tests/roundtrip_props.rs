@@ -112,7 +112,7 @@ proptest! {
             prop_assert_eq!(&updated[rewrapped.header().len()..], &sealed[rewrapped.old_header_len()..]);
             prop_assert_eq!(&updated[..74], &sealed[..74]);
             let opened = e.open(&updated, &aad).await.expect("open");
-            prop_assert!(opened.kid().starts_with("local:other/"));
+            prop_assert!(opened.info().kid().starts_with("local:other/"));
             prop_assert_eq!(opened.plaintext(), data.as_slice());
             Ok(())
         })?;

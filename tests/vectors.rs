@@ -133,7 +133,10 @@ async fn multi_segment_vector_is_stale_and_rewraps_lazily() {
     let envelope = reader_for(Provider::default());
     let bytes = std::fs::read(dir.join("multi-segment.cmke")).expect("vector");
     let opened = envelope.open(&bytes, b"ctx").await.expect("opens");
-    let rewrapped = opened.rewrapped().expect("written under the old version");
+    let rewrapped = opened
+        .info()
+        .rewrapped()
+        .expect("written under the old version");
     let updated = rewrapped.apply_to(&bytes).expect("apply");
     assert_eq!(
         &updated[rewrapped.header().len()..],
@@ -144,6 +147,6 @@ async fn multi_segment_vector_is_stale_and_rewraps_lazily() {
         .open(&updated, b"ctx")
         .await
         .expect("re-wrapped opens");
-    assert!(!again.is_stale());
+    assert!(!again.info().is_stale());
     assert_eq!(again.plaintext(), opened.plaintext());
 }

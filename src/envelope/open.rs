@@ -10,11 +10,22 @@ use crate::error::Result;
 use crate::format::{BodyLayout, Header};
 use crate::wrap::Recovered;
 
-/// What opening told about an object: the kid that opened it and, when that kid is not the
-/// key's current version, a header re-wrapped to the current version.
+/// What opening told about an object: the kid that opened it, whether that is an old
+/// version of its key, and then a header re-wrapped to the current version.
+///
+/// Every way of opening gives one: [`Opened::info`] (`open`, `open_detached`,
+/// `open_range`), the return value of `open_into` / `open_in_place`, and
+/// [`OpenReader::info`](crate::stream::OpenReader::info) once the reader exists (the header
+/// is read and the key recovered when it is made).
+///
+/// The re-wrapped header depends only on the header and the data key, which the key
+/// commitment has checked by then, never on the body: a reader offers it before the body
+/// is read, and writing it back changes nothing about the body, which is still verified
+/// when read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenInfo {
     kid: String,
+    stale: bool,
     rewrapped: Option<Rewrapped>,
 }
 
@@ -25,10 +36,12 @@ impl OpenInfo {
         &self.kid
     }
 
-    /// Whether the object is wrapped under an old version of its key.
+    /// Whether the object is wrapped under an old version of its key. Known only with lazy
+    /// re-wrap on (the default), which asks the key for its current version; `false` when
+    /// that could not be asked.
     #[must_use]
     pub fn is_stale(&self) -> bool {
-        self.rewrapped.is_some()
+        self.stale
     }
 
     /// The header re-wrapped to the current version, when the object was stale (lazy
@@ -70,28 +83,14 @@ impl Opened {
         self.plaintext
     }
 
-    /// What opening told about the object.
+    /// What opening told about the object: the kid, staleness, the re-wrapped header.
     #[must_use]
     pub fn info(&self) -> &OpenInfo {
         &self.info
     }
 
-    /// The kid (with version) of the slot that opened the object.
-    #[must_use]
-    pub fn kid(&self) -> &str {
-        self.info.kid()
-    }
-
-    /// Whether the object is wrapped under an old version of its key.
-    #[must_use]
-    pub fn is_stale(&self) -> bool {
-        self.info.is_stale()
-    }
-
-    /// The header re-wrapped to the current version, when the object was stale.
-    #[must_use]
-    pub fn rewrapped(&self) -> Option<&Rewrapped> {
-        self.info.rewrapped()
+    pub(crate) fn new(plaintext: Vec<u8>, info: OpenInfo) -> Self {
+        Self { plaintext, info }
     }
 }
 
@@ -179,19 +178,49 @@ impl Envelope {
             max_threads: self.max_threads,
         };
         open_body(&ctx)?;
+        Ok(self.open_info(header, header_len, &recovered).await)
+    }
+
+    /// What opening tells about an object whose key `recovered` holds: the kid and, with
+    /// lazy re-wrap on, whether it is stale and the re-wrapped header.
+    pub(crate) async fn open_info<T>(
+        &self,
+        header: &Header,
+        header_len: usize,
+        recovered: &Recovered<T>,
+    ) -> OpenInfo {
         let slot = header.slots().get(recovered.slot_index);
         let kid = slot.map(|s| s.kid().to_owned()).unwrap_or_default();
-        // Opening never depends on the key's current version: when it cannot be used (the
-        // newest version disabled, deleted or outside today's policy), the object still
-        // opens, without a re-wrapped header.
-        let rewrapped = if self.lazy_rewrap {
-            self.lazy_rewrap_header(header, header_len, &recovered)
+        if !self.lazy_rewrap {
+            return OpenInfo {
+                kid,
+                stale: false,
+                rewrapped: None,
+            };
+        }
+        // Opening never depends on the key's current version: when it cannot be read or
+        // used (the newest version disabled, deleted or outside today's policy), the object
+        // still opens, without a re-wrapped header.
+        let Ok(current) = recovered.wrapper.current_kid().await else {
+            return OpenInfo {
+                kid,
+                stale: false,
+                rewrapped: None,
+            };
+        };
+        let stale = current != kid;
+        let rewrapped = if stale {
+            self.lazy_rewrap_header(header, header_len, recovered)
                 .await
                 .unwrap_or(None)
         } else {
             None
         };
-        Ok(OpenInfo { kid, rewrapped })
+        OpenInfo {
+            kid,
+            stale,
+            rewrapped,
+        }
     }
 
     /// Unwraps the first slot whose data key derives the header's commitment.
@@ -209,11 +238,11 @@ impl Envelope {
 
     /// When the opening slot is not under its key's current version: wrap the data key
     /// again (one wrap, no second unwrap) and return the new header.
-    async fn lazy_rewrap_header(
+    async fn lazy_rewrap_header<T>(
         &self,
         header: &Header,
         header_len: usize,
-        recovered: &Recovered<KeySchedule>,
+        recovered: &Recovered<T>,
     ) -> Result<Option<Rewrapped>> {
         let Some(slot) = header.slots().get(recovered.slot_index) else {
             return Ok(None);

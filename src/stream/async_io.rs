@@ -12,7 +12,7 @@ use super::growth::{grow_wiping, next_wire_len};
 use super::header_io::read_header_async;
 use super::segment::SegmentCrypter;
 use super::to_io;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, OpenInfo};
 use crate::error::{Error, Result};
 use crate::format::limits::MAX_SEGMENTS;
 use crate::format::Malformed;
@@ -164,13 +164,13 @@ pub struct AsyncOpenReader<R> {
     next_index: u64,
     done: bool,
     failed: bool,
-    kid: String,
+    info: OpenInfo,
 }
 
 impl<R> std::fmt::Debug for AsyncOpenReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncOpenReader")
-            .field("kid", &self.kid)
+            .field("kid", &self.info.kid())
             .field("segments_read", &self.next_index)
             .finish_non_exhaustive()
     }
@@ -186,8 +186,8 @@ impl Envelope {
         mut inner: R,
         aad: &[u8],
     ) -> Result<AsyncOpenReader<R>> {
-        let (header, _) = read_header_async(&mut inner).await?;
-        let (crypter, kid) = self.start_stream_open(&header, aad).await?;
+        let (header, header_len) = read_header_async(&mut inner).await?;
+        let (crypter, info) = self.start_stream_open(&header, header_len, aad).await?;
         let wire_segment = crypter.segment_size() + 16;
         Ok(AsyncOpenReader {
             inner,
@@ -201,16 +201,17 @@ impl Envelope {
             next_index: 0,
             done: false,
             failed: false,
-            kid,
+            info,
         })
     }
 }
 
 impl<R: AsyncRead + Unpin> AsyncOpenReader<R> {
-    /// The kid (with version) of the slot that opened the object.
+    /// What opening tells about the object ([`OpenInfo`]), known as soon as the reader
+    /// exists.
     #[must_use]
-    pub fn kid(&self) -> &str {
-        &self.kid
+    pub fn info(&self) -> &OpenInfo {
+        &self.info
     }
 
     /// Fills the buffer to one wire segment plus one byte, or to the end of the source,

@@ -9,7 +9,7 @@ use super::header_io::read_header;
 use super::pipeline::{self, Direction};
 use super::segment::SegmentCrypter;
 use super::to_io;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, OpenInfo};
 use crate::error::Result;
 use crate::format::Malformed;
 
@@ -32,7 +32,7 @@ pub struct OpenReader<R: Read> {
     plain_pos: usize,
     next_index: u64,
     state: State,
-    kid: String,
+    info: OpenInfo,
     /// Threads [`OpenReader::copy_to`] may use.
     threads: usize,
 }
@@ -47,7 +47,7 @@ enum State {
 impl<R: Read> std::fmt::Debug for OpenReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenReader")
-            .field("kid", &self.kid)
+            .field("kid", &self.info.kid())
             .field("segments_read", &self.next_index)
             .finish_non_exhaustive()
     }
@@ -66,8 +66,8 @@ impl Envelope {
     /// # Errors
     /// As [`Envelope::open`] for the header and the key; [`Error::Io`](crate::Error::Io) for the source.
     pub async fn open_reader<R: Read>(&self, mut inner: R, aad: &[u8]) -> Result<OpenReader<R>> {
-        let (header, _) = read_header(&mut inner)?;
-        let (crypter, kid) = self.start_stream_open(&header, aad).await?;
+        let (header, header_len) = read_header(&mut inner)?;
+        let (crypter, info) = self.start_stream_open(&header, header_len, aad).await?;
         let wire_segment = crypter.segment_size() + 16;
         Ok(OpenReader {
             inner,
@@ -78,17 +78,18 @@ impl Envelope {
             plain_pos: 0,
             next_index: 0,
             state: State::Reading,
-            kid,
+            info,
             threads: pipeline::workers(self.max_threads),
         })
     }
 }
 
 impl<R: Read> OpenReader<R> {
-    /// The kid (with version) of the slot that opened the object.
+    /// What opening tells about the object ([`OpenInfo`]): the kid, whether it is stale,
+    /// and the re-wrapped header, known as soon as the reader exists.
     #[must_use]
-    pub fn kid(&self) -> &str {
-        &self.kid
+    pub fn info(&self) -> &OpenInfo {
+        &self.info
     }
 
     /// Writes the rest of the plaintext to `sink` on up to

@@ -5,7 +5,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 
 use super::header_io::read_header;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Opened};
 use crate::error::{Error, Result};
 use crate::format::{BodyLayout, TAG_LEN};
 
@@ -18,6 +18,8 @@ impl Envelope {
     /// that are still intact opens, since the segments after it are never read. To prove a
     /// whole object, open all of it ([`Envelope::open`], [`Envelope::open_reader`]).
     ///
+    /// Returns the range's plaintext with the [`OpenInfo`](crate::OpenInfo) every open gives.
+    ///
     /// # Errors
     /// As [`Envelope::open`]; [`Error::InvalidArgument`] when the range is reversed or ends
     /// past the plaintext.
@@ -26,7 +28,7 @@ impl Envelope {
         mut source: R,
         aad: &[u8],
         range: Range<u64>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<Opened> {
         source.seek(SeekFrom::Start(0))?;
         let (header, header_len) = read_header(&mut source)?;
         let total = source.seek(SeekFrom::End(0))?;
@@ -41,13 +43,13 @@ impl Envelope {
                 layout.plaintext_len()
             )));
         }
-        let (crypter, _) = self.start_stream_open(&header, aad).await?;
+        let (crypter, info) = self.start_stream_open(&header, header_len, aad).await?;
         // Verified plaintext gathered so far is wiped if a later segment fails.
         let mut out = zeroize::Zeroizing::new(Vec::with_capacity(
             usize::try_from(range.end - range.start).unwrap_or(0),
         ));
         if range.is_empty() {
-            return Ok(std::mem::take(&mut *out));
+            return Ok(Opened::new(std::mem::take(&mut *out), info));
         }
         let first = range.start / segment_size;
         let last = (range.end - 1) / segment_size;
@@ -66,6 +68,6 @@ impl Envelope {
             let to = (range.end - segment_start).min(plain.len() as u64) as usize;
             out.extend_from_slice(&plain[from..to]);
         }
-        Ok(std::mem::take(&mut *out))
+        Ok(Opened::new(std::mem::take(&mut *out), info))
     }
 }

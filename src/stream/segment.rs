@@ -8,7 +8,7 @@
 
 use crate::crypto::{KeySchedule, SegmentCipher};
 use crate::envelope::segments::{open_body_into, seal_body_into, SegmentContext};
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, OpenInfo};
 use crate::error::{Error, Result};
 use crate::format::{
     segment_nonce, BodyLayout, Header, Malformed, Preamble, SEGMENT_AAD_LEN, TAG_LEN,
@@ -152,16 +152,13 @@ impl Envelope {
     pub(crate) async fn start_stream_open(
         &self,
         header: &Header,
+        header_len: usize,
         aad: &[u8],
-    ) -> Result<(SegmentCrypter, String)> {
+    ) -> Result<(SegmentCrypter, OpenInfo)> {
         let recovered = self.recover(header).await?;
-        let kid = header
-            .slots()
-            .get(recovered.slot_index)
-            .map(|s| s.kid().to_owned())
-            .unwrap_or_default();
+        let info = self.open_info(header, header_len, &recovered).await;
         let crypter =
             SegmentCrypter::new(recovered.accepted, header.preamble(), &self.aad_hash(aad));
-        Ok((crypter, kid))
+        Ok((crypter, info))
     }
 }

@@ -50,7 +50,7 @@ pub async fn run(backend: &dyn Backend) {
         assert_eq!(slot_kid(&sealed), kid, "the slot names the current version");
         let opened = envelope.open(&sealed, b"aad").await.expect("open");
         assert_eq!(opened.plaintext(), plaintext.as_slice(), "{len} bytes");
-        assert_eq!(opened.kid(), kid);
+        assert_eq!(opened.info().kid(), kid);
     }
 
     // Wrong associated data, a tampered body and a tampered wrapped key: one opaque error.
@@ -102,8 +102,8 @@ pub async fn run(backend: &dyn Backend) {
         .open(&sealed, b"aad")
         .await
         .expect("old data opens");
-    assert_eq!(opened.kid(), kid);
-    let rewrapped = opened.rewrapped().expect("stale after rotation");
+    assert_eq!(opened.info().kid(), kid);
+    let rewrapped = opened.info().rewrapped().expect("stale after rotation");
     let moved = rewrapped.apply_to(&sealed).expect("apply");
     assert_eq!(
         &moved[rewrapped.header().len()..],

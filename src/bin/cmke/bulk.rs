@@ -498,7 +498,7 @@ async fn verify_one(pool: &KeyPool, options: &VerifyOptions, path: PathBuf) -> O
         Ok(reader) => reader,
         Err(e) => return Outcome::Failed(e),
     };
-    let kid = reader.kid().to_owned();
+    let kid = reader.info().kid().to_owned();
     match blocking(move || {
         reader
             .copy_to(std::io::sink())

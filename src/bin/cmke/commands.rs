@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use cmk_envelope::format::Header;
 use cmk_envelope::software::Keyring;
 use cmk_envelope::stream::{into_cmk_error, read_header_bytes};
-use cmk_envelope::{Envelope, Error, KeyPolicy, Provider, Result};
+use cmk_envelope::{Envelope, Error, KeyPolicy, Result};
 
 use crate::args::{Cli, Command, KeyCommand};
 use crate::bulk::{self, RewrapOptions, Summary, VerifyOptions};
@@ -68,11 +68,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 let mut file = std::fs::File::open(&input).map_err(|e| io_error(&input, e))?;
                 let header = read_header_bytes(&mut file)?;
                 let envelope = sources
-                    .pool()
+                    .pool_noting_stale()
                     .envelope_for(&Header::parse_detached(&header)?)
                     .await?;
-                let plaintext = envelope.open_range(file, aad.as_bytes(), range).await?;
-                write_output(output.as_deref(), &plaintext, OUTPUT_MODE)?;
+                let opened = envelope.open_range(file, aad.as_bytes(), range).await?;
+                write_output(output.as_deref(), opened.plaintext(), OUTPUT_MODE)?;
+                note_if_stale(opened.info(), &input);
                 return Ok(ExitCode::SUCCESS);
             }
             // The header first, to learn which keys (keyring or vault) the slots name; then
@@ -80,18 +81,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let mut source = open_input(&input, true)?;
             let header = read_header_bytes(&mut source)?;
             let envelope = sources
-                .pool()
+                .pool_noting_stale()
                 .envelope_for(&Header::parse_detached(&header)?)
                 .await?;
             let source = std::io::Cursor::new(header).chain(source);
             let mut reader = envelope.open_reader(source, aad.as_bytes()).await?;
-            let kid = reader.kid().to_owned();
             let mut out = Output::create(output.as_deref(), OUTPUT_MODE)?;
-            reader.copy_to(&mut out).map_err(into_cmk_error)?;
+            reader.copy_to(&mut out)?;
             out.commit()?;
-            if let Ok(keyring) = sources.keyring_dir() {
-                note_if_stale(keyring, provider, &kid, &input);
-            }
+            note_if_stale(reader.info(), &input);
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { input } => {
@@ -207,25 +205,22 @@ fn finish(summary: &Summary, done: &str, current: Option<&str>) -> ExitCode {
     }
 }
 
-/// Tells the operator when an object is under an old version of a keyring key.
-fn note_if_stale(dir: &Path, provider: Provider, kid: &str, input: &Path) {
-    let cmk_envelope::Kid::Local(local) = cmk_envelope::Kid::parse(kid) else {
+/// Tells the operator when an object is under an old version of its key (any backend: the
+/// library's open says so).
+fn note_if_stale(info: &cmk_envelope::OpenInfo, input: &Path) {
+    if !info.is_stale() {
         return;
-    };
-    let current = Keyring::open(dir)
-        .and_then(|k| k.with_provider(provider).list())
-        .ok()
-        .and_then(|keys| keys.into_iter().find(|k| k.name == local.name.as_str()))
-        .map(|k| k.current_kid);
-    if let Some(current) = current.filter(|c| c != kid) {
-        let shown = escape::path(input);
-        eprintln!(
-            "cmke: note: {shown} is wrapped under an old key version ({}); \
-             `cmke rewrap {shown}` moves it to {}",
-            escape::text(kid),
-            escape::text(&current),
-        );
     }
+    let shown = escape::path(input);
+    let to = info.rewrapped().map_or_else(
+        || "its current version".to_owned(),
+        |r| escape::text(r.to_kid()).into_owned(),
+    );
+    eprintln!(
+        "cmke: note: {shown} is wrapped under an old key version ({}); \
+         `cmke rewrap {shown}` moves it to {to}",
+        escape::text(info.kid()),
+    );
 }
 
 async fn key_command(sources: &KeySources, command: KeyCommand) -> Result<ExitCode> {

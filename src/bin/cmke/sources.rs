@@ -163,9 +163,22 @@ impl KeySources {
         self.named_key(key).await
     }
 
-    /// What one run uses to open many files.
+    /// What one run uses to open many files. Its envelopes do not look for stale objects
+    /// (no lazy re-wrap): `verify`, `rewrap` and `inventory` have no use for a re-wrapped
+    /// header, and a Key Vault key would be asked for its current version.
     pub fn pool(&self) -> Arc<KeyPool> {
+        self.pool_with(false)
+    }
+
+    /// As [`KeySources::pool`], for `decrypt`: opening also says when the object is under an
+    /// old version of its key (one look at the key's current version per run).
+    pub fn pool_noting_stale(&self) -> Arc<KeyPool> {
+        self.pool_with(true)
+    }
+
+    fn pool_with(&self, lazy_rewrap: bool) -> Arc<KeyPool> {
         Arc::new(KeyPool {
+            lazy_rewrap,
             sources: self.clone(),
             keyring: OnceCell::new(),
             remote: Mutex::new(HashMap::new()),
@@ -187,6 +200,8 @@ type KeySet = (bool, Vec<String>);
 /// reached fails only the files under it, and many files under one key cost one connect.
 pub struct KeyPool {
     sources: KeySources,
+    /// Whether opening looks for stale objects (see [`KeySources::pool_noting_stale`]).
+    lazy_rewrap: bool,
     keyring: OnceCell<Shared<Keyring>>,
     remote: Mutex<HashMap<String, RemoteCell>>,
     /// One envelope per set of keys, so that keys loaded once serve every file.
@@ -292,6 +307,7 @@ impl KeyPool {
         }
         let mut builder = Envelope::builder()
             .provider(self.sources.provider)
+            .lazy_rewrap(self.lazy_rewrap)
             .kid_allowlist(allowlist.clone());
         if let Some(keyring) = &keyring {
             builder = builder.open_with_keyring(keyring)?;
