@@ -1,4 +1,5 @@
-//! Crash-safe file replacement: temp file, fsync, rename, fsync the directory.
+//! Crash-safe file replacement: temp file, fsync, rename, fsync the directory. The
+//! keyring's own (cmke has its own, which also keeps an object's owner and mode).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -28,13 +29,6 @@ impl AtomicFile {
             tmp_path,
             file: Some(file),
         })
-    }
-
-    /// Where the bytes written so far are, until [`AtomicFile::commit`]: for reading them
-    /// back to check them before they replace the target.
-    #[must_use]
-    pub fn temp_path(&self) -> &Path {
-        &self.tmp_path
     }
 
     /// Flushes to disk, renames over the path and syncs the directory.

@@ -53,7 +53,6 @@ mod policy;
 pub mod stream;
 mod wrap;
 
-pub use atomic_write::{write_file_atomically, AtomicFile};
 pub use crypto::Provider;
 pub use data_key::{DataKey, DATA_KEY_LEN};
 pub use envelope::{Envelope, EnvelopeBuilder, OpenInfo, Opened, RewrapTarget, Rewrapped, Sealed};
