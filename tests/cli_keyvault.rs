@@ -11,7 +11,7 @@ mod keyvault_double;
 use std::collections::BTreeMap;
 
 use assert_cmd::Command;
-use keyvault_double::{Access, KeyVaultDouble, TOKEN};
+use keyvault_double::{counts, Access, KeyVaultDouble, TOKEN};
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
@@ -173,17 +173,7 @@ fn decrypt_needs_only_the_objects_own_key_version() {
 fn calls_of(vault: &KeyVaultDouble, run: impl FnOnce()) -> BTreeMap<String, usize> {
     vault.reset_calls();
     run();
-    let mut calls = vault.all_calls();
-    calls.remove("challenge");
-    calls
-}
-
-fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
-    pairs
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(op, n)| ((*op).to_owned(), *n))
-        .collect()
+    vault.authenticated_calls()
 }
 
 #[test]

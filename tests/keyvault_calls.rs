@@ -13,7 +13,7 @@ use cmk_envelope::azure::{KeyVaultOptions, KeyVaultWrapper};
 use cmk_envelope::format::Header;
 use cmk_envelope::{Envelope, Error, KeyWrapper, RewrapTarget};
 use common::block_on;
-use keyvault_double::{quick_options, KeyVaultDouble, TOKEN};
+use keyvault_double::{counts, quick_options, KeyVaultDouble, TOKEN};
 
 const OBJECTS: usize = 10;
 
@@ -26,21 +26,6 @@ fn lazily(url: &str, options: KeyVaultOptions) -> Arc<dyn KeyWrapper> {
         )
         .expect("client"),
     )
-}
-
-/// The authenticated calls (the unauthenticated challenge left out), by operation.
-fn calls(vault: &KeyVaultDouble) -> BTreeMap<String, usize> {
-    let mut calls = vault.all_calls();
-    calls.remove("challenge");
-    calls
-}
-
-fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
-    pairs
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(op, n)| ((*op).to_owned(), *n))
-        .collect()
 }
 
 fn slot_kid(object: &[u8]) -> String {
@@ -56,7 +41,11 @@ fn each_operation_makes_the_fewest_remote_calls() {
 
     // Sealing: one key check per refresh interval, then local wraps.
     let sealer = lazily(&url, quick_options(&[&vault]));
-    assert_eq!(calls(&vault), counts(&[]), "connect_lazily makes no call");
+    assert_eq!(
+        vault.authenticated_calls(),
+        counts(&[]),
+        "connect_lazily makes no call"
+    );
     let writer = Envelope::builder()
         .seal_with(Arc::clone(&sealer))
         .build()
@@ -64,7 +53,7 @@ fn each_operation_makes_the_fewest_remote_calls() {
     let objects: Vec<Vec<u8>> = (0..OBJECTS)
         .map(|i| block_on(writer.seal(format!("record {i}").as_bytes(), b"")).expect("seal"))
         .collect();
-    assert_eq!(calls(&vault), counts(&[("get", 1)]));
+    assert_eq!(vault.authenticated_calls(), counts(&[("get", 1)]));
 
     // Opening N objects in a new process: N unwrapKey, and at most one other call (the
     // lazy re-wrap's look at the current version).
@@ -76,7 +65,7 @@ fn each_operation_makes_the_fewest_remote_calls() {
     for object in &objects {
         block_on(reader.open(object, b"")).expect("open");
     }
-    let opened = calls(&vault);
+    let opened = vault.authenticated_calls();
     assert_eq!(opened.get("unwrapKey"), Some(&OBJECTS), "{opened:?}");
     assert!(opened.get("get").copied().unwrap_or(0) <= 1, "{opened:?}");
     assert_eq!(opened.len(), 1 + usize::from(opened.contains_key("get")));
@@ -97,7 +86,7 @@ fn each_operation_makes_the_fewest_remote_calls() {
         moved.push(rewrapped.apply_to(object).expect("apply"));
     }
     assert_eq!(
-        calls(&vault),
+        vault.authenticated_calls(),
         counts(&[("get", 1), ("unwrapKey", OBJECTS + 1)])
     );
     for (i, object) in moved.iter().enumerate() {
@@ -121,7 +110,7 @@ fn each_operation_makes_the_fewest_remote_calls() {
                 .is_none()
         );
     }
-    assert_eq!(calls(&vault), counts(&[]));
+    assert_eq!(vault.authenticated_calls(), counts(&[]));
 }
 
 #[test]
@@ -183,7 +172,7 @@ fn a_rewrap_to_another_key_in_the_vault_proves_its_public_key_once() {
     }
     // Each object's own unwrapKey, one get of billing, one canary on billing.
     assert_eq!(
-        calls(&vault),
+        vault.authenticated_calls(),
         counts(&[("get", 1), ("unwrapKey", OBJECTS + 1)])
     );
 }

@@ -59,11 +59,7 @@ impl KeyResolver {
         slots: &'a [KeySlot],
     ) -> Option<(&'a KeySlot, &'a Arc<dyn KeyWrapper>)> {
         for slot in slots {
-            if self
-                .allowlist
-                .as_ref()
-                .is_some_and(|allow| !allow.allows(slot.kid()))
-            {
+            if !self.offers(slot) {
                 continue;
             }
             for wrapper in &self.wrappers {
@@ -85,11 +81,7 @@ impl KeyResolver {
     ) -> Option<Vec<(&'a KeySlot, &'a Arc<dyn KeyWrapper>)>> {
         let mut found = Vec::new();
         for slot in slots {
-            if self
-                .allowlist
-                .as_ref()
-                .is_some_and(|allow| !allow.allows(slot.kid()))
-            {
+            if !self.offers(slot) {
                 continue;
             }
             for wrapper in &self.wrappers {
@@ -99,6 +91,14 @@ impl KeyResolver {
             }
         }
         Some(found)
+    }
+
+    /// Whether `slot` is offered to the wrappers at all: the allowlist, when there is one,
+    /// allows its kid.
+    fn offers(&self, slot: &KeySlot) -> bool {
+        self.allowlist
+            .as_ref()
+            .is_none_or(|allow| allow.allows(slot.kid()))
     }
 
     /// Number of wrappers.
@@ -129,11 +129,7 @@ impl KeyResolver {
         let mut key_problem: Option<Error> = None;
         let mut claimed = false;
         for (slot_index, slot) in slots.iter().enumerate() {
-            if self
-                .allowlist
-                .as_ref()
-                .is_some_and(|allow| !allow.allows(slot.kid()))
-            {
+            if !self.offers(slot) {
                 continue;
             }
             for wrapper in &self.wrappers {

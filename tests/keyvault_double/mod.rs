@@ -347,6 +347,13 @@ impl KeyVaultDouble {
         lock(&self.state).requests
     }
 
+    /// [`KeyVaultDouble::all_calls`] without the unauthenticated challenge requests.
+    pub fn authenticated_calls(&self) -> BTreeMap<String, usize> {
+        let mut calls = self.all_calls();
+        calls.remove("challenge");
+        calls
+    }
+
     /// Forgets the counts.
     pub fn reset_calls(&self) {
         let mut state = lock(&self.state);
@@ -778,4 +785,14 @@ pub fn quick_options(doubles: &[&KeyVaultDouble]) -> cmk_envelope::azure::KeyVau
         ..ClientOptions::default()
     };
     cmk_envelope::azure::KeyVaultOptions::default().client_options(client)
+}
+
+/// Expected call counts, `(operation, n)`, as [`KeyVaultDouble::all_calls`] reports them
+/// (operations with no call are left out).
+pub fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(op, n)| ((*op).to_owned(), *n))
+        .collect()
 }

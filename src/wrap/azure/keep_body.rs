@@ -16,7 +16,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use azure_core::error::ErrorKind;
 use azure_core::http::headers::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{Body, Context, Request};
@@ -32,15 +31,6 @@ pub(crate) struct RememberBody;
 #[derive(Debug)]
 pub(crate) struct RestoreBody;
 
-/// The next policy and the ones after it.
-type Next<'a> = (&'a Arc<dyn Policy>, &'a [Arc<dyn Policy>]);
-
-fn split(next: &[Arc<dyn Policy>]) -> azure_core::Result<Next<'_>> {
-    next.split_first().ok_or_else(|| {
-        azure_core::Error::with_message(ErrorKind::Other, "a body policy has no transport after it")
-    })
-}
-
 #[async_trait]
 impl Policy for RememberBody {
     async fn send(
@@ -49,7 +39,7 @@ impl Policy for RememberBody {
         request: &mut Request,
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
-        let (first, rest) = split(next)?;
+        let (first, rest) = super::next_policy::split(next, "body")?;
         if request.body().is_empty() == Some(false) {
             let ctx = ctx.clone().with_value(OriginalBody(request.body().clone()));
             return first.send(&ctx, request, rest).await;
@@ -66,7 +56,7 @@ impl Policy for RestoreBody {
         request: &mut Request,
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
-        let (first, rest) = split(next)?;
+        let (first, rest) = super::next_policy::split(next, "body")?;
         let authorized = request.headers().get_optional_str(&AUTHORIZATION).is_some();
         if authorized && request.body().is_empty() != Some(false) {
             if let Some(OriginalBody(body)) = ctx.value::<OriginalBody>() {

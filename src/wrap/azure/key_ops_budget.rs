@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use azure_core::error::ErrorKind;
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{Context, Request, StatusCode};
 
@@ -27,12 +26,7 @@ impl Policy for KeyOpsBudget {
         request: &mut Request,
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
-        let Some((first, rest)) = next.split_first() else {
-            return Err(azure_core::Error::with_message(
-                ErrorKind::Other,
-                "the key-operations budget has no transport after it",
-            ));
-        };
+        let (first, rest) = super::next_policy::split(next, "key-operations budget")?;
         let wait = self.limit.reserve_at(Instant::now());
         if !wait.is_zero() {
             azure_core::sleep::sleep(

@@ -14,6 +14,7 @@ mod key_facts;
 mod key_ops_budget;
 #[cfg(feature = "insecure-loopback-vault")]
 pub mod loopback;
+mod next_policy;
 mod sensitive_body;
 mod service_error;
 mod tls;

@@ -45,12 +45,7 @@ impl Policy for CertificateFailuresAreFinal {
         request: &mut Request,
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
-        let Some((first, rest)) = next.split_first() else {
-            return Err(azure_core::Error::with_message(
-                ErrorKind::Other,
-                "the certificate policy has no transport after it",
-            ));
-        };
+        let (first, rest) = super::next_policy::split(next, "certificate")?;
         let host = request.url().host_str().unwrap_or("the vault").to_owned();
         match first.send(ctx, request, rest).await {
             Err(error) if matches!(error.kind(), ErrorKind::Io | ErrorKind::Connection) => {

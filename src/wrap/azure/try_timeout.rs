@@ -30,12 +30,7 @@ impl Policy for TryTimeout {
         request: &mut Request,
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
-        let Some((first, rest)) = next.split_first() else {
-            return Err(azure_core::Error::with_message(
-                ErrorKind::Other,
-                "the try-timeout policy has no transport after it",
-            ));
-        };
+        let (first, rest) = super::next_policy::split(next, "try-timeout")?;
         let limit = azure_core::time::Duration::try_from(self.limit)
             .unwrap_or(azure_core::time::Duration::MAX);
         let url = request.url().clone();
