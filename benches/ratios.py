@@ -40,6 +40,8 @@ if (root / "64MiB").exists():
     aes = mean_ns("64MiB", "aes_gcm_raw")
     print("\n64 MiB (cargo bench --bench parallel):")
     out_of_place = mean_ns("64MiB", "aes_gcm_raw_out_of_place")
+    raw_two = mean_ns("64MiB", "aes_gcm_raw_2t")
+    print(f"  raw AES-GCM on 2 threads: {aes / raw_two:.2f}x one thread (this machine's ceiling for 2 threads)")
     print(f"  raw AES-GCM out of place (separate output buffer): {aes / out_of_place:.3f} of in place")
     for op in ["seal_into", "open_into", "seal_in_place", "open_in_place"]:
         one = mean_ns("64MiB", f"{op}_1t")

@@ -33,7 +33,7 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let keyring = Keyring::create(dir.path()).expect("keyring");
     let kid = keyring.create_key("bench").expect("key");
-    let version = kid.rsplit('/').next().expect("version");
+    let version = kid.version().expect("version");
     let pem =
         std::fs::read_to_string(dir.path().join(format!("bench/{version}.pem"))).expect("pem");
     let (_, doc) = pkcs8::SecretDocument::from_pem(&pem).expect("pem decode");

@@ -32,8 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         info.slots[0].kid
     );
 
-    let v2 = keyring.rotate("orders")?;
-    key.refresh()?;
+    let v2 = keyring.rotate_key("orders")?;
     println!("3. rotated 'orders': new current version {v2}; {v1} is kept for old data");
 
     let opened = envelope.open(&sealed, aad).await?;

@@ -20,7 +20,7 @@ use crate::format::Malformed;
 /// | [`Error::AccessDenied`], [`Error::KeyDisabled`], [`Error::KeyNotFound`] | fix the key or its permissions (revocation looks like this); a key of the right name that lacks the slot's version is `KeyNotFound` |
 /// | [`Error::KeyringNotFound`] | name an existing keyring directory (or create one) |
 /// | [`Error::Throttled`], [`Error::Unavailable`] | transient ([`Error::is_transient`]): back off and retry |
-/// | [`Error::PolicyRefused`] | the operation breaks a CMK rule; change the request or, knowingly, the [`KeyPolicy`](crate::KeyPolicy) |
+/// | [`Error::PolicyRefused`] | the operation breaks a CMK rule; change the request or, knowingly, the [`KeyRules`](crate::KeyRules) or [`RewrapPolicy`](crate::RewrapPolicy) |
 /// | [`Error::InvalidKey`] | the key material is unusable (bad PEM, not RSA) |
 /// | [`Error::InvalidArgument`] | a caller-supplied parameter is out of range |
 /// | [`Error::UntrustedFile`] | fix the file's owner or mode as the message says |
@@ -96,7 +96,7 @@ pub enum Error {
         detail: String,
     },
 
-    /// The operation breaks a rule of the [`KeyPolicy`](crate::KeyPolicy) (key size, rotation
+    /// The operation breaks a rule of the [`KeyRules`](crate::KeyRules) or the [`RewrapPolicy`](crate::RewrapPolicy) (key size, rotation
     /// across vaults, no way back from a customer-managed key, ...).
     #[error("refused by key policy: {0}")]
     PolicyRefused(String),

@@ -134,6 +134,45 @@ impl std::fmt::Display for Kid {
     }
 }
 
+/// A kid equals the text of its canonical form, so a kid returned by `create_key` or
+/// `rotate_key` compares with the kid strings of slots and [`OpenInfo`](crate::OpenInfo).
+impl PartialEq<str> for Kid {
+    fn eq(&self, other: &str) -> bool {
+        let canonical: String = self.to_string();
+        canonical.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Kid {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
+impl PartialEq<String> for Kid {
+    fn eq(&self, other: &String) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<Kid> for str {
+    fn eq(&self, other: &Kid) -> bool {
+        other == self
+    }
+}
+
+impl PartialEq<Kid> for &str {
+    fn eq(&self, other: &Kid) -> bool {
+        other == *self
+    }
+}
+
+impl PartialEq<Kid> for String {
+    fn eq(&self, other: &Kid) -> bool {
+        other == self.as_str()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Kid;

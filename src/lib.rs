@@ -27,7 +27,7 @@
 //!
 //! // Rotate: new data uses the new version; the old object still opens and hands back a
 //! // header re-wrapped to the new version (the body is unchanged).
-//! keyring.rotate("orders")?; // keys of this keyring follow at once
+//! keyring.rotate_key("orders")?; // keys of this keyring follow at once
 //! let opened = envelope.open(&sealed, b"row=7").await?;
 //! assert_eq!(opened.plaintext(), b"hello");
 //! let rewrapped = opened.info().rewrapped().expect("stale after rotation");
@@ -42,6 +42,7 @@
 mod atomic_write;
 mod crypto;
 mod data_key;
+mod engine;
 mod envelope;
 mod error;
 mod file_trust;
@@ -62,14 +63,14 @@ pub use fips::{fips_status, require_fips, FipsStatus};
 pub use format::{KeySlot, WrapAlgorithm};
 pub use inspect::{inspect, inspect_reader, inspect_stream, BodyInfo, HeaderInfo, SlotInfo};
 pub use kid::Kid;
-pub use policy::{KeyPolicy, RewrapEndpoint, RSA_PUBLIC_EXPONENT, RSA_SIZES};
+pub use policy::{RewrapEndpoint, RewrapPolicy};
 #[cfg(feature = "azure")]
 pub use wrap::azure;
 #[cfg(feature = "pkcs11")]
 pub use wrap::pkcs11;
 pub use wrap::{
     pkcs11_token_of, software, vault_host_of, CacheConfig, CacheStats, CachingWrapper, KeyOpsLimit,
-    KeyResolver, KeyWrapper, KidAllowlist, ProtectionLevel, Unwrapped,
+    KeyRules, KeyWrapper, KidAllowlist, ProtectionLevel, Unwrapped, RSA_PUBLIC_EXPONENT, RSA_SIZES,
 };
 
 /// Re-exported so that implementors of [`KeyWrapper`] use the same macro version.

@@ -1,86 +1,28 @@
-//! The CMK rules this crate enforces, and the few knowing opt-outs.
+//! Where a re-wrap may move a data key: the envelope's rule, Azure's CMK model by default.
 
 use crate::error::{Error, Result};
 use crate::wrap::ProtectionLevel;
 
-/// RSA sizes a policy may accept. 2048 is Azure's CMK size; the others only by opt-in.
-pub const RSA_SIZES: [usize; 3] = [2048, 3072, 4096];
-
-/// The only RSA public exponent accepted: 65537. Key Vault issues no other, and FIPS 186-5
-/// requires e > 2^16; a small exponent such as 3 invites the classic low-exponent attacks.
-pub const RSA_PUBLIC_EXPONENT: u32 = 65_537;
-
-/// Checks a big-endian RSA public exponent (leading zero bytes allowed) is 65537.
+/// Where a re-wrap (explicit, or lazy on open) may move a data key.
 ///
-/// # Errors
-/// [`Error::InvalidKey`] naming `what` and the exponent found.
-pub(crate) fn check_rsa_exponent(exponent: &[u8], what: &str) -> Result<()> {
-    let significant = exponent
-        .iter()
-        .position(|&b| b != 0)
-        .and_then(|first| exponent.get(first..))
-        .unwrap_or_default();
-    if significant == [0x01, 0x00, 0x01] {
-        return Ok(());
-    }
-    let shown = if significant.len() <= 8 {
-        significant
-            .iter()
-            .fold(0u64, |n, &b| (n << 8) | u64::from(b))
-            .to_string()
-    } else {
-        format!("a {}-byte number", significant.len())
-    };
-    Err(Error::InvalidKey(format!(
-        "{what}: RSA public exponent {shown}; only {RSA_PUBLIC_EXPONENT} is accepted (FIPS \
-         186-5 requires e > 2^16, and Key Vault issues only 65537)"
-    )))
-}
-
-/// Which keys may wrap data keys, and where a re-wrap may move them.
-///
-/// The default is Azure's CMK model: RSA-2048 only; re-wrap only within the same vault or
-/// keyring (or up from a software key to a customer-managed one); never from a
-/// customer-managed key (HSM, Key Vault) back to a software key.
+/// The default is Azure's CMK model: only within the same vault or keyring (or up from a
+/// software key to a customer-managed one); never from a customer-managed key (HSM, Key
+/// Vault) back to a software key. Set it on the envelope with
+/// [`EnvelopeBuilder::rewrap_policy`](crate::EnvelopeBuilder::rewrap_policy). Which keys may
+/// wrap at all is the backends' [`KeyRules`](crate::KeyRules).
 ///
 /// ```
-/// use cmk_envelope::KeyPolicy;
-/// let policy = KeyPolicy::default().allow_rsa_sizes(&[2048, 3072]).unwrap();
-/// assert!(policy.check_rsa_size(3072).is_ok());
-/// assert!(KeyPolicy::default().check_rsa_size(3072).is_err());
+/// use cmk_envelope::RewrapPolicy;
+/// let migration = RewrapPolicy::default().allow_rewrap_across_vaults(true);
+/// assert_ne!(migration, RewrapPolicy::default());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyPolicy {
-    rsa_sizes: Vec<usize>,
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewrapPolicy {
     allow_rewrap_across_vaults: bool,
     allow_rewrap_to_software: bool,
 }
 
-impl Default for KeyPolicy {
-    fn default() -> Self {
-        Self {
-            rsa_sizes: vec![2048],
-            allow_rewrap_across_vaults: false,
-            allow_rewrap_to_software: false,
-        }
-    }
-}
-
-impl KeyPolicy {
-    /// Accepts these RSA sizes instead of 2048 only. Each must be 2048, 3072 or 4096.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] for an empty list or any other size.
-    pub fn allow_rsa_sizes(mut self, sizes: &[usize]) -> Result<Self> {
-        if sizes.is_empty() || sizes.iter().any(|s| !RSA_SIZES.contains(s)) {
-            return Err(Error::InvalidArgument(format!(
-                "RSA sizes {sizes:?}: each must be one of {RSA_SIZES:?}"
-            )));
-        }
-        self.rsa_sizes = sizes.to_vec();
-        Ok(self)
-    }
-
+impl RewrapPolicy {
     /// Allows re-wrapping to a key in another vault or keyring of the same protection level.
     /// Azure keeps rotation within one vault; turn this on only for a deliberate migration.
     #[must_use]
@@ -96,31 +38,6 @@ impl KeyPolicy {
     pub fn dangerously_allow_rewrap_to_software(mut self, allow: bool) -> Self {
         self.allow_rewrap_to_software = allow;
         self
-    }
-
-    /// The RSA sizes accepted.
-    #[must_use]
-    pub fn rsa_sizes(&self) -> &[usize] {
-        &self.rsa_sizes
-    }
-
-    /// Checks an RSA key size.
-    ///
-    /// # Errors
-    /// [`Error::PolicyRefused`] naming the size and what is accepted.
-    pub fn check_rsa_size(&self, bits: usize) -> Result<()> {
-        if self.rsa_sizes.contains(&bits) {
-            Ok(())
-        } else {
-            Err(Error::PolicyRefused(format!(
-                "RSA-{bits} key: policy accepts RSA {} only",
-                self.rsa_sizes
-                    .iter()
-                    .map(usize::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )))
-        }
     }
 
     /// Checks that a data key may move from one wrapper's key to another's.
@@ -162,23 +79,4 @@ pub struct RewrapEndpoint<'a> {
     pub protection: ProtectionLevel,
     /// The vault or keyring holding the key.
     pub domain: &'a str,
-}
-
-#[cfg(test)]
-mod exponent_tests {
-    use super::check_rsa_exponent;
-
-    #[test]
-    fn only_65537_is_accepted() {
-        assert!(check_rsa_exponent(&[1, 0, 1], "k").is_ok());
-        assert!(check_rsa_exponent(&[0, 0, 1, 0, 1], "k").is_ok());
-        for bad in [&[3u8][..], &[1, 0, 0, 1], &[], &[0], &[1, 0, 3]] {
-            let error = check_rsa_exponent(bad, "k").expect_err("refused");
-            assert!(error.to_string().contains("65537"), "{error}");
-        }
-        assert!(check_rsa_exponent(&[3], "k")
-            .expect_err("refused")
-            .to_string()
-            .contains("exponent 3;"));
-    }
 }

@@ -93,8 +93,7 @@ fn slots_naming_services_not_allowed_reach_no_wrapper() {
 
     // Keyring kids name no service: allowed, and the object opens.
     let restricted_keyring = Envelope::builder()
-        .open_with_keyring(&keyring)
-        .expect("keyring")
+        .open_with_all(keyring.openers().expect("keyring"))
         .kid_allowlist(KidAllowlist::new())
         .build()
         .expect("envelope");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use cmk_envelope::azure::loopback::FixedTokenCredential;
 use cmk_envelope::azure::{KeyVaultOptions, KeyVaultWrapper};
 use cmk_envelope::format::Header;
-use cmk_envelope::{Envelope, Error, KeyPolicy, KeyWrapper, RewrapTarget};
+use cmk_envelope::{Envelope, Error, KeyRules, KeyWrapper, RewrapTarget};
 use common::block_on;
 use keyvault_double::{Access, KeyVaultDouble, TOKEN};
 
@@ -285,10 +285,10 @@ fn each_key_rule_is_checked_on_connect_with_its_own_error() {
     assert!(connect(&vault.key_url("orders"), options(&[&vault])).is_ok());
 
     // With the policy opted in, 3072 is accepted.
-    let policy = KeyPolicy::default()
+    let policy = KeyRules::default()
         .allow_rsa_sizes(&[2048, 3072])
         .expect("policy");
-    assert!(connect(&vault.key_url("big"), options(&[&vault]).policy(policy)).is_ok());
+    assert!(connect(&vault.key_url("big"), options(&[&vault]).key_rules(policy)).is_ok());
 }
 
 #[test]

@@ -6,13 +6,13 @@ mod common;
 
 use std::sync::Arc;
 
-use cmk_envelope::software::{Keyring, SoftwareKey};
+use cmk_envelope::software::{Keyring, SoftwareWrapper};
 use cmk_envelope::{KeyWrapper, Provider};
 
 struct SoftwareBackend {
     _dir: tempfile::TempDir,
     keyring: Keyring,
-    key: Arc<SoftwareKey>,
+    key: Arc<SoftwareWrapper>,
 }
 
 impl behaviour::Backend for SoftwareBackend {
@@ -20,8 +20,7 @@ impl behaviour::Backend for SoftwareBackend {
         self.key.clone()
     }
     fn rotate(&self) {
-        self.keyring.rotate("orders").expect("rotate");
-        self.key.refresh().expect("refresh");
+        self.keyring.rotate_key("orders").expect("rotate");
     }
     fn other_key(&self) -> Arc<dyn KeyWrapper> {
         self.keyring.create_key("billing").expect("create");

@@ -51,10 +51,9 @@ fn objects_replaced_during_a_rewrap_are_never_lost_or_mixed() {
         std::fs::write(&path, sealed).expect("write");
         written[i].lock().expect("lock").insert(plain);
     }
-    keyring.rotate("orders").expect("rotate");
+    keyring.rotate_key("orders").expect("rotate");
     let reader = Envelope::builder()
-        .open_with_keyring(&keyring)
-        .expect("keyring")
+        .open_with_all(keyring.openers().expect("keyring"))
         .build()
         .expect("envelope");
 

@@ -256,8 +256,7 @@ fn the_working_directory_never_chooses_the_configuration_or_the_keyring() {
         .success();
     // The planted keyring cannot open it; the user's can.
     let planted_envelope = Envelope::builder()
-        .open_with_keyring(&planted)
-        .expect("keyring")
+        .open_with_all(planted.openers().expect("keyring"))
         .build()
         .expect("envelope");
     let sealed = std::fs::read(cwd.join("p.cmke")).expect("read");

@@ -50,8 +50,7 @@ fn envelope_for(keyring_dir: &Path) -> Envelope {
     let key: Arc<dyn KeyWrapper> = Arc::new(keyring.key("interop").expect("key"));
     Envelope::builder()
         .seal_with(key)
-        .open_with_keyring(&keyring)
-        .expect("keyring")
+        .open_with_all(keyring.openers().expect("keyring"))
         .build()
         .expect("envelope")
 }

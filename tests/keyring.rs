@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 
 use cmk_envelope::software::Keyring;
-use cmk_envelope::{Error, KeyPolicy, Provider};
+use cmk_envelope::{Error, KeyRules, Provider};
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(
@@ -20,7 +20,10 @@ fn fixture(name: &str) -> String {
 fn layout_and_modes_follow_the_design() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keyring = Keyring::create(dir.path().join("ring")).expect("create");
-    let kid = keyring.create_key("orders").expect("create key");
+    let kid = keyring
+        .create_key("orders")
+        .expect("create key")
+        .to_string();
     let version = kid.strip_prefix("local:orders/").expect("kid form");
     assert_eq!(version.len(), 32);
     assert!(version
@@ -102,16 +105,16 @@ fn clear_errors_for_bad_keys() {
 #[test]
 fn opt_in_allows_rsa_3072() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = KeyPolicy::default()
+    let policy = KeyRules::default()
         .allow_rsa_sizes(&[2048, 3072])
         .expect("policy");
     let keyring = Keyring::create(dir.path())
         .expect("create")
-        .with_policy(policy);
+        .with_key_rules(policy);
     keyring
         .import_pem("big", &fixture("rsa-3072.pem"))
         .expect("opted in");
-    assert!(KeyPolicy::default().allow_rsa_sizes(&[1024]).is_err());
+    assert!(KeyRules::default().allow_rsa_sizes(&[1024]).is_err());
 }
 
 #[test]
@@ -127,7 +130,7 @@ fn missing_keyring_key_and_version() {
         Err(Error::KeyNotFound { .. })
     ));
     assert!(matches!(
-        keyring.rotate("ghost"),
+        keyring.rotate_key("ghost"),
         Err(Error::KeyNotFound { .. })
     ));
     keyring.create_key("orders").expect("create");
@@ -187,8 +190,7 @@ fn a_broken_unrelated_key_or_a_symlink_never_stops_another_key() {
         .expect("symlink");
 
     let reader = Envelope::builder()
-        .open_with_keyring(&keyring)
-        .expect("listing the keyring")
+        .open_with_all(keyring.openers().expect("listing the keyring"))
         .build()
         .expect("envelope");
     let opened = common::block_on(reader.open(&sealed, b"")).expect("orders opens");
@@ -216,7 +218,7 @@ fn key_files_that_others_can_change_are_refused() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let keyring = Keyring::create(dir.path()).expect("create");
-    let kid = keyring.create_key("orders").expect("orders");
+    let kid = keyring.create_key("orders").expect("orders").to_string();
     let version = kid.strip_prefix("local:orders/").expect("kid");
     let file = dir.path().join(format!("orders/{version}.pem"));
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o622)).expect("chmod");

@@ -5,15 +5,15 @@ mod common;
 
 use std::sync::Arc;
 
-use cmk_envelope::software::SoftwareKey;
+use cmk_envelope::software::SoftwareWrapper;
 use cmk_envelope::{
-    async_trait, DataKey, Envelope, Error, KeyPolicy, KeySlot, KeyWrapper, ProtectionLevel,
-    Provider, RewrapTarget, Unwrapped,
+    async_trait, DataKey, Envelope, Error, KeyRules, KeySlot, KeyWrapper, ProtectionLevel,
+    Provider, RewrapPolicy, RewrapTarget, Unwrapped,
 };
 
 /// Test double: a software key that reports itself as an HSM key, to exercise the policy
 /// without an HSM. It protects nothing; the real PKCS#11 backend comes with its feature.
-struct ReportsHsm(Arc<SoftwareKey>);
+struct ReportsHsm(Arc<SoftwareWrapper>);
 
 #[async_trait]
 impl KeyWrapper for ReportsHsm {
@@ -34,10 +34,10 @@ impl KeyWrapper for ReportsHsm {
     }
 }
 
-fn envelope(sealer: Arc<dyn KeyWrapper>, policy: KeyPolicy) -> Envelope {
+fn envelope(sealer: Arc<dyn KeyWrapper>, policy: RewrapPolicy) -> Envelope {
     Envelope::builder()
         .seal_with(sealer)
-        .policy(policy)
+        .rewrap_policy(policy)
         .build()
         .expect("envelope")
 }
@@ -47,7 +47,7 @@ async fn another_key_in_the_same_keyring_is_allowed() {
     let t = common::temp_keyring(Provider::default());
     t.keyring.create_key("archive").expect("create");
     let archive: Arc<dyn KeyWrapper> = Arc::new(t.keyring.key("archive").expect("key"));
-    let e = envelope(t.key.clone(), KeyPolicy::default());
+    let e = envelope(t.key.clone(), RewrapPolicy::default());
     let sealed = e.seal(b"x", b"").await.expect("seal");
     let moved = e
         .rewrap(&sealed, RewrapTarget::Key(archive))
@@ -61,11 +61,11 @@ async fn another_key_in_the_same_keyring_is_allowed() {
 async fn another_keyring_is_refused_unless_opted_in() {
     let a = common::temp_keyring(Provider::default());
     let b = common::temp_keyring(Provider::default());
-    let sealed = envelope(a.key.clone(), KeyPolicy::default())
+    let sealed = envelope(a.key.clone(), RewrapPolicy::default())
         .seal(b"x", b"")
         .await
         .expect("seal");
-    let e = envelope(a.key.clone(), KeyPolicy::default());
+    let e = envelope(a.key.clone(), RewrapPolicy::default());
     let err = e
         .rewrap(&sealed, RewrapTarget::Key(b.key.clone()))
         .await
@@ -76,7 +76,7 @@ async fn another_keyring_is_refused_unless_opted_in() {
     );
     let opted = envelope(
         a.key.clone(),
-        KeyPolicy::default().allow_rewrap_across_vaults(true),
+        RewrapPolicy::default().allow_rewrap_across_vaults(true),
     );
     assert!(opted
         .rewrap(&sealed, RewrapTarget::Key(b.key.clone()))
@@ -116,7 +116,7 @@ async fn software_to_hsm_is_allowed_and_hsm_to_software_is_refused() {
     let dangerous = Envelope::builder()
         .seal_with(soft.key.clone())
         .open_with(hsm)
-        .policy(KeyPolicy::default().dangerously_allow_rewrap_to_software(true))
+        .rewrap_policy(RewrapPolicy::default().dangerously_allow_rewrap_to_software(true))
         .build()
         .expect("envelope");
     assert!(dangerous
@@ -128,22 +128,22 @@ async fn software_to_hsm_is_allowed_and_hsm_to_software_is_refused() {
 #[tokio::test]
 async fn a_key_outside_policy_cannot_wrap_new_data_but_old_data_opens() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = KeyPolicy::default()
+    let rules = KeyRules::default()
         .allow_rsa_sizes(&[3072])
         .expect("policy");
     let ring = cmk_envelope::software::Keyring::create(dir.path())
         .expect("create")
-        .with_policy(policy);
+        .with_key_rules(rules);
     ring.create_key("big").expect("3072 key");
     let key = Arc::new(ring.key("big").expect("key"));
-    let sealed = envelope(key, KeyPolicy::default())
+    let sealed = envelope(key, RewrapPolicy::default())
         .seal(b"x", b"")
         .await
         .expect("seal under 3072");
     // The same files under the default policy: wrapping is refused, opening works.
     let strict = cmk_envelope::software::Keyring::open(dir.path()).expect("open");
     let strict_key = Arc::new(strict.key("big").expect("key"));
-    let e = envelope(strict_key, KeyPolicy::default());
+    let e = envelope(strict_key, RewrapPolicy::default());
     assert!(matches!(
         e.seal(b"y", b"").await,
         Err(Error::PolicyRefused(m)) if m.contains("RSA-3072")

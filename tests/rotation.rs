@@ -38,9 +38,9 @@ async fn rotate_read_rewrap_read() {
         let fresh = envelope.open(&old, b"id=1").await.expect("open");
         assert!(!fresh.info().is_stale(), "not stale before rotation");
 
-        let v2 = t.keyring.rotate("orders").expect("rotate");
+        let v2 = t.keyring.rotate_key("orders").expect("rotate").to_string();
         assert_ne!(v1, v2);
-        t.key.refresh().expect("refresh");
+        t.key.refresh().await.expect("refresh");
 
         // Old data stays readable and reports that it is stale.
         let opened = envelope.open(&old, b"id=1").await.expect("old still opens");
@@ -101,8 +101,8 @@ async fn a_deleted_version_is_key_not_found_not_tampering() {
     let old = envelope.seal(b"x", b"").await.expect("seal");
     let info = cmk_envelope::inspect(&old).expect("inspect");
     let version = info.slots[0].version.clone().expect("version");
-    t.keyring.rotate("orders").expect("rotate");
-    t.key.refresh().expect("refresh");
+    t.keyring.rotate_key("orders").expect("rotate");
+    t.key.refresh().await.expect("refresh");
     // An operator removes the old version by hand (the crate never does).
     std::fs::remove_file(t.dir.path().join(format!("orders/{version}.pem"))).expect("rm");
     // A fresh wrapper, so no private key is cached.
@@ -149,8 +149,8 @@ async fn lazy_rewrap_of_a_second_slot_keeps_the_first() {
     two_slot.extend_from_slice(&sealed[original_len..]);
     let v1 = original.slots()[0].kid().to_owned();
 
-    let v2 = t.keyring.rotate("orders").expect("rotate");
-    t.key.refresh().expect("refresh");
+    let v2 = t.keyring.rotate_key("orders").expect("rotate").to_string();
+    t.key.refresh().await.expect("refresh");
     // A reader that knows only `orders`: slot 0 is not its key, slot 1 opens and is stale.
     let reader = cmk_envelope::Envelope::builder()
         .open_with(t.key.clone())
@@ -187,7 +187,10 @@ async fn a_rotation_in_this_process_is_followed_without_refresh() {
     let old = envelope.seal(b"before", b"").await.expect("seal");
     // Another handle on the same directory, as another part of the service would hold.
     let other_handle = cmk_envelope::software::Keyring::open(t.dir.path()).expect("open");
-    let v2 = other_handle.rotate("orders").expect("rotate");
+    let v2 = other_handle
+        .rotate_key("orders")
+        .expect("rotate")
+        .to_string();
 
     // No refresh: new data goes under the new version, and old data reports itself stale.
     let new = envelope.seal(b"after", b"").await.expect("seal");
@@ -227,7 +230,7 @@ async fn a_rotation_by_another_process_needs_refresh() {
         cmk_envelope::inspect(&before).expect("inspect").slots[0].kid,
         v1
     );
-    t.key.refresh().expect("refresh");
+    t.key.refresh().await.expect("refresh");
     let after = envelope.seal(b"x", b"").await.expect("seal");
     assert_eq!(
         cmk_envelope::inspect(&after).expect("inspect").slots[0].kid,
@@ -244,7 +247,7 @@ async fn every_way_of_opening_reports_a_stale_object_and_its_rewrapped_header() 
     let v1 = cmk_envelope::inspect(&old).expect("inspect").slots[0]
         .kid
         .clone();
-    let v2 = t.keyring.rotate("orders").expect("rotate");
+    let v2 = t.keyring.rotate_key("orders").expect("rotate").to_string();
 
     let check = |how: &str, info: &cmk_envelope::OpenInfo| {
         assert_eq!(info.kid(), v1, "{how}");

@@ -5,14 +5,14 @@ mod common;
 
 use std::sync::{Arc, OnceLock};
 
-use cmk_envelope::software::SoftwareKey;
+use cmk_envelope::software::SoftwareWrapper;
 use cmk_envelope::{Envelope, KeyWrapper, Provider, RewrapTarget};
 use proptest::prelude::*;
 
 struct Fixture {
     _t: common::TempKeyring,
-    key: Arc<SoftwareKey>,
-    other: Arc<SoftwareKey>,
+    key: Arc<SoftwareWrapper>,
+    other: Arc<SoftwareWrapper>,
 }
 
 /// One keyring for all cases: key generation is the slow part and not under test here.

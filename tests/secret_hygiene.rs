@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cmk_envelope::software::SoftwareKey;
+use cmk_envelope::software::SoftwareWrapper;
 use cmk_envelope::{
     async_trait, DataKey, Envelope, Error, KeySlot, KeyWrapper, ProtectionLevel, Provider,
     Unwrapped,
@@ -17,7 +17,7 @@ use cmk_envelope::{
 
 /// Delegates to a software key and keeps a copy of every data key it wraps or unwraps.
 struct Recording {
-    inner: Arc<SoftwareKey>,
+    inner: Arc<SoftwareWrapper>,
     seen: Mutex<Vec<[u8; 32]>>,
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use cmk_envelope::format::limits::{MAX_SLOTS, PREAMBLE_LEN};
 use cmk_envelope::format::{Header, Malformed};
-use cmk_envelope::software::SoftwareKey;
+use cmk_envelope::software::SoftwareWrapper;
 use cmk_envelope::{
     async_trait, DataKey, Envelope, Error, KeySlot, KeyWrapper, ProtectionLevel, Provider,
     RewrapTarget, Unwrapped, WrapAlgorithm,
@@ -19,7 +19,7 @@ use common::block_on;
 
 /// A software key that counts how often it is asked to unwrap.
 struct Counting {
-    inner: Arc<SoftwareKey>,
+    inner: Arc<SoftwareWrapper>,
     unwraps: AtomicUsize,
 }
 
@@ -44,7 +44,7 @@ impl KeyWrapper for Counting {
 }
 
 /// An envelope whose every slot names `key`'s current kid over bytes that do not decrypt.
-fn all_slots_claimed(envelope: &Envelope, key: &SoftwareKey, slots: usize) -> Vec<u8> {
+fn all_slots_claimed(envelope: &Envelope, key: &SoftwareWrapper, slots: usize) -> Vec<u8> {
     let sealed = block_on(envelope.seal(b"payload", b"")).expect("seal");
     let (header, header_len) = Header::parse_prefix(&sealed).expect("header");
     let kid = block_on(key.current_kid()).expect("kid");
@@ -88,7 +88,7 @@ fn every_way_in(envelope: &Envelope, bytes: &[u8]) -> Vec<(&'static str, Error)>
     errors
 }
 
-fn counting(key: &Arc<SoftwareKey>) -> Arc<Counting> {
+fn counting(key: &Arc<SoftwareWrapper>) -> Arc<Counting> {
     Arc::new(Counting {
         inner: Arc::clone(key),
         unwraps: AtomicUsize::new(0),

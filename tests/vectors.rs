@@ -12,8 +12,7 @@ fn reader_for(provider: Provider) -> Envelope {
         .with_provider(provider);
     Envelope::builder()
         .provider(provider)
-        .open_with_keyring(&keyring)
-        .expect("keys")
+        .open_with_all(keyring.openers().expect("keys"))
         .build()
         .expect("envelope")
 }

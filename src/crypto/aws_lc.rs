@@ -169,22 +169,6 @@ impl SegmentCipher for Gcm {
         Ok(out)
     }
 
-    fn open_in_place(
-        &self,
-        nonce: &[u8; 12],
-        aad: &[u8],
-        wire: &mut [u8],
-    ) -> Result<usize, CryptoFailure> {
-        let opened = self
-            .0
-            .open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), wire)
-            .map(|plaintext| plaintext.len());
-        opened.map_err(|_| {
-            wire.zeroize();
-            CryptoFailure
-        })
-    }
-
     fn open_within(
         &self,
         nonce: &[u8; 12],

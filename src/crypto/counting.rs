@@ -172,15 +172,6 @@ impl SegmentCipher for CountingCipher {
         self.counters.aead(data.len());
         self.inner.seal_in_place(nonce, aad, data)
     }
-    fn open_in_place(
-        &self,
-        nonce: &[u8; 12],
-        aad: &[u8],
-        wire: &mut [u8],
-    ) -> Result<usize, CryptoFailure> {
-        self.counters.aead(wire.len().saturating_sub(16));
-        self.inner.open_in_place(nonce, aad, wire)
-    }
     fn open_within(
         &self,
         nonce: &[u8; 12],

@@ -64,16 +64,6 @@ pub(crate) trait SegmentCipher: Send + Sync {
         data: &mut [u8],
     ) -> Result<[u8; 16], CryptoFailure>;
 
-    /// Decrypts `wire` (ciphertext ‖ tag) where it lies if the tag verifies, and returns
-    /// the plaintext length (the plaintext is `wire[..len]`). On failure all of `wire` is
-    /// zeroed.
-    fn open_in_place(
-        &self,
-        nonce: &[u8; 12],
-        aad: &[u8],
-        wire: &mut [u8],
-    ) -> Result<usize, CryptoFailure>;
-
     /// Decrypts the ciphertext ‖ tag at `buf[from..]` into the start of `buf` (a shift
     /// towards the front, for opening where the data lies) if the tag verifies, and returns
     /// the plaintext length. On failure all of `buf` is zeroed.

@@ -140,6 +140,25 @@ impl SegmentCipher for Gcm {
         Ok(tag.into())
     }
 
+    fn open_within(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        buf: &mut [u8],
+        from: usize,
+    ) -> Result<usize, CryptoFailure> {
+        if from > buf.len() {
+            buf.zeroize();
+            return Err(CryptoFailure);
+        }
+        let wire_len = buf.len() - from;
+        buf.copy_within(from.., 0);
+        Self::open_in_place(self, nonce, aad, &mut buf[..wire_len]).inspect_err(|_| buf.zeroize())
+    }
+}
+
+impl Gcm {
+    /// Decrypts `wire` (ciphertext ‖ tag) where it lies; on failure all of it is zeroed.
     fn open_in_place(
         &self,
         nonce: &[u8; 12],
@@ -160,23 +179,6 @@ impl SegmentCipher for Gcm {
             return Err(CryptoFailure);
         }
         Ok(len)
-    }
-
-    fn open_within(
-        &self,
-        nonce: &[u8; 12],
-        aad: &[u8],
-        buf: &mut [u8],
-        from: usize,
-    ) -> Result<usize, CryptoFailure> {
-        if from > buf.len() {
-            buf.zeroize();
-            return Err(CryptoFailure);
-        }
-        let wire_len = buf.len() - from;
-        buf.copy_within(from.., 0);
-        self.open_in_place(nonce, aad, &mut buf[..wire_len])
-            .inspect_err(|_| buf.zeroize())
     }
 }
 

@@ -39,10 +39,18 @@ fn aes_256_gcm() {
                     .unwrap_or_else(|_| panic!("tag"));
                 let mut buf = vec![0xaau8; test.ct.len()];
                 let opened = cipher.open_to(&nonce, &test.aad, &test.ct, &tag, &mut buf);
+                // The same wire bytes three bytes into a buffer, opened to its start (the
+                // in-place data path's move towards the front).
+                let mut within = vec![0xaau8; 3];
+                within.extend_from_slice(&test.ct);
+                within.extend_from_slice(&tag);
+                let opened_within = cipher.open_within(&nonce, &test.aad, &mut within, 3);
                 match test.result {
                     TestResult::Valid | TestResult::Acceptable => {
                         assert!(opened.is_ok(), "{} tc {}", provider.name(), test.tc_id);
                         assert_eq!(buf, test.pt.as_slice(), "tc {}", test.tc_id);
+                        assert_eq!(opened_within, Ok(test.pt.len()), "tc {}", test.tc_id);
+                        assert_eq!(&within[..test.pt.len()], test.pt.as_slice());
                         let mut sealed = vec![0u8; test.pt.len()];
                         let got = cipher
                             .seal_to(&nonce, &test.aad, &test.pt, &mut sealed)
@@ -51,10 +59,20 @@ fn aes_256_gcm() {
                             (sealed.as_slice(), &got[..]),
                             (test.ct.as_slice(), test.tag.as_slice())
                         );
+                        let mut in_place = test.pt.to_vec();
+                        let got = cipher
+                            .seal_in_place(&nonce, &test.aad, &mut in_place)
+                            .unwrap_or_else(|_| panic!("seal in place"));
+                        assert_eq!(
+                            (in_place.as_slice(), &got[..]),
+                            (test.ct.as_slice(), test.tag.as_slice())
+                        );
                     }
                     TestResult::Invalid => {
                         assert!(opened.is_err(), "{} tc {}", provider.name(), test.tc_id);
                         assert!(buf.iter().all(|b| *b == 0), "output not zeroed");
+                        assert!(opened_within.is_err(), "tc {}", test.tc_id);
+                        assert!(within.iter().all(|b| *b == 0), "buffer not zeroed");
                     }
                 }
                 ran += 1;

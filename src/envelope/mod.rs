@@ -6,7 +6,6 @@ mod linear_cost_tests;
 mod open;
 mod rewrap;
 mod seal;
-pub(crate) mod segments;
 
 pub use open::{OpenInfo, Opened};
 pub use rewrap::{RewrapTarget, Rewrapped};
@@ -18,13 +17,13 @@ use crate::crypto::Provider;
 use crate::error::{Error, Result};
 use crate::format::limits::{DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 use crate::format::{BodyLayout, Header, Malformed};
-use crate::policy::KeyPolicy;
+use crate::policy::RewrapPolicy;
 use crate::wrap::{KeyResolver, KeyWrapper};
 
 /// Seals and opens CMKE envelopes.
 ///
 /// An `Envelope` holds the wrapper that new data keys are wrapped under (optional: a reader
-/// needs none) and a [`KeyResolver`] of every wrapper it may open with. Build one per service
+/// needs none) and every wrapper it may open with. Build one per service
 /// and clone it freely: it is `Send + Sync`, and a clone costs a few reference counts and
 /// shares the same key wrappers (their caches and connections included).
 ///
@@ -52,7 +51,7 @@ pub struct Envelope {
     sealer: Option<Arc<dyn KeyWrapper>>,
     resolver: KeyResolver,
     provider: Provider,
-    policy: KeyPolicy,
+    rewrap_policy: RewrapPolicy,
     segment_size: u32,
     lazy_rewrap: bool,
     pub(crate) max_threads: usize,
@@ -74,7 +73,7 @@ pub struct EnvelopeBuilder {
     sealer: Option<Arc<dyn KeyWrapper>>,
     openers: Vec<Arc<dyn KeyWrapper>>,
     provider: Provider,
-    policy: KeyPolicy,
+    rewrap_policy: RewrapPolicy,
     segment_size: u32,
     lazy_rewrap: bool,
     max_threads: usize,
@@ -88,7 +87,7 @@ impl Envelope {
             sealer: None,
             openers: Vec::new(),
             provider: Provider::default(),
-            policy: KeyPolicy::default(),
+            rewrap_policy: RewrapPolicy::default(),
             segment_size: DEFAULT_SEGMENT_SIZE,
             lazy_rewrap: true,
             max_threads: usize::MAX,
@@ -102,10 +101,10 @@ impl Envelope {
         self.provider
     }
 
-    /// The policy in use.
+    /// Where a re-wrap may move data keys ([`EnvelopeBuilder::rewrap_policy`]).
     #[must_use]
-    pub fn policy(&self) -> &KeyPolicy {
-        &self.policy
+    pub fn rewrap_policy(&self) -> &RewrapPolicy {
+        &self.rewrap_policy
     }
 
     fn sealer(&self) -> Result<&Arc<dyn KeyWrapper>> {
@@ -132,17 +131,15 @@ impl EnvelopeBuilder {
         self
     }
 
-    /// Adds every key of a software keyring to open with, so that anything written under
-    /// any of its keys and versions opens. Each key is read only when a slot names it: a
-    /// broken, half-created or unsafe key fails only the objects under it.
-    ///
-    /// # Errors
-    /// [`Error::Io`] when the keyring directory cannot be listed.
-    pub fn open_with_keyring(mut self, keyring: &crate::software::Keyring) -> Result<Self> {
-        for key in keyring.lazy_keys()? {
-            self.openers.push(Arc::new(key));
-        }
-        Ok(self)
+    /// Adds several wrappers to open with, in order: for example
+    /// [`Keyring::openers`](crate::software::Keyring::openers), every key of a software
+    /// keyring.
+    pub fn open_with_all(
+        mut self,
+        wrappers: impl IntoIterator<Item = Arc<dyn KeyWrapper>>,
+    ) -> Self {
+        self.openers.extend(wrappers);
+        self
     }
 
     /// Uses this crypto provider (default: aws-lc when compiled in).
@@ -151,9 +148,11 @@ impl EnvelopeBuilder {
         self
     }
 
-    /// Uses this policy (default: [`KeyPolicy::default`]).
-    pub fn policy(mut self, policy: KeyPolicy) -> Self {
-        self.policy = policy;
+    /// Where [`Envelope::rewrap`] and lazy re-wrap may move data keys (default:
+    /// [`RewrapPolicy::default`], Azure's CMK model). Which keys may wrap at all is set on
+    /// each backend ([`KeyRules`](crate::KeyRules)).
+    pub fn rewrap_policy(mut self, policy: RewrapPolicy) -> Self {
+        self.rewrap_policy = policy;
         self
     }
 
@@ -219,7 +218,7 @@ impl EnvelopeBuilder {
             sealer: self.sealer,
             resolver,
             provider: self.provider,
-            policy: self.policy,
+            rewrap_policy: self.rewrap_policy,
             segment_size: self.segment_size,
             lazy_rewrap: self.lazy_rewrap,
             max_threads: self.max_threads,

@@ -1,11 +1,12 @@
 //! Opening: find a key, check the commitment, verify and decrypt every segment.
 
-use super::rewrap::Rewrapped;
-use super::segments::{open_body_into, SegmentContext};
-use super::{parse_attached, Envelope};
-use crate::crypto::KeySchedule;
 use zeroize::Zeroize;
 
+use super::rewrap::Rewrapped;
+use super::{parse_attached, Envelope};
+use crate::crypto::KeySchedule;
+use crate::engine::body::open_body;
+use crate::engine::SegmentEngine;
 use crate::error::Result;
 use crate::format::{BodyLayout, Header};
 use crate::wrap::Recovered;
@@ -125,8 +126,8 @@ impl Envelope {
         let opened = match parse_attached(envelope) {
             Ok((header, header_len, layout)) => {
                 let body = envelope.get(header_len..).unwrap_or_default();
-                self.open_parsed(&header, header_len, layout, aad, |ctx| {
-                    open_body_into(ctx, body, out)
+                self.open_parsed(&header, header_len, aad, |engine| {
+                    open_body(engine, layout, self.max_threads, body, out)
                 })
                 .await
             }
@@ -149,36 +150,37 @@ impl Envelope {
             BodyLayout::for_ciphertext(parsed.preamble().segment_size(), body.len() as u64)?;
         let mut plaintext = Vec::new();
         let info = self
-            .open_parsed(&parsed, header.len(), layout, aad, |ctx| {
-                open_body_into(ctx, body, &mut plaintext)
+            .open_parsed(&parsed, header.len(), aad, |engine| {
+                open_body(engine, layout, self.max_threads, body, &mut plaintext)
             })
             .await?;
         Ok(Opened { plaintext, info })
     }
 
-    /// Unwraps the data key, runs `open_body` with the object's segment context, and
+    /// Unwraps the data key, runs `open_body` with the object's segment engine, and
     /// re-wraps lazily if configured.
     pub(super) async fn open_parsed(
         &self,
         header: &Header,
         header_len: usize,
-        layout: BodyLayout,
         aad: &[u8],
-        open_body: impl FnOnce(&SegmentContext<'_>) -> Result<()>,
+        open_body: impl FnOnce(&SegmentEngine) -> Result<()>,
     ) -> Result<OpenInfo> {
-        let recovered = self.recover(header).await?;
-        let segment_aad = header.preamble().segment_aad(&self.aad_hash(aad));
-        let ctx = SegmentContext {
-            cipher: recovered.accepted.cipher.as_ref(),
-            aad: &segment_aad,
-            layout,
-            segment_size: header.preamble().segment_size() as usize,
-            first_index: 0,
-            ends_object: true,
-            max_threads: self.max_threads,
-        };
-        open_body(&ctx)?;
+        let (engine, recovered) = self.open_engine(header, aad).await?;
+        open_body(&engine)?;
         Ok(self.open_info(header, header_len, &recovered).await)
+    }
+
+    /// Unwraps the data key of `header`: the object's segment engine and the rest of what
+    /// was recovered.
+    pub(crate) async fn open_engine(
+        &self,
+        header: &Header,
+        aad: &[u8],
+    ) -> Result<(SegmentEngine, Recovered<()>)> {
+        let (schedule, recovered) = self.recover(header).await?.into_accepted();
+        let engine = SegmentEngine::new(schedule, header.preamble(), &self.aad_hash(aad));
+        Ok((engine, recovered))
     }
 
     /// What opening tells about an object whose key `recovered` holds: the kid and, with

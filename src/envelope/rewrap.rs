@@ -15,7 +15,7 @@ pub enum RewrapTarget {
     /// The current version of the key that opens the object (after a rotation).
     CurrentVersion,
     /// The current version of another key (same vault or keyring, or up from a software key
-    /// to a customer-managed one, unless the policy allows more).
+    /// to a customer-managed one, unless the re-wrap policy allows more).
     Key(Arc<dyn KeyWrapper>),
 }
 
@@ -126,7 +126,7 @@ impl Envelope {
     /// What the kids alone decide is decided first, with no key-service call: an object
     /// whose opening slot is already under the target's current version returns `Ok(None)`
     /// (its key is not unwrapped, so this does not verify the object: `open` does), and a
-    /// move the policy refuses for every slot is refused. Otherwise the data key is
+    /// move the re-wrap policy refuses for every slot is refused. Otherwise the data key is
     /// unwrapped once and checked against the header's key commitment, wrapped under the
     /// target, and the new slot is confirmed to open with the target
     /// ([`KeyWrapper::confirm_wrap`]) before the header is returned.
@@ -157,7 +157,7 @@ impl Envelope {
         if to_kid == from_kid {
             return Ok(None);
         }
-        self.policy.check_rewrap(
+        self.rewrap_policy.check_rewrap(
             &RewrapEndpoint {
                 kid: &from_kid,
                 protection: recovered.wrapper.protection(),
@@ -188,7 +188,7 @@ impl Envelope {
                 );
                 let mut refusal = None;
                 for (slot, from) in &holders {
-                    let checked = self.policy.check_rewrap(
+                    let checked = self.rewrap_policy.check_rewrap(
                         &RewrapEndpoint {
                             kid: slot.kid(),
                             protection: from.protection(),

@@ -1,9 +1,10 @@
 //! Sealing: a fresh data key, wrapped, then the body.
 
-use super::segments::{seal_body_into, zeroed, SegmentContext};
 use super::Envelope;
 use crate::crypto::{CryptoFailure, KeySchedule};
 use crate::data_key::{DataKey, DATA_KEY_LEN};
+use crate::engine::body::seal_body;
+use crate::engine::SegmentEngine;
 use crate::error::{Error, Result};
 use crate::format::{BodyLayout, Header, Preamble};
 
@@ -51,9 +52,8 @@ impl Envelope {
         out.resize(total, 0);
         let (head, body) = out.split_at_mut(header_bytes.len());
         head.copy_from_slice(&header_bytes);
-        self.with_seal_context(&header, &schedule, layout, aad, |ctx| {
-            seal_body_into(ctx, plaintext, body)
-        })
+        let engine = SegmentEngine::new(schedule, header.preamble(), &self.aad_hash(aad));
+        seal_body(&engine, layout, self.max_threads, plaintext, body)
     }
 
     /// Seals with the header and body apart (detached). `header ‖ body` is the same as what
@@ -63,10 +63,11 @@ impl Envelope {
     /// As [`Envelope::seal`].
     pub async fn seal_detached(&self, plaintext: &[u8], aad: &[u8]) -> Result<Sealed> {
         let (header, schedule, layout) = self.start(plaintext.len()).await?;
-        let mut body = zeroed(layout.body_len())?;
-        self.with_seal_context(&header, &schedule, layout, aad, |ctx| {
-            seal_body_into(ctx, plaintext, &mut body)
-        })?;
+        let body_len = usize::try_from(layout.body_len())
+            .map_err(|_| Error::InvalidArgument("object too large for memory".to_owned()))?;
+        let mut body = vec![0u8; body_len];
+        let engine = SegmentEngine::new(schedule, header.preamble(), &self.aad_hash(aad));
+        seal_body(&engine, layout, self.max_threads, plaintext, &mut body)?;
         Ok(Sealed {
             header: header.to_bytes(),
             body,
@@ -111,28 +112,6 @@ impl Envelope {
         let preamble = Preamble::new(self.segment_size, message_id, schedule.commitment)?;
         let header = Header::new(preamble, vec![slot])?;
         Ok((header, schedule))
-    }
-
-    /// Runs `seal` with the segment context of a new object.
-    pub(super) fn with_seal_context<T>(
-        &self,
-        header: &Header,
-        schedule: &KeySchedule,
-        layout: BodyLayout,
-        aad: &[u8],
-        seal: impl FnOnce(&SegmentContext<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let aad = header.preamble().segment_aad(&self.aad_hash(aad));
-        let ctx = SegmentContext {
-            cipher: schedule.cipher.as_ref(),
-            aad: &aad,
-            layout,
-            segment_size: self.segment_size as usize,
-            first_index: 0,
-            ends_object: true,
-            max_threads: self.max_threads,
-        };
-        seal(&ctx)
     }
 }
 

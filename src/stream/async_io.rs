@@ -10,11 +10,10 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::growth::{grow_wiping, next_wire_len};
 use super::header_io::read_header_async;
-use super::segment::SegmentCrypter;
 use super::to_io;
+use crate::engine::SegmentEngine;
 use crate::envelope::{Envelope, OpenInfo};
-use crate::error::{Error, Result};
-use crate::format::limits::MAX_SEGMENTS;
+use crate::error::Result;
 use crate::format::Malformed;
 
 /// Seals what is written into an `AsyncWrite`, one segment at a time.
@@ -24,7 +23,7 @@ use crate::format::Malformed;
 /// opens.
 pub struct AsyncSealWriter<W> {
     inner: W,
-    crypter: SegmentCrypter,
+    engine: SegmentEngine,
     segment_size: usize,
     pending: Zeroizing<Vec<u8>>,
     /// Sealed bytes not yet accepted by `inner`.
@@ -46,18 +45,18 @@ impl Envelope {
     /// An `AsyncWrite` that seals into `inner`; see [`AsyncSealWriter`].
     ///
     /// # Errors
-    /// As [`Envelope::seal`]; [`Error::Io`] when the header cannot be written.
+    /// As [`Envelope::seal`]; [`Error::Io`](crate::Error::Io) when the header cannot be written.
     pub async fn seal_async_writer<W: AsyncWrite + Unpin>(
         &self,
         mut inner: W,
         aad: &[u8],
     ) -> Result<AsyncSealWriter<W>> {
-        let (header, crypter) = self.start_stream_seal(aad).await?;
+        let (header, engine) = self.start_stream_seal(aad).await?;
         inner.write_all(&header).await?;
-        let segment_size = crypter.segment_size();
+        let segment_size = engine.segment_size();
         Ok(AsyncSealWriter {
             inner,
-            crypter,
+            engine,
             segment_size,
             pending: Zeroizing::new(Vec::with_capacity(segment_size)),
             out: Vec::new(),
@@ -80,13 +79,8 @@ impl<W: AsyncWrite + Unpin> AsyncSealWriter<W> {
     }
 
     fn seal_pending(&mut self, last: bool) -> Result<()> {
-        if self.next_index >= MAX_SEGMENTS {
-            return Err(Error::InvalidArgument(
-                "object exceeds 2^32 segments: use a larger segment size".to_owned(),
-            ));
-        }
-        self.crypter
-            .seal(self.next_index, last, &self.pending, &mut self.out)?;
+        self.engine
+            .seal_to_vec(self.next_index, last, &self.pending, &mut self.out)?;
         self.pending.zeroize();
         self.out_pos = 0;
         self.next_index += 1;
@@ -154,7 +148,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for AsyncSealWriter<W> {
 /// verifies (the same rules as [`OpenReader`](super::OpenReader)).
 pub struct AsyncOpenReader<R> {
     inner: R,
-    crypter: SegmentCrypter,
+    engine: SegmentEngine,
     wire_segment: usize,
     wire: Vec<u8>,
     filled: usize,
@@ -180,18 +174,18 @@ impl Envelope {
     /// An `AsyncRead` that opens the envelope `inner` yields; see [`AsyncOpenReader`].
     ///
     /// # Errors
-    /// As [`Envelope::open`] for the header and the key; [`Error::Io`] for the source.
+    /// As [`Envelope::open`] for the header and the key; [`Error::Io`](crate::Error::Io) for the source.
     pub async fn open_async_reader<R: AsyncRead + Unpin>(
         &self,
         mut inner: R,
         aad: &[u8],
     ) -> Result<AsyncOpenReader<R>> {
         let (header, header_len) = read_header_async(&mut inner).await?;
-        let (crypter, info) = self.start_stream_open(&header, header_len, aad).await?;
-        let wire_segment = crypter.segment_size() + 16;
+        let (engine, info) = self.start_stream_open(&header, header_len, aad).await?;
+        let wire_segment = engine.wire_segment();
         Ok(AsyncOpenReader {
             inner,
-            crypter,
+            engine,
             wire_segment,
             wire: Vec::new(),
             filled: 0,
@@ -235,25 +229,16 @@ impl<R: AsyncRead + Unpin> AsyncOpenReader<R> {
 
     fn open_next(&mut self) -> Result<()> {
         let index = self.next_index;
-        if self.filled == self.wire_segment + 1 {
-            self.crypter.open(
-                index,
-                false,
-                &self.wire[..self.wire_segment],
-                &mut self.plain,
-            )?;
-            // Keep the look-ahead byte as the start of the next segment.
-            self.wire.copy_within(self.wire_segment..self.filled, 0);
-            self.filled = 1;
-        } else {
-            if self.filled == 0 && index == 0 {
-                return Err(Malformed::BodyMissing.into());
-            }
-            self.crypter
-                .open(index, true, &self.wire[..self.filled], &mut self.plain)?;
-            self.filled = 0;
-            self.done = true;
-        }
+        let Some((len, last)) = self.engine.next_segment(index, self.filled, self.eof)? else {
+            // `poll_fill` stops only at a segment and a byte, or at the end.
+            return Err(Malformed::BodyLength.into());
+        };
+        self.engine
+            .open_to_vec(index, last, &self.wire[..len], &mut self.plain)?;
+        // Keep what follows (the look-ahead byte) as the start of the next segment.
+        self.wire.copy_within(len..self.filled, 0);
+        self.filled -= len;
+        self.done = last;
         self.plain_pos = 0;
         self.next_index += 1;
         Ok(())

@@ -17,7 +17,7 @@ mod open_reader;
 mod pipeline;
 mod range;
 mod seal_writer;
-mod segment;
+mod start;
 
 #[cfg(feature = "tokio")]
 pub use async_io::{AsyncOpenReader, AsyncSealWriter};

@@ -7,8 +7,8 @@ use zeroize::{Zeroize, Zeroizing};
 use super::growth::{grow_wiping, next_wire_len};
 use super::header_io::read_header;
 use super::pipeline::{self, Direction};
-use super::segment::SegmentCrypter;
 use super::to_io;
+use crate::engine::{workers, SegmentEngine};
 use crate::envelope::{Envelope, OpenInfo};
 use crate::error::Result;
 use crate::format::Malformed;
@@ -22,7 +22,7 @@ use crate::format::Malformed;
 /// read as provisional until then (or use [`Envelope::open`] for all-or-nothing).
 pub struct OpenReader<R: Read> {
     inner: R,
-    crypter: SegmentCrypter,
+    engine: SegmentEngine,
     /// Wire bytes of a full segment.
     wire_segment: usize,
     /// One wire segment plus one byte of look-ahead, which tells whether it is the last.
@@ -67,11 +67,11 @@ impl Envelope {
     /// As [`Envelope::open`] for the header and the key; [`Error::Io`](crate::Error::Io) for the source.
     pub async fn open_reader<R: Read>(&self, mut inner: R, aad: &[u8]) -> Result<OpenReader<R>> {
         let (header, header_len) = read_header(&mut inner)?;
-        let (crypter, info) = self.start_stream_open(&header, header_len, aad).await?;
-        let wire_segment = crypter.segment_size() + 16;
+        let (engine, info) = self.start_stream_open(&header, header_len, aad).await?;
+        let wire_segment = engine.wire_segment();
         Ok(OpenReader {
             inner,
-            crypter,
+            engine,
             wire_segment,
             wire: Vec::new(),
             plain: Zeroizing::new(Vec::new()),
@@ -79,7 +79,7 @@ impl Envelope {
             next_index: 0,
             state: State::Reading,
             info,
-            threads: pipeline::workers(self.max_threads),
+            threads: workers(self.max_threads),
         })
     }
 }
@@ -137,7 +137,7 @@ impl<R: Read> OpenReader<R> {
         let source = io::Cursor::new(buffered).chain(&mut self.inner);
         match pipeline::run(
             Direction::Open,
-            &self.crypter,
+            &self.engine,
             self.next_index,
             self.threads,
             source,
@@ -185,18 +185,14 @@ impl<R: Read> OpenReader<R> {
     fn next_segment(&mut self) -> Result<()> {
         let more = self.fill()?;
         let index = self.next_index;
-        if more {
-            let (segment, _) = self.wire.split_at(self.wire_segment);
-            self.crypter.open(index, false, segment, &mut self.plain)?;
-            self.wire.drain(..self.wire_segment);
-        } else {
-            // The source ended: what is buffered is the last segment.
-            if self.wire.is_empty() && index == 0 {
-                return Err(Malformed::BodyMissing.into());
-            }
-            self.crypter
-                .open(index, true, &self.wire, &mut self.plain)?;
-            self.wire.clear();
+        let Some((len, last)) = self.engine.next_segment(index, self.wire.len(), !more)? else {
+            // `fill` stops only at a segment and a byte, or at the end.
+            return Err(Malformed::BodyLength.into());
+        };
+        self.engine
+            .open_to_vec(index, last, &self.wire[..len], &mut self.plain)?;
+        self.wire.drain(..len);
+        if last {
             self.state = State::Done;
         }
         self.plain_pos = 0;

@@ -12,16 +12,15 @@
 //! [`OpenReader`]: super::OpenReader
 
 use std::io::{self, Read, Write};
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use zeroize::{Zeroize, Zeroizing};
 
 use super::growth::{grow_wiping, next_wire_len};
-use super::segment::SegmentCrypter;
+use crate::engine::SegmentEngine;
 use crate::error::{Error, Result};
-use crate::format::{Malformed, TAG_LEN};
+use crate::format::Malformed;
 
 /// Bytes of one batch: small enough that a batch read stays in a core's cache until it is
 /// encrypted and written, large enough that a batch is a few system calls, not hundreds.
@@ -45,14 +44,6 @@ pub(crate) struct Finished {
     pub(crate) written: u64,
     /// Sealing: the plaintext held back for the last segment.
     pub(crate) tail: Zeroizing<Vec<u8>>,
-}
-
-/// How many threads a stream uses: up to `max_threads`, at most the machine's cores.
-pub(crate) fn workers(max_threads: usize) -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, NonZeroUsize::get)
-        .min(max_threads)
-        .max(1)
 }
 
 struct Source<R> {
@@ -109,7 +100,7 @@ impl Drop for BatchBuffer {
 
 struct Shared<'a, R, W> {
     direction: Direction,
-    crypter: &'a SegmentCrypter,
+    engine: &'a SegmentEngine,
     segments_per_batch: usize,
     source: Mutex<Source<R>>,
     sink: Mutex<Sink<W>>,
@@ -122,20 +113,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Runs `direction` from `reader` to `writer` on `threads` threads (this one included),
-/// starting at segment `first_index`.
+/// Runs `direction` from `reader` to `writer` on `threads` threads (this one included; see
+/// [`workers`](crate::engine::workers)), starting at segment `first_index`.
 pub(crate) fn run<R: Read + Send, W: Write + Send>(
     direction: Direction,
-    crypter: &SegmentCrypter,
+    engine: &SegmentEngine,
     first_index: u64,
     threads: usize,
     reader: R,
     writer: W,
 ) -> Result<Finished> {
-    let wire_segment = crypter.segment_size() + TAG_LEN;
+    let wire_segment = engine.wire_segment();
     let shared = Shared {
         direction,
-        crypter,
+        engine,
         segments_per_batch: (BATCH_BYTES / wire_segment).max(1),
         source: Mutex::new(Source {
             reader,
@@ -184,7 +175,7 @@ pub(crate) fn run<R: Read + Send, W: Write + Send>(
 
 impl<R: Read, W: Write> Shared<'_, R, W> {
     fn wire_segment(&self) -> usize {
-        self.crypter.segment_size() + TAG_LEN
+        self.engine.wire_segment()
     }
 
     fn batch_len(&self) -> usize {
@@ -259,7 +250,7 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
 
     /// Sealing: whole segments into their slots; the source's last bytes become the tail.
     fn read_plaintext(&self, source: &mut Source<R>, buf: &mut [u8], number: u64) -> Result<Batch> {
-        let (segment, wire) = (self.crypter.segment_size(), self.wire_segment());
+        let (segment, wire) = (self.engine.segment_size(), self.wire_segment());
         let mut full = 0;
         let mut partial = 0;
         for slot in buf.chunks_exact_mut(wire) {
@@ -327,13 +318,10 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
     /// Seals the batch's segments in place, each followed by its tag; returns the bytes to
     /// write.
     fn seal_batch(&self, batch: &Batch, buf: &mut [u8]) -> Result<usize> {
-        let (segment, wire) = (self.crypter.segment_size(), self.wire_segment());
-        for (offset, slot) in buf.chunks_exact_mut(wire).take(batch.amount).enumerate() {
-            let (data, tag_out) = slot.split_at_mut(segment);
-            let tag = self
-                .crypter
-                .seal_in_place(batch.first_index + offset as u64, false, data)?;
-            tag_out.copy_from_slice(&tag);
+        let wire = self.wire_segment();
+        let slots = buf.chunks_exact_mut(wire).take(batch.amount);
+        for (index, slot) in (batch.first_index..).zip(slots) {
+            self.engine.seal_in_place(index, false, slot)?;
         }
         Ok(batch.amount * wire)
     }
@@ -341,19 +329,21 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
     /// Opens the batch's segments in place and closes up the tag gaps; returns the
     /// plaintext length. Nothing of a batch is written unless all of it verifies.
     fn open_batch(&self, batch: &Batch, buf: &mut [u8]) -> Result<usize> {
-        let wire = self.wire_segment();
-        let records = batch.amount.div_ceil(wire);
-        let mut plain_len = 0;
-        for record in 0..records {
-            let start = record * wire;
-            let end = (start + wire).min(batch.amount);
-            let last = batch.ends_object && record + 1 == records;
-            let index = batch.first_index + record as u64;
-            let len = self
-                .crypter
-                .open_in_place(index, last, &mut buf[start..end])?;
-            buf.copy_within(start..start + len, plain_len);
-            plain_len += len;
+        let (mut start, mut plain_len) = (0, 0);
+        for index in batch.first_index.. {
+            if start >= batch.amount {
+                break;
+            }
+            let next = self
+                .engine
+                .next_segment(index, batch.amount - start, batch.ends_object)?;
+            // A batch that does not end the object holds whole segments.
+            let (len, last) = next.ok_or(Malformed::BodyLength)?;
+            let window = &mut buf[plain_len..start + len];
+            plain_len += self
+                .engine
+                .open_within(index, last, window, start - plain_len)?;
+            start += len;
         }
         Ok(plain_len)
     }
@@ -458,16 +448,17 @@ impl<R: Read> Source<R> {
 mod tests {
     use super::*;
     use crate::crypto::Provider;
+    use crate::format::TAG_LEN;
 
     const SEGMENT: usize = 64;
 
-    fn crypter(provider: Provider) -> SegmentCrypter {
+    fn engine(provider: Provider) -> SegmentEngine {
         let cipher = provider.ops().aes256_gcm(&[3; 32]).expect("key");
-        SegmentCrypter::for_tests(cipher, SEGMENT)
+        SegmentEngine::for_tests(cipher, SEGMENT)
     }
 
     /// The body one segment at a time, as `SealWriter::write` + `finish` make it.
-    fn sequential_body(crypter: &SegmentCrypter, plaintext: &[u8]) -> Vec<u8> {
+    fn sequential_body(engine: &SegmentEngine, plaintext: &[u8]) -> Vec<u8> {
         let mut body = Vec::new();
         let mut sealed = Vec::new();
         let segments: Vec<&[u8]> = if plaintext.is_empty() {
@@ -477,8 +468,8 @@ mod tests {
         };
         for (index, segment) in segments.iter().enumerate() {
             let last = index + 1 == segments.len();
-            crypter
-                .seal(index as u64, last, segment, &mut sealed)
+            engine
+                .seal_to_vec(index as u64, last, segment, &mut sealed)
                 .expect("seal");
             body.extend_from_slice(&sealed);
         }
@@ -486,13 +477,12 @@ mod tests {
     }
 
     /// What `SealWriter::copy_from` + `finish` make, on `threads` threads.
-    fn pipelined_body(crypter: &SegmentCrypter, plaintext: &[u8], threads: usize) -> Vec<u8> {
+    fn pipelined_body(engine: &SegmentEngine, plaintext: &[u8], threads: usize) -> Vec<u8> {
         let mut body = Vec::new();
-        let finished =
-            run(Direction::Seal, crypter, 0, threads, plaintext, &mut body).expect("run");
+        let finished = run(Direction::Seal, engine, 0, threads, plaintext, &mut body).expect("run");
         let mut sealed = Vec::new();
-        crypter
-            .seal(finished.next_index, true, &finished.tail, &mut sealed)
+        engine
+            .seal_to_vec(finished.next_index, true, &finished.tail, &mut sealed)
             .expect("last");
         body.extend_from_slice(&sealed);
         body
@@ -506,7 +496,7 @@ mod tests {
     fn byte_identical_to_one_segment_at_a_time_around_batch_boundaries() {
         let batch = BATCH_BYTES / (SEGMENT + TAG_LEN) * SEGMENT;
         for provider in Provider::all() {
-            let crypter = crypter(provider);
+            let engine = engine(provider);
             for len in [
                 0,
                 1,
@@ -520,14 +510,14 @@ mod tests {
                 3 * batch + 5,
             ] {
                 let plaintext = data(len);
-                let expected = sequential_body(&crypter, &plaintext);
+                let expected = sequential_body(&engine, &plaintext);
                 for threads in [1, 2, 3] {
-                    let body = pipelined_body(&crypter, &plaintext, threads);
+                    let body = pipelined_body(&engine, &plaintext, threads);
                     assert!(body == expected, "seal len {len} threads {threads}");
                     let mut opened = Vec::new();
                     let finished = run(
                         Direction::Open,
-                        &crypter,
+                        &engine,
                         0,
                         threads,
                         body.as_slice(),
@@ -543,10 +533,10 @@ mod tests {
 
     #[test]
     fn a_bad_batch_stops_every_later_batch() {
-        let crypter = crypter(Provider::default());
+        let engine = engine(Provider::default());
         let batch_wire = BATCH_BYTES / (SEGMENT + TAG_LEN) * (SEGMENT + TAG_LEN);
         let plaintext = data(4 * BATCH_BYTES);
-        let body = sequential_body(&crypter, &plaintext);
+        let body = sequential_body(&engine, &plaintext);
         for threads in [1, 2] {
             // A flip in the second batch.
             let mut tampered = body.clone();
@@ -554,7 +544,7 @@ mod tests {
             let mut opened = Vec::new();
             let result = run(
                 Direction::Open,
-                &crypter,
+                &engine,
                 0,
                 threads,
                 tampered.as_slice(),
@@ -571,10 +561,10 @@ mod tests {
             }
             // Cut at a segment boundary: the new last segment lacks the last flag.
             let cut = &body[..body.len() - (SEGMENT + TAG_LEN)];
-            let result = run(Direction::Open, &crypter, 0, threads, cut, Vec::new());
+            let result = run(Direction::Open, &engine, 0, threads, cut, Vec::new());
             assert!(matches!(result, Err(Error::DecryptionFailed)));
             // An empty body is not an object.
-            let result = run(Direction::Open, &crypter, 0, threads, &[][..], Vec::new());
+            let result = run(Direction::Open, &engine, 0, threads, &[][..], Vec::new());
             assert!(matches!(
                 result,
                 Err(Error::Malformed(Malformed::BodyMissing))

@@ -43,7 +43,7 @@ impl Envelope {
                 layout.plaintext_len()
             )));
         }
-        let (crypter, info) = self.start_stream_open(&header, header_len, aad).await?;
+        let (engine, info) = self.start_stream_open(&header, header_len, aad).await?;
         // Verified plaintext gathered so far is wiped if a later segment fails.
         let mut out = zeroize::Zeroizing::new(Vec::with_capacity(
             usize::try_from(range.end - range.start).unwrap_or(0),
@@ -62,7 +62,7 @@ impl Envelope {
             ))?;
             wire.resize(wire_len as usize, 0);
             source.read_exact(&mut wire)?;
-            crypter.open(index, layout.is_last(index), &wire, &mut plain)?;
+            engine.open_to_vec(index, layout.is_last(index), &wire, &mut plain)?;
             let segment_start = index * segment_size;
             let from = range.start.saturating_sub(segment_start) as usize;
             let to = (range.end - segment_start).min(plain.len() as u64) as usize;

@@ -5,11 +5,10 @@ use std::io::{self, Read, Write};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::pipeline::{self, Direction};
-use super::segment::SegmentCrypter;
 use super::to_io;
+use crate::engine::{workers, SegmentEngine};
 use crate::envelope::Envelope;
-use crate::error::{Error, Result};
-use crate::format::limits::MAX_SEGMENTS;
+use crate::error::Result;
 
 /// Seals everything written to it into the underlying writer one segment at a time, in
 /// memory of about two segments whatever the object's size.
@@ -38,7 +37,7 @@ use crate::format::limits::MAX_SEGMENTS;
 /// ```
 pub struct SealWriter<W: Write> {
     inner: W,
-    crypter: SegmentCrypter,
+    engine: SegmentEngine,
     segment_size: usize,
     /// Plaintext of the current segment; wiped when dropped.
     pending: Zeroizing<Vec<u8>>,
@@ -62,20 +61,20 @@ impl Envelope {
     /// arrives, the last one by [`SealWriter::finish`].
     ///
     /// # Errors
-    /// As [`Envelope::seal`]; [`Error::Io`] when the header cannot be written.
+    /// As [`Envelope::seal`]; [`Error::Io`](crate::Error::Io) when the header cannot be written.
     pub async fn seal_writer<W: Write>(&self, mut inner: W, aad: &[u8]) -> Result<SealWriter<W>> {
-        let (header, crypter) = self.start_stream_seal(aad).await?;
+        let (header, engine) = self.start_stream_seal(aad).await?;
         inner.write_all(&header)?;
-        let segment_size = crypter.segment_size();
+        let segment_size = engine.segment_size();
         Ok(SealWriter {
             inner,
-            crypter,
+            engine,
             segment_size,
             pending: Zeroizing::new(Vec::with_capacity(segment_size)),
             sealed: Vec::new(),
             next_index: 0,
             broken: false,
-            threads: pipeline::workers(self.max_threads),
+            threads: workers(self.max_threads),
         })
     }
 }
@@ -96,14 +95,8 @@ impl<W: Write> SealWriter<W> {
     }
 
     fn seal_and_write(&mut self, plaintext: &[u8], last: bool) -> Result<()> {
-        // The nonce holds a 32-bit index: refuse segment 2^32 rather than wrap.
-        if self.next_index >= MAX_SEGMENTS {
-            return Err(Error::InvalidArgument(
-                "object exceeds 2^32 segments: use a larger segment size".to_owned(),
-            ));
-        }
-        self.crypter
-            .seal(self.next_index, last, plaintext, &mut self.sealed)?;
+        self.engine
+            .seal_to_vec(self.next_index, last, plaintext, &mut self.sealed)?;
         self.inner.write_all(&self.sealed)?;
         self.next_index += 1;
         Ok(())
@@ -158,7 +151,7 @@ impl<W: Write> SealWriter<W> {
         let source = io::Cursor::new(Zeroizing::new(buffered)).chain(source);
         match pipeline::run(
             Direction::Seal,
-            &self.crypter,
+            &self.engine,
             self.next_index,
             self.threads,
             source,
@@ -166,7 +159,7 @@ impl<W: Write> SealWriter<W> {
         ) {
             Ok(finished) => {
                 self.next_index = finished.next_index;
-                let segments = finished.written / (self.segment_size as u64 + 16);
+                let segments = finished.written / self.engine.wire_segment() as u64;
                 let read = segments * self.segment_size as u64 + finished.tail.len() as u64;
                 self.pending = finished.tail;
                 Ok(read - already)

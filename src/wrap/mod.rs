@@ -5,6 +5,7 @@ mod allowlist;
 pub mod azure;
 mod cache;
 mod key_ops_limit;
+pub(crate) mod key_rules;
 // Kid parsers, compiled without the backends' features: `Kid` reads every kind of kid.
 pub(crate) mod key_url;
 #[cfg(feature = "pkcs11")]
@@ -16,7 +17,8 @@ pub mod software;
 pub use allowlist::{pkcs11_token_of, vault_host_of, KidAllowlist};
 pub use cache::{CacheConfig, CacheStats, CachingWrapper};
 pub use key_ops_limit::KeyOpsLimit;
-pub use resolver::KeyResolver;
+pub use key_rules::{KeyRules, RSA_PUBLIC_EXPONENT, RSA_SIZES};
+pub(crate) use resolver::KeyResolver;
 pub(crate) use resolver::Recovered;
 
 use async_trait::async_trait;
@@ -67,7 +69,7 @@ pub enum Unwrapped {
 
 /// A key-encryption key (all its versions) that wraps and unwraps data keys.
 ///
-/// Implementations: [`software::SoftwareKey`] here; Key Vault and PKCS#11 behind their
+/// Implementations: [`software::SoftwareWrapper`] here; Key Vault and PKCS#11 behind their
 /// features. The trait is object safe, so an [`Envelope`](crate::Envelope) holds
 /// `Arc<dyn KeyWrapper>`s of any mix of backends.
 ///

@@ -33,6 +33,25 @@ pub(crate) struct Recovered<T> {
     pub(crate) accepted: T,
 }
 
+impl<T> Recovered<T> {
+    /// Takes out what the acceptance check derived, keeping the rest.
+    pub(crate) fn into_accepted(self) -> (T, Recovered<()>) {
+        let Self {
+            data_key,
+            slot_index,
+            wrapper,
+            accepted,
+        } = self;
+        let rest = Recovered {
+            data_key,
+            slot_index,
+            wrapper,
+            accepted: (),
+        };
+        (accepted, rest)
+    }
+}
+
 impl KeyResolver {
     /// An empty resolver.
     #[must_use]
@@ -99,12 +118,6 @@ impl KeyResolver {
         self.allowlist
             .as_ref()
             .is_none_or(|allow| allow.allows(slot.kid()))
-    }
-
-    /// Number of wrappers.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.wrappers.len()
     }
 
     /// Whether there are none.

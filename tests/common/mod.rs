@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cmk_envelope::software::{Keyring, SoftwareKey};
+use cmk_envelope::software::{Keyring, SoftwareWrapper};
 use cmk_envelope::{Envelope, KeyWrapper, Provider};
 
 /// The copied shared vectors.
@@ -16,7 +16,7 @@ pub fn vectors_dir() -> PathBuf {
 pub struct TempKeyring {
     pub dir: tempfile::TempDir,
     pub keyring: Keyring,
-    pub key: Arc<SoftwareKey>,
+    pub key: Arc<SoftwareWrapper>,
 }
 
 pub fn temp_keyring(provider: Provider) -> TempKeyring {
@@ -29,7 +29,7 @@ pub fn temp_keyring(provider: Provider) -> TempKeyring {
     TempKeyring { dir, keyring, key }
 }
 
-pub fn envelope_for(key: &Arc<SoftwareKey>, provider: Provider, segment_size: u32) -> Envelope {
+pub fn envelope_for(key: &Arc<SoftwareWrapper>, provider: Provider, segment_size: u32) -> Envelope {
     Envelope::builder()
         .seal_with(Arc::clone(key) as Arc<dyn KeyWrapper>)
         .provider(provider)
@@ -40,7 +40,7 @@ pub fn envelope_for(key: &Arc<SoftwareKey>, provider: Provider, segment_size: u3
 
 /// The same, limited to `threads` threads (1: segment-at-a-time streams).
 pub fn envelope_with_threads(
-    key: &Arc<SoftwareKey>,
+    key: &Arc<SoftwareWrapper>,
     provider: Provider,
     segment_size: u32,
     threads: usize,

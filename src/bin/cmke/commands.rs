@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use cmk_envelope::format::Header;
 use cmk_envelope::software::Keyring;
 use cmk_envelope::stream::{into_cmk_error, read_header_bytes};
-use cmk_envelope::{Envelope, Error, KeyPolicy, Result};
+use cmk_envelope::{Envelope, Error, KeyRules, Result};
 
 use crate::args::{Cli, Command, KeyCommand};
 use crate::bulk::{self, RewrapOptions, Summary, VerifyOptions};
@@ -226,7 +226,7 @@ fn note_if_stale(info: &cmk_envelope::OpenInfo, input: &Path) {
 async fn key_command(sources: &KeySources, command: KeyCommand) -> Result<ExitCode> {
     let provider = sources.provider;
     let dir = || sources.keyring_dir().map(|d| d.as_path());
-    let large = KeyPolicy::default().allow_rsa_sizes(&cmk_envelope::RSA_SIZES)?;
+    let large = KeyRules::default().allow_rsa_sizes(&cmk_envelope::RSA_SIZES)?;
     match command {
         KeyCommand::Create { name, bits } if hsm::is_pkcs11_uri(&name) => {
             println!("{}", hsm::create(&sources.hsm, &name, bits).await?);
@@ -236,20 +236,20 @@ async fn key_command(sources: &KeySources, command: KeyCommand) -> Result<ExitCo
         }
         KeyCommand::Create { name, bits } => {
             let policy = if bits == 2048 {
-                KeyPolicy::default()
+                KeyRules::default()
             } else {
                 large
             };
             let keyring = Keyring::create(dir()?)?
                 .with_provider(provider)
-                .with_policy(policy);
+                .with_key_rules(policy);
             println!("{}", keyring.create_key_with_size(&name, bits)?);
         }
         KeyCommand::Rotate { name } => {
             let keyring = Keyring::open(dir()?)?
                 .with_provider(provider)
-                .with_policy(large);
-            println!("{}", keyring.rotate(&name)?);
+                .with_key_rules(large);
+            println!("{}", keyring.rotate_key(&name)?);
         }
         KeyCommand::List { json } => {
             let keys = Keyring::open(dir()?)?.list()?;
@@ -287,11 +287,11 @@ async fn key_command(sources: &KeySources, command: KeyCommand) -> Result<ExitCo
             let policy = if allow_large {
                 large
             } else {
-                KeyPolicy::default()
+                KeyRules::default()
             };
             let keyring = Keyring::create(dir()?)?
                 .with_provider(provider)
-                .with_policy(policy);
+                .with_key_rules(policy);
             println!("{}", keyring.import_pem(&name, &pem)?);
         }
     }

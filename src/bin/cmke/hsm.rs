@@ -80,20 +80,20 @@ pub async fn connect(
 
 /// `cmke key create pkcs11:…`: the key's first version, in the token.
 #[cfg(feature = "pkcs11")]
-pub async fn create(settings: &HsmSettings, uri: &str, bits: usize) -> Result<String> {
-    let policy = cmk_envelope::KeyPolicy::default().allow_rsa_sizes(&cmk_envelope::RSA_SIZES)?;
+pub async fn create(settings: &HsmSettings, uri: &str, bits: usize) -> Result<cmk_envelope::Kid> {
+    let policy = cmk_envelope::KeyRules::default().allow_rsa_sizes(&cmk_envelope::RSA_SIZES)?;
     let policy = if bits == 2048 {
-        cmk_envelope::KeyPolicy::default()
+        cmk_envelope::KeyRules::default()
     } else {
         policy
     };
-    cmk_envelope::pkcs11::Pkcs11Wrapper::create_key(&settings.config(uri)?.policy(policy), bits)
+    cmk_envelope::pkcs11::Pkcs11Wrapper::create_key(&settings.config(uri)?.key_rules(policy), bits)
         .await
 }
 
 /// `cmke key rotate pkcs11:…`: the next version, which becomes current.
 #[cfg(feature = "pkcs11")]
-pub async fn rotate(settings: &HsmSettings, uri: &str) -> Result<String> {
+pub async fn rotate(settings: &HsmSettings, uri: &str) -> Result<cmk_envelope::Kid> {
     cmk_envelope::pkcs11::Pkcs11Wrapper::rotate_key(&settings.config(uri)?).await
 }
 
@@ -114,11 +114,11 @@ pub async fn connect(
 }
 
 #[cfg(not(feature = "pkcs11"))]
-pub async fn create(_: &HsmSettings, uri: &str, _: usize) -> Result<String> {
+pub async fn create(_: &HsmSettings, uri: &str, _: usize) -> Result<cmk_envelope::Kid> {
     Err(not_built(uri))
 }
 
 #[cfg(not(feature = "pkcs11"))]
-pub async fn rotate(_: &HsmSettings, uri: &str) -> Result<String> {
+pub async fn rotate(_: &HsmSettings, uri: &str) -> Result<cmk_envelope::Kid> {
     Err(not_built(uri))
 }

@@ -310,7 +310,7 @@ impl KeyPool {
             .lazy_rewrap(self.lazy_rewrap)
             .kid_allowlist(allowlist.clone());
         if let Some(keyring) = &keyring {
-            builder = builder.open_with_keyring(keyring)?;
+            builder = builder.open_with_all(keyring.openers()?);
         }
         for (_, wrapper) in connected {
             builder = builder.open_with(wrapper);

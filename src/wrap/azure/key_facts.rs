@@ -8,7 +8,7 @@
 use base64ct::{Base64UrlUnpadded, Encoding};
 
 use crate::error::{Error, Result};
-use crate::policy::KeyPolicy;
+use crate::wrap::KeyRules;
 
 /// Recovery levels that mean soft delete with purge protection (DESIGN.md).
 pub(crate) const PURGE_PROTECTED_LEVELS: [&str; 4] = [
@@ -35,7 +35,7 @@ pub(crate) struct KeyFacts {
 /// What the checks may relax.
 #[derive(Debug, Clone)]
 pub(crate) struct Rules {
-    pub(crate) policy: KeyPolicy,
+    pub(crate) key_rules: KeyRules,
     pub(crate) require_purge_protection: bool,
 }
 
@@ -118,7 +118,7 @@ impl KeyFacts {
             )));
         }
         rules
-            .policy
+            .key_rules
             .check_rsa_size(self.bits())
             .map_err(|e| match e {
                 Error::PolicyRefused(why) => Error::PolicyRefused(format!("{kid}: {why}")),
@@ -194,7 +194,7 @@ mod tests {
 
     fn rules() -> Rules {
         Rules {
-            policy: KeyPolicy::default(),
+            key_rules: KeyRules::default(),
             require_purge_protection: true,
         }
     }

@@ -3,7 +3,7 @@
 //!
 //! A [`KeyVaultWrapper`] holds one key. On connect, and again every
 //! [`KeyVaultOptions::refresh_interval`], it reads the key (`get key`) and applies the CMK
-//! rules: RSA or RSA-HSM, a size the [`KeyPolicy`] accepts, `wrapKey` and `unwrapKey` among
+//! rules: RSA or RSA-HSM, a size the [`KeyRules`] accepts, `wrapKey` and `unwrapKey` among
 //! the key's operations, enabled and within `nbf`..`exp`, and a vault with purge protection.
 //! New data keys are wrapped locally with the key's public half (RSA-OAEP-256, no network
 //! call per object) or, when configured, by the vault's `wrapKey`; unwrapping is always the
@@ -38,8 +38,8 @@ use crate::crypto::{Provider, RsaPublic};
 use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::{KeySlot, WrapAlgorithm};
-use crate::policy::KeyPolicy;
 use crate::wrap::key_url::KeyUrl;
+use crate::wrap::KeyRules;
 use crate::wrap::{KeyWrapper, ProtectionLevel, Unwrapped};
 
 const BACKEND: &str = "azure-keyvault";
@@ -58,7 +58,7 @@ pub struct KeyVaultOptions {
     refresh_interval: Duration,
     wrap_remotely: bool,
     require_purge_protection: bool,
-    policy: KeyPolicy,
+    key_rules: KeyRules,
     provider: Provider,
     try_timeout: Duration,
     client_options: ClientOptions,
@@ -82,7 +82,7 @@ impl Default for KeyVaultOptions {
             refresh_interval: Duration::from_secs(300),
             wrap_remotely: false,
             require_purge_protection: true,
-            policy: KeyPolicy::default(),
+            key_rules: KeyRules::default(),
             provider: Provider::default(),
             try_timeout: Duration::from_secs(10),
             client_options,
@@ -118,10 +118,10 @@ impl KeyVaultOptions {
         self
     }
 
-    /// The key policy (default: RSA-2048 only).
+    /// The key rules (default: RSA-2048 only).
     #[must_use]
-    pub fn policy(mut self, policy: KeyPolicy) -> Self {
-        self.policy = policy;
+    pub fn key_rules(mut self, key_rules: KeyRules) -> Self {
+        self.key_rules = key_rules;
         self
     }
 
@@ -280,7 +280,7 @@ impl KeyVaultWrapper {
             client,
             url,
             rules: Rules {
-                policy: options.policy,
+                key_rules: options.key_rules,
                 require_purge_protection: options.require_purge_protection,
             },
             refresh_interval: options.refresh_interval,
@@ -465,7 +465,7 @@ impl KeyVaultWrapper {
                 "purge protection is not required for this key: a purged key makes its data unreadable for good"
             );
         }
-        crate::policy::check_rsa_exponent(&facts.exponent, &facts.kid)?;
+        crate::wrap::key_rules::check_rsa_exponent(&facts.exponent, &facts.kid)?;
         let public = self
             .provider
             .ops()

@@ -40,8 +40,9 @@ use crate::crypto::{Provider, RsaPublic};
 use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::{KeySlot, WrapAlgorithm};
-use crate::policy::KeyPolicy;
+use crate::kid::Kid;
 pub use crate::wrap::pkcs11_uri::{Pkcs11Uri, PKCS11_SCHEME};
+use crate::wrap::KeyRules;
 use crate::wrap::{KeyWrapper, ProtectionLevel, Unwrapped};
 
 const BACKEND: &str = "pkcs11";
@@ -109,7 +110,7 @@ pub struct Pkcs11Config {
     pin: PinSource,
     sessions: usize,
     oaep: OaepHash,
-    policy: KeyPolicy,
+    key_rules: KeyRules,
     provider: Provider,
     refresh_interval: Duration,
     max_key_ops: Option<crate::wrap::KeyOpsLimit>,
@@ -127,7 +128,7 @@ impl Pkcs11Config {
             pin: PinSource::Env("CMKE_PKCS11_PIN".to_owned()),
             sessions: 4,
             oaep: OaepHash::Auto,
-            policy: KeyPolicy::default(),
+            key_rules: KeyRules::default(),
             provider: Provider::default(),
             refresh_interval: Duration::from_secs(300),
             max_key_ops: None,
@@ -189,10 +190,10 @@ impl Pkcs11Config {
         self
     }
 
-    /// The key policy (default: RSA-2048 only).
+    /// The key rules (default: RSA-2048 only).
     #[must_use]
-    pub fn policy(mut self, policy: KeyPolicy) -> Self {
-        self.policy = policy;
+    pub fn key_rules(mut self, key_rules: KeyRules) -> Self {
+        self.key_rules = key_rules;
         self
     }
 
@@ -273,7 +274,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Pkcs11Wrapper {
     /// Loads the module, finds the token, logs in with the user PIN, opens the session pool
-    /// and checks the current version: RSA, a size the policy accepts, sensitive, not
+    /// and checks the current version: RSA, a size the key rules accept, sensitive, not
     /// extractable, allowed to decrypt. With [`OaepHash::Auto`] or [`OaepHash::Sha256`] it
     /// unwraps one random trial key to learn whether the token takes OAEP with SHA-256.
     ///
@@ -325,10 +326,11 @@ impl Pkcs11Wrapper {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when the key already has versions; [`Error::PolicyRefused`]
-    /// for a size the policy refuses; otherwise as [`Pkcs11Wrapper::connect`].
-    pub async fn create_key(config: &Pkcs11Config, bits: usize) -> Result<String> {
-        config.policy.check_rsa_size(bits)?;
-        Self::add_version(config, bits, true).await
+    /// for a size the key rules refuse; otherwise as [`Pkcs11Wrapper::connect`].
+    pub async fn create_key(config: &Pkcs11Config, bits: usize) -> Result<Kid> {
+        config.key_rules.check_rsa_size(bits)?;
+        let kid = Self::add_version(config, bits, true).await?;
+        Ok(Kid::parse(&kid))
     }
 
     /// Adds the next version (the greatest id + 1) of an existing key, RSA-2048, which then
@@ -338,8 +340,9 @@ impl Pkcs11Wrapper {
     /// [`Error::KeyNotFound`] when the key has no versions yet; [`Error::InvalidArgument`]
     /// when its newest id is not a four-byte version number; otherwise as
     /// [`Pkcs11Wrapper::connect`].
-    pub async fn rotate_key(config: &Pkcs11Config) -> Result<String> {
-        Self::add_version(config, 2048, false).await
+    pub async fn rotate_key(config: &Pkcs11Config) -> Result<Kid> {
+        let kid = Self::add_version(config, 2048, false).await?;
+        Ok(Kid::parse(&kid))
     }
 
     async fn add_version(config: &Pkcs11Config, bits: usize, first: bool) -> Result<String> {
@@ -463,8 +466,8 @@ impl Pkcs11Wrapper {
             )));
         }
         let bits = facts.bits();
-        config.policy.check_rsa_size(bits)?;
-        crate::policy::check_rsa_exponent(&facts.exponent, &kid)?;
+        config.key_rules.check_rsa_size(bits)?;
+        crate::wrap::key_rules::check_rsa_exponent(&facts.exponent, &kid)?;
         let public = config
             .provider
             .ops()
@@ -581,7 +584,7 @@ impl KeyWrapper for Pkcs11Wrapper {
 
     async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
         let current = self.current().await?;
-        self.config.policy.check_rsa_size(current.bits)?;
+        self.config.key_rules.check_rsa_size(current.bits)?;
         let wrapped = current
             .public
             .encrypt_oaep(self.wrap_algorithm, data_key.expose_secret())

@@ -17,9 +17,9 @@ use crate::wrap::{KeyWrapper, ProtectionLevel, Unwrapped};
 ///
 /// The current version is read when the key is loaded. A rotation in this process (through
 /// any [`Keyring`] handle on the same directory) is followed at once: the next wrap uses the
-/// new version. A rotation by another process is picked up by [`SoftwareKey::refresh`].
+/// new version. A rotation by another process is picked up by [`SoftwareWrapper::refresh`].
 /// Private keys are loaded on first use and kept in memory.
-pub struct SoftwareKey {
+pub struct SoftwareWrapper {
     keyring: Keyring,
     name: KeyName,
     current: RwLock<Current>,
@@ -34,16 +34,16 @@ struct Current {
     bits: usize,
 }
 
-impl std::fmt::Debug for SoftwareKey {
+impl std::fmt::Debug for SoftwareWrapper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SoftwareKey")
+        f.debug_struct("SoftwareWrapper")
             .field("name", &self.name.as_str())
             .field("current_kid", &self.read_current().kid)
             .finish_non_exhaustive()
     }
 }
 
-impl SoftwareKey {
+impl SoftwareWrapper {
     pub(super) fn load(keyring: Keyring, name: KeyName) -> Result<Self> {
         let as_of = keyring.rotations().now();
         let current = Self::load_current(&keyring, &name)?;
@@ -84,7 +84,11 @@ impl SoftwareKey {
     ///
     /// # Errors
     /// As [`Keyring::key`].
-    pub fn refresh(&self) -> Result<()> {
+    pub async fn refresh(&self) -> Result<()> {
+        self.reload()
+    }
+
+    fn reload(&self) -> Result<()> {
         let as_of = self.keyring.rotations().now();
         let current = Self::load_current(&self.keyring, &self.name)?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = current;
@@ -102,17 +106,13 @@ impl SoftwareKey {
         if seen == self.keyring.rotations().now() {
             return Ok(());
         }
-        self.refresh()
+        self.reload()
     }
 
     /// The key name.
     #[must_use]
     pub fn name(&self) -> &str {
         self.name.as_str()
-    }
-
-    pub(super) fn current_bits(&self) -> usize {
-        self.read_current().bits
     }
 
     fn read_current(&self) -> std::sync::RwLockReadGuard<'_, Current> {
@@ -157,8 +157,68 @@ impl SoftwareKey {
     }
 }
 
+/// The keyring's wrappers (the keyring itself only stores keys).
+impl Keyring {
+    /// A key wrapper for key `name`, wrapping under its current version.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`] when the key or its current version is missing;
+    /// [`Error::InvalidKey`] / [`Error::PolicyRefused`] when the current version's file is
+    /// unusable or breaks the key rules.
+    pub fn key(&self, name: &str) -> Result<SoftwareWrapper> {
+        let name = KeyName::new(name)?;
+        SoftwareWrapper::load(self.clone(), name)
+    }
+
+    /// Wrappers for every key in the keyring: what a reader needs to open anything written
+    /// under any of them.
+    ///
+    /// # Errors
+    /// As [`Keyring::key`], for the first key that cannot be loaded. To open with a keyring
+    /// in which some keys may be broken, use [`Keyring::openers`], which loads each key only
+    /// when a slot names it.
+    pub fn keys(&self) -> Result<Vec<SoftwareWrapper>> {
+        self.key_names()?
+            .into_iter()
+            .map(|name| SoftwareWrapper::load(self.clone(), name))
+            .collect()
+    }
+
+    /// Wrappers that open anything written under any key and version of this keyring: one
+    /// per key directory, each loading its key only when a slot first names it, so a broken
+    /// or half-created key fails only the objects under it. Give them to
+    /// [`EnvelopeBuilder::open_with_all`](crate::EnvelopeBuilder::open_with_all).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cmk_envelope::Error> {
+    /// use std::sync::Arc;
+    /// use cmk_envelope::{software::Keyring, Envelope};
+    /// # let dir = tempfile::tempdir()?;
+    /// let keyring = Keyring::create(dir.path())?;
+    /// keyring.create_key("orders")?;
+    /// keyring.create_key("invoices")?;
+    /// let writer = Envelope::builder().seal_with(Arc::new(keyring.key("invoices")?)).build()?;
+    /// let sealed = writer.seal(b"invoice", b"").await?;
+    ///
+    /// let reader = Envelope::builder().open_with_all(keyring.openers()?).build()?;
+    /// assert_eq!(reader.open(&sealed, b"").await?.plaintext(), b"invoice");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the keyring directory cannot be listed.
+    pub fn openers(&self) -> Result<Vec<Arc<dyn KeyWrapper>>> {
+        Ok(self
+            .key_names()?
+            .into_iter()
+            .map(|name| Arc::new(LazyKey::new(self.clone(), name)) as Arc<dyn KeyWrapper>)
+            .collect())
+    }
+}
+
 #[async_trait]
-impl KeyWrapper for SoftwareKey {
+impl KeyWrapper for SoftwareWrapper {
     async fn current_kid(&self) -> Result<String> {
         self.follow_rotations()?;
         Ok(self.read_current().kid.clone())
@@ -174,7 +234,7 @@ impl KeyWrapper for SoftwareKey {
                 current.bits,
             )
         };
-        self.keyring.policy().check_rsa_size(bits)?;
+        self.keyring.key_rules().check_rsa_size(bits)?;
         let algorithm = WrapAlgorithm::RsaOaepSha256;
         let wrapped = public
             .encrypt_oaep(algorithm, data_key.expose_secret())
@@ -210,14 +270,12 @@ impl KeyWrapper for SoftwareKey {
     }
 }
 
-/// A keyring key loaded on first use: [`EnvelopeBuilder::open_with_keyring`] holds one per
-/// key directory, so a broken key fails only the slots that name it.
-///
-/// [`EnvelopeBuilder::open_with_keyring`]: crate::EnvelopeBuilder::open_with_keyring
+/// A keyring key loaded on first use: [`Keyring::openers`] gives one per key directory, so a
+/// broken key fails only the slots that name it.
 pub(crate) struct LazyKey {
     keyring: Keyring,
     name: KeyName,
-    loaded: Mutex<Option<Arc<SoftwareKey>>>,
+    loaded: Mutex<Option<Arc<SoftwareWrapper>>>,
 }
 
 impl LazyKey {
@@ -231,12 +289,15 @@ impl LazyKey {
 
     /// The key, loaded now if this is its first use (a failure is not kept: the next use
     /// tries again, after an operator's fix).
-    fn key(&self) -> Result<Arc<SoftwareKey>> {
+    fn key(&self) -> Result<Arc<SoftwareWrapper>> {
         let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(key) = loaded.as_ref() {
             return Ok(Arc::clone(key));
         }
-        let key = Arc::new(SoftwareKey::load(self.keyring.clone(), self.name.clone())?);
+        let key = Arc::new(SoftwareWrapper::load(
+            self.keyring.clone(),
+            self.name.clone(),
+        )?);
         *loaded = Some(Arc::clone(&key));
         Ok(key)
     }

@@ -3,8 +3,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::key::LazyKey;
-use super::key::SoftwareKey;
 use super::material::RsaKeyMaterial;
 use super::names::{KeyName, KeyVersion, LocalKid};
 use super::rotations::RotationCount;
@@ -12,7 +10,8 @@ use crate::atomic_write::{create_file_durably, write_file_atomically};
 use crate::crypto::Provider;
 use crate::error::{Error, Result};
 use crate::file_trust::{check_file_trust, check_metadata};
-use crate::policy::KeyPolicy;
+use crate::kid::Kid;
+use crate::wrap::KeyRules;
 
 const CURRENT_FILE: &str = "current";
 const KEY_FILE_MODE: u32 = 0o600;
@@ -26,7 +25,7 @@ const DIR_MODE: u32 = 0o700;
 /// let dir = tempfile::tempdir()?;
 /// let keyring = Keyring::create(dir.path())?;
 /// let v1 = keyring.create_key("orders")?;
-/// let v2 = keyring.rotate("orders")?;
+/// let v2 = keyring.rotate_key("orders")?;
 /// assert_ne!(v1, v2);
 /// assert_eq!(keyring.list()?[0].versions.len(), 2);
 /// # Ok(()) }
@@ -35,7 +34,7 @@ const DIR_MODE: u32 = 0o700;
 pub struct Keyring {
     dir: PathBuf,
     domain: String,
-    policy: KeyPolicy,
+    key_rules: KeyRules,
     provider: Provider,
     rotations: RotationCount,
 }
@@ -77,7 +76,7 @@ impl Keyring {
             rotations: RotationCount::of(&domain),
             domain,
             dir: dir.to_path_buf(),
-            policy: KeyPolicy::default(),
+            key_rules: KeyRules::default(),
             provider: Provider::default(),
         })
     }
@@ -94,10 +93,10 @@ impl Keyring {
         Self::open(dir)
     }
 
-    /// Uses this policy for key sizes (default: RSA-2048 only).
+    /// Uses these key rules for key sizes (default: RSA-2048 only).
     #[must_use]
-    pub fn with_policy(mut self, policy: KeyPolicy) -> Self {
-        self.policy = policy;
+    pub fn with_key_rules(mut self, key_rules: KeyRules) -> Self {
+        self.key_rules = key_rules;
         self
     }
 
@@ -118,21 +117,21 @@ impl Keyring {
         &self.dir
     }
 
-    /// Creates a new RSA-2048 key (the first size the policy allows) and returns the kid of
+    /// Creates a new RSA-2048 key (the first size the key rules allow) and returns the kid of
     /// its first version.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a bad name or a key that already exists; [`Error::Io`].
-    pub fn create_key(&self, name: &str) -> Result<String> {
-        let bits = self.policy.rsa_sizes().first().copied().unwrap_or(2048);
+    pub fn create_key(&self, name: &str) -> Result<Kid> {
+        let bits = self.key_rules.rsa_sizes().first().copied().unwrap_or(2048);
         self.create_key_with_size(name, bits)
     }
 
-    /// Creates a new key of `bits` bits (which the policy must allow).
+    /// Creates a new key of `bits` bits (which the key rules must allow).
     ///
     /// # Errors
-    /// As [`Keyring::create_key`], and [`Error::PolicyRefused`] for a size the policy refuses.
-    pub fn create_key_with_size(&self, name: &str, bits: usize) -> Result<String> {
+    /// As [`Keyring::create_key`], and [`Error::PolicyRefused`] for a size the key rules refuse.
+    pub fn create_key_with_size(&self, name: &str, bits: usize) -> Result<Kid> {
         let name = KeyName::new(name)?;
         let key_dir = self.key_dir(&name);
         if key_dir.exists() {
@@ -141,7 +140,7 @@ impl Keyring {
                 self.dir.display()
             )));
         }
-        let material = RsaKeyMaterial::generate(bits, &self.policy, self.provider)?;
+        let material = RsaKeyMaterial::generate(bits, &self.key_rules, self.provider)?;
         create_private_dir(&key_dir)?;
         self.add_version(&name, &material)
     }
@@ -151,11 +150,13 @@ impl Keyring {
     ///
     /// # Errors
     /// [`Error::KeyNotFound`] for an unknown key; [`Error::Io`].
-    pub fn rotate(&self, name: &str) -> Result<String> {
-        let key = self.key(name)?;
-        let bits = key.current_bits();
-        let material = RsaKeyMaterial::generate(bits, &self.policy, self.provider)?;
-        self.add_version(&KeyName::new(name)?, &material)
+    pub fn rotate_key(&self, name: &str) -> Result<Kid> {
+        let name = KeyName::new(name)?;
+        let bits = self
+            .read_version(&name, &self.current_version(&name)?)?
+            .bits();
+        let material = RsaKeyMaterial::generate(bits, &self.key_rules, self.provider)?;
+        self.add_version(&name, &material)
     }
 
     /// Imports a PKCS#8 PEM private key (for example from
@@ -164,10 +165,10 @@ impl Keyring {
     ///
     /// # Errors
     /// [`Error::InvalidKey`] for bad PEM, PKCS#1 or encrypted PEM, or a key that is not RSA;
-    /// [`Error::PolicyRefused`] for a size the policy refuses; [`Error::Io`].
-    pub fn import_pem(&self, name: &str, pem: &str) -> Result<String> {
+    /// [`Error::PolicyRefused`] for a size the key rules refuse; [`Error::Io`].
+    pub fn import_pem(&self, name: &str, pem: &str) -> Result<Kid> {
         let name = KeyName::new(name)?;
-        let material = RsaKeyMaterial::from_pem(pem, &self.policy, self.provider)?;
+        let material = RsaKeyMaterial::from_pem(pem, &self.key_rules, self.provider)?;
         let key_dir = self.key_dir(&name);
         if !key_dir.exists() {
             create_private_dir(&key_dir)?;
@@ -222,48 +223,12 @@ impl Keyring {
         Ok(keys)
     }
 
-    /// A key wrapper for key `name`, wrapping under its current version.
-    ///
-    /// # Errors
-    /// [`Error::KeyNotFound`] when the key or its current version is missing;
-    /// [`Error::InvalidKey`] / [`Error::PolicyRefused`] when the current version's file is
-    /// unusable or breaks the policy.
-    pub fn key(&self, name: &str) -> Result<SoftwareKey> {
-        let name = KeyName::new(name)?;
-        SoftwareKey::load(self.clone(), name)
-    }
-
-    /// Wrappers for every key in the keyring: what a reader needs to open anything written
-    /// under any of them.
-    ///
-    /// # Errors
-    /// As [`Keyring::key`], for the first key that cannot be loaded. To open with a keyring
-    /// in which some keys may be broken, use
-    /// [`EnvelopeBuilder::open_with_keyring`](crate::EnvelopeBuilder::open_with_keyring),
-    /// which loads each key only when a slot names it.
-    pub fn keys(&self) -> Result<Vec<SoftwareKey>> {
-        self.key_names()?
-            .into_iter()
-            .map(|name| SoftwareKey::load(self.clone(), name))
-            .collect()
-    }
-
-    /// One wrapper per key directory, each loading its key only when a slot names it: a
-    /// broken or half-created key fails only the objects under it.
-    pub(crate) fn lazy_keys(&self) -> Result<Vec<LazyKey>> {
-        Ok(self
-            .key_names()?
-            .into_iter()
-            .map(|name| LazyKey::new(self.clone(), name))
-            .collect())
-    }
-
     pub(super) fn domain(&self) -> &str {
         &self.domain
     }
 
-    pub(super) fn policy(&self) -> &KeyPolicy {
-        &self.policy
+    pub(super) fn key_rules(&self) -> &KeyRules {
+        &self.key_rules
     }
 
     pub(super) fn provider(&self) -> Provider {
@@ -345,9 +310,7 @@ impl Keyring {
         })?;
         // Reading old data must not depend on today's size policy: sizes are checked when a
         // key is created, imported, or used to wrap new data.
-        let any_size = KeyPolicy::default()
-            .allow_rsa_sizes(&crate::policy::RSA_SIZES)
-            .unwrap_or_default();
+        let any_size = KeyRules::any_supported_size();
         RsaKeyMaterial::from_pem(&pem, &any_size, self.provider).map_err(|e| match e {
             Error::InvalidKey(why) => Error::InvalidKey(format!("{}: {why}", path.display())),
             other => other,
@@ -355,7 +318,7 @@ impl Keyring {
     }
 
     /// The key directories (real directories with a valid key name), sorted.
-    fn key_names(&self) -> Result<Vec<KeyName>> {
+    pub(super) fn key_names(&self) -> Result<Vec<KeyName>> {
         Ok(self.key_entries()?.into_iter().flatten().collect())
     }
 
@@ -413,7 +376,7 @@ impl Keyring {
     }
 
     /// Writes a new version file, then points `current` at it atomically.
-    fn add_version(&self, name: &KeyName, material: &RsaKeyMaterial) -> Result<String> {
+    fn add_version(&self, name: &KeyName, material: &RsaKeyMaterial) -> Result<Kid> {
         let mut random = [0u8; 16];
         self.provider
             .ops()
@@ -436,11 +399,10 @@ impl Keyring {
         )?;
         // Keys loaded from this keyring in this process follow the new version at once.
         self.rotations.bump();
-        Ok(LocalKid {
+        Ok(Kid::Local(LocalKid {
             name: name.clone(),
             version,
-        }
-        .to_string())
+        }))
     }
 }
 

@@ -6,12 +6,12 @@ use zeroize::Zeroizing;
 
 use crate::crypto::Provider;
 use crate::error::{Error, Result};
-use crate::policy::KeyPolicy;
+use crate::wrap::KeyRules;
 
 const RSA_ENCRYPTION: pkcs8::ObjectIdentifier =
     pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
-/// A PKCS#8 RSA private key, checked: parsed, RSA, a size the policy accepts, and accepted
+/// A PKCS#8 RSA private key, checked: parsed, RSA, a size the key rules accept, and accepted
 /// by the provider.
 pub(crate) struct RsaKeyMaterial {
     der: Zeroizing<Vec<u8>>,
@@ -20,22 +20,18 @@ pub(crate) struct RsaKeyMaterial {
 
 impl RsaKeyMaterial {
     /// Reads a `-----BEGIN PRIVATE KEY-----` PEM document.
-    pub(crate) fn from_pem(pem: &str, policy: &KeyPolicy, provider: Provider) -> Result<Self> {
+    pub(crate) fn from_pem(pem: &str, rules: &KeyRules, provider: Provider) -> Result<Self> {
         match pem_label(pem) {
             Some("PRIVATE KEY") => {}
             other => return Err(Error::InvalidKey(wrong_label(other))),
         }
         let (_, document) = SecretDocument::from_pem(pem)
             .map_err(|_| Error::InvalidKey("malformed PEM document".to_owned()))?;
-        Self::from_pkcs8_der(document.as_bytes(), policy, provider)
+        Self::from_pkcs8_der(document.as_bytes(), rules, provider)
     }
 
     /// Reads a PKCS#8 DER document.
-    pub(crate) fn from_pkcs8_der(
-        der: &[u8],
-        policy: &KeyPolicy,
-        provider: Provider,
-    ) -> Result<Self> {
+    pub(crate) fn from_pkcs8_der(der: &[u8], rules: &KeyRules, provider: Provider) -> Result<Self> {
         let info = PrivateKeyInfo::try_from(der)
             .map_err(|_| Error::InvalidKey("not a PKCS#8 private key".to_owned()))?;
         if info.algorithm.oid != RSA_ENCRYPTION {
@@ -48,8 +44,8 @@ impl RsaKeyMaterial {
         let rsa = pkcs1::RsaPrivateKey::from_der(info.private_key)
             .map_err(|_| Error::InvalidKey("malformed RSA private key".to_owned()))?;
         let bits = modulus_bits(rsa.modulus.as_bytes());
-        crate::policy::check_rsa_exponent(rsa.public_exponent.as_bytes(), "the key")?;
-        policy.check_rsa_size(bits)?;
+        crate::wrap::key_rules::check_rsa_exponent(rsa.public_exponent.as_bytes(), "the key")?;
+        rules.check_rsa_size(bits)?;
         provider
             .ops()
             .rsa_private_from_pkcs8(der)
@@ -61,8 +57,8 @@ impl RsaKeyMaterial {
     }
 
     /// Generates a fresh key.
-    pub(crate) fn generate(bits: usize, policy: &KeyPolicy, provider: Provider) -> Result<Self> {
-        policy.check_rsa_size(bits)?;
+    pub(crate) fn generate(bits: usize, rules: &KeyRules, provider: Provider) -> Result<Self> {
+        rules.check_rsa_size(bits)?;
         let der = provider
             .ops()
             .generate_rsa_pkcs8(bits)

@@ -14,6 +14,6 @@ mod material;
 mod names;
 mod rotations;
 
-pub use key::SoftwareKey;
+pub use key::SoftwareWrapper;
 pub use keyring::{KeyListing, Keyring};
 pub use names::{KeyName, KeyVersion, LocalKid};

@@ -1,10 +1,10 @@
 //! Rotations made in this process, counted per keyring directory, so that every key loaded
 //! from that keyring (through any `Keyring` handle) follows them without a `refresh`.
 //!
-//! A rotation by another process is not seen here: [`SoftwareKey::refresh`] reads the disk
+//! A rotation by another process is not seen here: [`SoftwareWrapper::refresh`] reads the disk
 //! again for that.
 //!
-//! [`SoftwareKey::refresh`]: super::SoftwareKey::refresh
+//! [`SoftwareWrapper::refresh`]: super::SoftwareWrapper::refresh
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
