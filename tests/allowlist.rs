@@ -1,8 +1,7 @@
 //! The library's allowlist: an envelope restricted to named vaults and tokens offers a slot
 //! naming anything else to no wrapper at all, whatever the wrappers would claim.
 
-mod common;
-
+mod support;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use cmk_envelope::{
     async_trait, DataKey, Envelope, Error, KeySlot, KeyWrapper, KidAllowlist, ProtectionLevel,
     Unwrapped, WrapAlgorithm,
 };
-use common::block_on;
+use support::block_on;
 
 /// A wrapper that would contact any service a kid names: it counts how often it is asked.
 #[derive(Default)]

@@ -2,22 +2,18 @@
 //! `Pending` (a duplex pipe with a tiny buffer), strict about truncation.
 #![cfg(feature = "tokio")]
 
-mod common;
-
+mod support;
 use cmk_envelope::Provider;
+use support::data;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const S: usize = 64;
 
-fn data(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i * 5 + 1) as u8).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_adapters_round_trip_through_a_tiny_pipe() {
     for provider in Provider::all() {
-        let t = common::temp_keyring(provider);
-        let e = std::sync::Arc::new(common::envelope_for(&t.key, provider, S as u32));
+        let t = support::temp_keyring(provider);
+        let e = std::sync::Arc::new(support::envelope_for(&t.key, provider, S as u32));
         for n in [0, 1, S - 1, S, S + 1, 3 * S, 3 * S + 1, 10_000] {
             let plain = data(n);
             // Seal through a 7-byte pipe: the writer sees Pending again and again.
@@ -64,8 +60,8 @@ async fn async_adapters_round_trip_through_a_tiny_pipe() {
 #[tokio::test]
 async fn async_reader_rejects_truncation_and_unfinished_writers_do_not_open() {
     let provider = Provider::default();
-    let t = common::temp_keyring(provider);
-    let e = common::envelope_for(&t.key, provider, S as u32);
+    let t = support::temp_keyring(provider);
+    let e = support::envelope_for(&t.key, provider, S as u32);
     let plain = data(4 * S);
     let sealed = e.seal(&plain, b"").await.expect("seal");
     let h = cmk_envelope::inspect(&sealed).expect("inspect").header_len;
@@ -84,4 +80,66 @@ async fn async_reader_rejects_truncation_and_unfinished_writers_do_not_open() {
     w.flush().await.expect("flush");
     let unfinished = w.into_inner();
     assert!(e.open(&unfinished, b"").await.is_err());
+}
+
+/// `open_async_range` over a tokio file gives what `open_range` gives for every range
+/// around segment boundaries, and fails the same way on tampering, a cut object and a range
+/// past the end.
+#[tokio::test]
+async fn async_ranges_match_the_std_ranges() {
+    use cmk_envelope::Error;
+    use std::io::Cursor;
+
+    let t = support::temp_keyring(Provider::default());
+    let e = support::envelope_for(&t.key, Provider::default(), S as u32);
+    let plain = data(5 * S + 7);
+    let sealed = e.seal(&plain, b"r").await.expect("seal");
+    let path = t.dir.path().join("object.cmke");
+    std::fs::write(&path, &sealed).expect("write");
+    let len = plain.len() as u64;
+    let points = [
+        0,
+        1,
+        S as u64 - 1,
+        S as u64,
+        S as u64 + 1,
+        3 * S as u64,
+        len - 1,
+        len,
+    ];
+    for &a in &points {
+        for &b in points.iter().filter(|&&b| b >= a) {
+            let file = tokio::fs::File::open(&path).await.expect("open");
+            let got = e
+                .open_async_range(file, b"r", a..b)
+                .await
+                .expect("async range");
+            let want = e
+                .open_range(Cursor::new(&sealed), b"r", a..b)
+                .await
+                .expect("range");
+            assert_eq!(got.plaintext(), want.plaintext(), "{a}..{b}");
+            assert_eq!(got.info().kid(), want.info().kid());
+        }
+    }
+    let file = tokio::fs::File::open(&path).await.expect("open");
+    assert!(matches!(
+        e.open_async_range(file, b"r", 0..len + 1).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    let mut bad = sealed.clone();
+    let h = cmk_envelope::inspect(&sealed).expect("inspect").header_len;
+    bad[h + 2 * (S + 16) + 3] ^= 1;
+    assert!(matches!(
+        e.open_async_range(Cursor::new(bad), b"r", 2 * S as u64..2 * S as u64 + 1)
+            .await,
+        Err(Error::DecryptionFailed)
+    ));
+    // Cut at a segment boundary: the range reaching the new end finds no last segment.
+    let cut = sealed[..sealed.len() - (7 + 16)].to_vec();
+    assert!(matches!(
+        e.open_async_range(Cursor::new(cut), b"r", 0..5 * S as u64)
+            .await,
+        Err(Error::DecryptionFailed)
+    ));
 }

@@ -2,10 +2,10 @@
 //! pipeline: challenge authentication, retries, Key Vault's error bodies.
 #![cfg(all(feature = "insecure-loopback-vault", feature = "aws-lc"))]
 
-#[path = "support/behaviour.rs"]
-mod behaviour;
-mod common;
-mod keyvault_double;
+mod support;
+use support::behaviour;
+use support::keyvault_double;
+use support::slot_kid;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,8 +14,8 @@ use cmk_envelope::azure::loopback::FixedTokenCredential;
 use cmk_envelope::azure::{KeyVaultOptions, KeyVaultWrapper};
 use cmk_envelope::format::Header;
 use cmk_envelope::{Envelope, Error, KeyRules, KeyWrapper, RewrapTarget};
-use common::block_on;
 use keyvault_double::{Access, KeyVaultDouble, TOKEN};
+use support::block_on;
 
 use keyvault_double::quick_options as options;
 
@@ -32,11 +32,6 @@ fn envelope(wrapper: &Arc<KeyVaultWrapper>) -> Envelope {
         .seal_with(Arc::clone(wrapper) as Arc<dyn KeyWrapper>)
         .build()
         .expect("envelope")
-}
-
-fn slot_kid(sealed: &[u8]) -> String {
-    let (header, _) = Header::parse_prefix(sealed).expect("header");
-    header.slots()[0].kid().to_owned()
 }
 
 #[test]
@@ -349,7 +344,7 @@ fn rotation_new_versions_and_keys_in_the_same_vault_only() {
     ));
 
     // Back to a software key: refused.
-    let software = common::temp_keyring(cmk_envelope::Provider::default());
+    let software = support::temp_keyring(cmk_envelope::Provider::default());
     assert!(matches!(
         block_on(e.rewrap(&old, RewrapTarget::Key(software.key.clone()))),
         Err(Error::PolicyRefused(_))
@@ -728,4 +723,44 @@ fn a_first_try_lost_in_transport_keeps_its_request_body() {
         "{:?}",
         vault.log()
     );
+}
+
+/// The sync way into the `std::io` adapters works with Key Vault from a runtime's blocking
+/// thread, as a service would call it.
+#[test]
+fn the_blocking_constructors_reach_the_vault_from_spawn_blocking() {
+    let vault = KeyVaultDouble::start("contoso");
+    vault.create_key("orders", 2048);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = vault.key_url("orders");
+    let opened = runtime.block_on(async move {
+        let wrapper =
+            KeyVaultWrapper::connect(&url, FixedTokenCredential::new(TOKEN), options(&[&vault]))
+                .await
+                .expect("connect");
+        let e = envelope(&Arc::new(wrapper));
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut writer = e.seal_writer_blocking(Vec::new(), b"aad").expect("writer");
+            writer.write_all(&[5; 100_000]).expect("write");
+            let sealed = writer.finish().expect("finish");
+            let mut reader = e
+                .open_reader_blocking(sealed.as_slice(), b"aad")
+                .expect("reader unwraps through the vault");
+            let mut plaintext = Vec::new();
+            reader.read_to_end(&mut plaintext).expect("read");
+            let range = e
+                .open_range_blocking(std::io::Cursor::new(&sealed), b"aad", 10..20)
+                .expect("range");
+            (plaintext, range.plaintext().to_vec())
+        })
+        .await
+        .expect("blocking task")
+    });
+    assert_eq!(opened.0, vec![5; 100_000]);
+    assert_eq!(opened.1, vec![5; 10]);
 }

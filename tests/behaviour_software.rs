@@ -1,8 +1,7 @@
 //! The backend behaviour suite against the software keyring, on every provider.
 
-#[path = "support/behaviour.rs"]
-mod behaviour;
-mod common;
+mod support;
+use support::behaviour;
 
 use std::sync::Arc;
 
@@ -35,7 +34,7 @@ impl behaviour::Backend for SoftwareBackend {
 #[tokio::test]
 async fn the_software_keyring_behaves() {
     for provider in Provider::all() {
-        let t = common::temp_keyring(provider);
+        let t = support::temp_keyring(provider);
         let backend = SoftwareBackend {
             keyring: t.keyring,
             key: t.key,

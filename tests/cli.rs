@@ -1,12 +1,13 @@
 //! `cmke` driven as an operator would: files, pipes, exit codes, nothing on stdout on failure.
 #![cfg(feature = "cli")]
 
+mod support;
+
 use assert_cmd::Command;
 
 fn cmke(keyring: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("cmke").expect("binary");
-    cmd.arg("--keyring").arg(keyring);
-    cmd
+    let home = keyring.parent().unwrap_or(keyring).join("home");
+    support::cmke(&home, keyring)
 }
 
 /// A keyring at `{dir}/keys` with key `k`, and `plaintext` sealed under it by `cmke`.

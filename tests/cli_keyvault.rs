@@ -6,7 +6,8 @@
     feature = "aws-lc"
 ))]
 
-mod keyvault_double;
+mod support;
+use support::keyvault_double;
 
 use std::collections::BTreeMap;
 
@@ -16,11 +17,9 @@ use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
 fn cmke(vault: &KeyVaultDouble, dir: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("cmke").expect("binary");
+    let mut cmd = support::cmke(&dir.join("home"), &dir.join("no-keyring-here"));
     // The operator allows the vault that the envelopes name.
-    cmd.arg("--keyring")
-        .arg(dir.join("no-keyring-here"))
-        .args(["--allow-vault", &vault.vault_url()])
+    cmd.args(["--allow-vault", &vault.vault_url()])
         .env(
             "CMKE_INSECURE_LOOPBACK_VAULT",
             format!("{}={}", vault.host(), vault.port()),

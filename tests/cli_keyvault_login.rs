@@ -8,7 +8,8 @@
     feature = "aws-lc"
 ))]
 
-mod keyvault_double;
+mod support;
+use support::keyvault_double;
 
 use std::path::{Path, PathBuf};
 
@@ -77,14 +78,14 @@ impl World {
     /// cmke with the credential `credential`: requests for the vault and the login hosts go
     /// to the doubles, and the token comes from the credential (no fixed token).
     fn cmke(&self, credential: &str) -> Command {
-        let mut cmd = Command::cargo_bin("cmke").expect("binary");
+        let mut cmd = support::cmke(
+            &self.dir.path().join("home"),
+            &self.dir.path().join("no-keyring-here"),
+        );
         for variable in AZURE_VARIABLES {
             cmd.env_remove(variable);
         }
-        cmd.env_remove("CMKE_INSECURE_LOOPBACK_TOKEN")
-            .arg("--keyring")
-            .arg(self.dir.path().join("no-keyring-here"))
-            .args(["--allow-vault", &self.vault.vault_url()])
+        cmd.args(["--allow-vault", &self.vault.vault_url()])
             .args(["--azure-credential", credential])
             .env(
                 "CMKE_INSECURE_LOOPBACK_VAULT",

@@ -3,6 +3,8 @@
 //! ones), verify, dry runs, detached headers, the configuration file, help and completions.
 #![cfg(all(feature = "cli", feature = "aws-lc"))]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -52,15 +54,11 @@ impl Tree {
     }
 
     fn cmke(&self) -> Command {
-        let mut cmd = Command::cargo_bin("cmke").expect("binary");
-        cmd.current_dir(self.dir.path())
-            .arg("--keyring")
-            .arg(self.dir.path().join("keyring"))
-            .env("HOME", self.dir.path().join("home"))
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("CMKE_KEYRING")
-            .env_remove("CMKE_CONFIG")
-            .timeout(std::time::Duration::from_secs(600));
+        let mut cmd = support::cmke(
+            &self.dir.path().join("home"),
+            &self.dir.path().join("keyring"),
+        );
+        cmd.current_dir(self.dir.path());
         cmd
     }
 

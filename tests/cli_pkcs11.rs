@@ -2,8 +2,8 @@
 //! token, encrypt, decrypt without a keyring, lazy re-wrap, and the errors an operator sees.
 #![cfg(all(feature = "cli", feature = "pkcs11"))]
 
-#[path = "support/softhsm.rs"]
-mod softhsm;
+mod support;
+use support::softhsm;
 
 use std::path::Path;
 
@@ -12,10 +12,8 @@ use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
 fn cmke(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("cmke").expect("binary");
-    cmd.arg("--keyring")
-        .arg(dir.join("keyring"))
-        .env("SOFTHSM2_CONF", softhsm::conf())
+    let mut cmd = support::cmke(&dir.join("home"), &dir.join("keyring"));
+    cmd.env("SOFTHSM2_CONF", softhsm::conf())
         .env("CMKE_PKCS11_MODULE", softhsm::module())
         .env("CMKE_PKCS11_PIN", softhsm::USER_PIN)
         .env_remove("CMKE_PKCS11_PIN_FILE")

@@ -4,6 +4,8 @@
 //! file-derived text escaped on the terminal.
 #![cfg(all(feature = "cli", feature = "aws-lc"))]
 
+mod support;
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,16 +63,8 @@ impl Scene {
     }
 
     fn cmke(&self) -> Command {
-        let mut cmd = Command::cargo_bin("cmke").expect("binary");
-        cmd.current_dir(self.dir.path())
-            .arg("--keyring")
-            .arg(self.path("keyring"))
-            .env("HOME", self.path("home"))
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_DATA_HOME")
-            .env_remove("CMKE_KEYRING")
-            .env_remove("CMKE_CONFIG")
-            .timeout(std::time::Duration::from_secs(120));
+        let mut cmd = support::cmke(&self.path("home"), &self.path("keyring"));
+        cmd.current_dir(self.dir.path());
         cmd
     }
 

@@ -7,7 +7,8 @@
     feature = "aws-lc"
 ))]
 
-mod keyvault_double;
+mod support;
+use support::keyvault_double;
 
 use std::path::Path;
 
@@ -18,18 +19,13 @@ use predicates::str::contains;
 
 /// `cmke` reaching `vaults` over loopback (none allowed unless a test says so).
 fn cmke(vaults: &[&KeyVaultDouble], dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("cmke").expect("binary");
+    let mut cmd = support::cmke(&dir.join("home"), &dir.join("keyring"));
     let routes: Vec<String> = vaults
         .iter()
         .map(|v| format!("{}={}", v.host(), v.port()))
         .collect();
-    cmd.arg("--keyring")
-        .arg(dir.join("keyring"))
-        .env("CMKE_INSECURE_LOOPBACK_VAULT", routes.join(","))
+    cmd.env("CMKE_INSECURE_LOOPBACK_VAULT", routes.join(","))
         .env("CMKE_INSECURE_LOOPBACK_TOKEN", TOKEN)
-        .env("HOME", dir.join("home"))
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("CMKE_CONFIG")
         .env_remove("CMKE_KEYRING")
         .timeout(std::time::Duration::from_secs(120));
     cmd

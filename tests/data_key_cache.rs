@@ -1,9 +1,8 @@
 //! The data-key cache: hits, age and size limits, one call per slot however many callers
 //! ask at once, bounded calls in flight, failures never cached.
 
-mod common;
-#[path = "support/slow_key.rs"]
-mod slow_key;
+mod support;
+use support::slow_key;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,14 +12,14 @@ use cmk_envelope::{CacheConfig, CachingWrapper, Envelope, Error, KeyWrapper, Pro
 use slow_key::SlowKey;
 
 struct Setup {
-    _keys: common::TempKeyring,
+    _keys: support::TempKeyring,
     slow: Arc<SlowKey>,
     cache: Arc<CachingWrapper>,
     envelope: Arc<Envelope>,
 }
 
 fn setup(config: CacheConfig) -> Setup {
-    let keys = common::temp_keyring(Provider::default());
+    let keys = support::temp_keyring(Provider::default());
     let slow = SlowKey::new(keys.key.clone(), Duration::from_millis(20));
     let cache = Arc::new(CachingWrapper::new(slow.clone(), config));
     let envelope = Arc::new(

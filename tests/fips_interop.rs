@@ -13,14 +13,13 @@
 //! fixture.
 #![cfg(feature = "aws-lc")]
 
-mod common;
-
+mod support;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cmk_envelope::software::Keyring;
 use cmk_envelope::{fips_status, Envelope, FipsStatus, KeyWrapper};
-use common::block_on;
+use support::block_on;
 
 const PLAINTEXT: &[u8] = b"sealed on one AWS-LC, opened on the other";
 const AAD: &[u8] = b"fips-interop";

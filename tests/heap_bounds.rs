@@ -9,8 +9,7 @@
 //! One `#[test]` only: dhat counts every thread's allocations, so nothing else may run in
 //! this binary at the same time.
 
-mod common;
-
+mod support;
 use std::io::{Cursor, Read};
 use std::sync::Arc;
 
@@ -124,7 +123,7 @@ fn peak_heap_stays_within_the_bytes_present_plus_a_constant() {
         .enable_all()
         .build()
         .expect("runtime");
-    let keys = common::temp_keyring(Provider::default());
+    let keys = support::temp_keyring(Provider::default());
     let envelope = Envelope::builder()
         .seal_with(Arc::clone(&keys.key) as Arc<dyn KeyWrapper>)
         .segment_size(1 << 26)

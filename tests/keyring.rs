@@ -1,7 +1,6 @@
 //! The software keyring on disk: layout, modes, import, and clear errors.
 
-mod common;
-
+mod support;
 use std::path::Path;
 
 use cmk_envelope::software::Keyring;
@@ -182,7 +181,7 @@ fn a_broken_unrelated_key_or_a_symlink_never_stops_another_key() {
         .seal_with(key)
         .build()
         .expect("envelope");
-    let sealed = common::block_on(sealer.seal(b"row", b"")).expect("seal");
+    let sealed = support::block_on(sealer.seal(b"row", b"")).expect("seal");
 
     std::fs::write(dir.path().join("other/current"), "garbage\n").expect("garbage");
     std::fs::create_dir(dir.path().join("halfmade")).expect("mkdir");
@@ -193,7 +192,7 @@ fn a_broken_unrelated_key_or_a_symlink_never_stops_another_key() {
         .open_with_all(keyring.openers().expect("listing the keyring"))
         .build()
         .expect("envelope");
-    let opened = common::block_on(reader.open(&sealed, b"")).expect("orders opens");
+    let opened = support::block_on(reader.open(&sealed, b"")).expect("orders opens");
     assert_eq!(opened.plaintext(), b"row");
 
     let listing = keyring.list().expect("list");
@@ -236,10 +235,10 @@ fn key_files_that_others_can_change_are_refused() {
 
 #[test]
 fn an_envelope_clone_shares_its_keys_with_the_original() {
-    let keyring = common::temp_keyring(cmk_envelope::Provider::default());
-    let envelope = common::envelope_for(&keyring.key, cmk_envelope::Provider::default(), 65_536);
+    let keyring = support::temp_keyring(cmk_envelope::Provider::default());
+    let envelope = support::envelope_for(&keyring.key, cmk_envelope::Provider::default(), 65_536);
     let for_a_task = envelope.clone();
-    let sealed = common::block_on(for_a_task.seal(b"shared", b"")).expect("seal");
-    let opened = common::block_on(envelope.open(&sealed, b"")).expect("open");
+    let sealed = support::block_on(for_a_task.seal(b"shared", b"")).expect("seal");
+    let opened = support::block_on(envelope.open(&sealed, b"")).expect("open");
     assert_eq!(opened.plaintext(), b"shared");
 }

@@ -3,17 +3,17 @@
 //! before any call.
 #![cfg(all(feature = "insecure-loopback-vault", feature = "aws-lc"))]
 
-mod common;
-mod keyvault_double;
+mod support;
+use support::keyvault_double;
+use support::slot_kid;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cmk_envelope::azure::{KeyVaultOptions, KeyVaultWrapper};
-use cmk_envelope::format::Header;
 use cmk_envelope::{Envelope, Error, KeyWrapper, RewrapTarget};
-use common::block_on;
 use keyvault_double::{counts, quick_options, KeyVaultDouble, TOKEN};
+use support::block_on;
 
 const OBJECTS: usize = 10;
 
@@ -26,11 +26,6 @@ fn lazily(url: &str, options: KeyVaultOptions) -> Arc<dyn KeyWrapper> {
         )
         .expect("client"),
     )
-}
-
-fn slot_kid(object: &[u8]) -> String {
-    let (header, _) = Header::parse_prefix(object).expect("header");
-    header.slots()[0].kid().to_owned()
 }
 
 #[test]
@@ -139,7 +134,7 @@ fn refusals_the_kids_decide_make_no_remote_call() {
         "{refused:?}"
     );
     // Down to a software key: refused, no call.
-    let software = common::temp_keyring(cmk_envelope::Provider::default());
+    let software = support::temp_keyring(cmk_envelope::Provider::default());
     let refused = block_on(opener.rewrap(&object, RewrapTarget::Key(software.key.clone())));
     assert!(
         matches!(refused, Err(Error::PolicyRefused(_))),

@@ -1,11 +1,9 @@
 //! The PKCS#11 backend against a throw-away SoftHSM2 token.
 #![cfg(feature = "pkcs11")]
 
-#[path = "support/behaviour.rs"]
-mod behaviour;
-mod common;
-#[path = "support/softhsm.rs"]
-mod softhsm;
+mod support;
+use support::behaviour;
+use support::softhsm;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +24,7 @@ fn config(token: &str, key: &str) -> Pkcs11Config {
 fn on_own_thread<T: Send + 'static>(
     work: impl std::future::Future<Output = T> + Send + 'static,
 ) -> T {
-    std::thread::spawn(move || common::block_on(work))
+    std::thread::spawn(move || support::block_on(work))
         .join()
         .expect("thread")
 }
@@ -109,7 +107,7 @@ async fn the_hsm_behaves_like_every_backend() {
 #[tokio::test]
 async fn rewrap_from_software_to_the_hsm_is_allowed_and_back_is_refused() {
     let (_, hsm) = token_with_key("rewrap-rules").await;
-    let software = common::temp_keyring(cmk_envelope::Provider::default());
+    let software = support::temp_keyring(cmk_envelope::Provider::default());
     let envelope = Envelope::builder()
         .seal_with(software.key.clone() as Arc<dyn KeyWrapper>)
         .open_with(hsm.clone() as Arc<dyn KeyWrapper>)

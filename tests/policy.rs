@@ -1,8 +1,7 @@
 //! CMK rules on re-wrap: same vault or keyring only, and no way back from a
 //! customer-managed key to a software key.
 
-mod common;
-
+mod support;
 use std::sync::Arc;
 
 use cmk_envelope::software::SoftwareWrapper;
@@ -44,7 +43,7 @@ fn envelope(sealer: Arc<dyn KeyWrapper>, policy: RewrapPolicy) -> Envelope {
 
 #[tokio::test]
 async fn another_key_in_the_same_keyring_is_allowed() {
-    let t = common::temp_keyring(Provider::default());
+    let t = support::temp_keyring(Provider::default());
     t.keyring.create_key("archive").expect("create");
     let archive: Arc<dyn KeyWrapper> = Arc::new(t.keyring.key("archive").expect("key"));
     let e = envelope(t.key.clone(), RewrapPolicy::default());
@@ -59,8 +58,8 @@ async fn another_key_in_the_same_keyring_is_allowed() {
 
 #[tokio::test]
 async fn another_keyring_is_refused_unless_opted_in() {
-    let a = common::temp_keyring(Provider::default());
-    let b = common::temp_keyring(Provider::default());
+    let a = support::temp_keyring(Provider::default());
+    let b = support::temp_keyring(Provider::default());
     let sealed = envelope(a.key.clone(), RewrapPolicy::default())
         .seal(b"x", b"")
         .await
@@ -86,8 +85,8 @@ async fn another_keyring_is_refused_unless_opted_in() {
 
 #[tokio::test]
 async fn software_to_hsm_is_allowed_and_hsm_to_software_is_refused() {
-    let soft = common::temp_keyring(Provider::default());
-    let hsm_ring = common::temp_keyring(Provider::default());
+    let soft = support::temp_keyring(Provider::default());
+    let hsm_ring = support::temp_keyring(Provider::default());
     let hsm: Arc<dyn KeyWrapper> = Arc::new(ReportsHsm(hsm_ring.key.clone()));
 
     // Up: software to customer-managed.

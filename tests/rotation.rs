@@ -1,8 +1,7 @@
 //! The rotation story: write under v1, rotate, read, lazily re-wrap, read again; nothing
 //! deleted, new data under v2.
 
-mod common;
-
+mod support;
 use std::collections::BTreeSet;
 
 use cmk_envelope::{Error, Provider, RewrapTarget};
@@ -23,8 +22,8 @@ fn pem_versions(dir: &std::path::Path) -> BTreeSet<String> {
 #[tokio::test]
 async fn rotate_read_rewrap_read() {
     for provider in Provider::all() {
-        let t = common::temp_keyring(provider);
-        let envelope = common::envelope_for(&t.key, provider, 64);
+        let t = support::temp_keyring(provider);
+        let envelope = support::envelope_for(&t.key, provider, 64);
         let v1 = t.keyring.list().expect("list")[0].current_kid.clone();
 
         let old = envelope
@@ -96,8 +95,8 @@ async fn rotate_read_rewrap_read() {
 #[tokio::test]
 async fn a_deleted_version_is_key_not_found_not_tampering() {
     let provider = Provider::default();
-    let t = common::temp_keyring(provider);
-    let envelope = common::envelope_for(&t.key, provider, 64);
+    let t = support::temp_keyring(provider);
+    let envelope = support::envelope_for(&t.key, provider, 64);
     let old = envelope.seal(b"x", b"").await.expect("seal");
     let info = cmk_envelope::inspect(&old).expect("inspect");
     let version = info.slots[0].version.clone().expect("version");
@@ -106,7 +105,7 @@ async fn a_deleted_version_is_key_not_found_not_tampering() {
     // An operator removes the old version by hand (the crate never does).
     std::fs::remove_file(t.dir.path().join(format!("orders/{version}.pem"))).expect("rm");
     // A fresh wrapper, so no private key is cached.
-    let reader = common::envelope_for(
+    let reader = support::envelope_for(
         &std::sync::Arc::new(t.keyring.key("orders").expect("key")),
         provider,
         64,
@@ -125,11 +124,11 @@ async fn lazy_rewrap_of_a_second_slot_keeps_the_first() {
     use std::sync::Arc;
 
     let provider = Provider::default();
-    let t = common::temp_keyring(provider);
+    let t = support::temp_keyring(provider);
     t.keyring.create_key("archive").expect("archive key");
     let archive: Arc<dyn cmk_envelope::KeyWrapper> =
         Arc::new(t.keyring.key("archive").expect("load"));
-    let writer = common::envelope_for(&t.key, provider, 64);
+    let writer = support::envelope_for(&t.key, provider, 64);
     let sealed = writer.seal(b"two slots", b"").await.expect("seal");
     let on_archive = writer
         .rewrap(&sealed, RewrapTarget::Key(archive))
@@ -182,8 +181,8 @@ async fn lazy_rewrap_of_a_second_slot_keeps_the_first() {
 
 #[tokio::test]
 async fn a_rotation_in_this_process_is_followed_without_refresh() {
-    let t = common::temp_keyring(Provider::default());
-    let envelope = common::envelope_for(&t.key, Provider::default(), 64);
+    let t = support::temp_keyring(Provider::default());
+    let envelope = support::envelope_for(&t.key, Provider::default(), 64);
     let old = envelope.seal(b"before", b"").await.expect("seal");
     // Another handle on the same directory, as another part of the service would hold.
     let other_handle = cmk_envelope::software::Keyring::open(t.dir.path()).expect("open");
@@ -207,11 +206,11 @@ async fn a_rotation_in_this_process_is_followed_without_refresh() {
 
 #[tokio::test]
 async fn a_rotation_by_another_process_needs_refresh() {
-    let t = common::temp_keyring(Provider::default());
-    let envelope = common::envelope_for(&t.key, Provider::default(), 64);
+    let t = support::temp_keyring(Provider::default());
+    let envelope = support::envelope_for(&t.key, Provider::default(), 64);
     let v1 = t.keyring.list().expect("list")[0].current_kid.clone();
     // Another process rotates: simulated by writing `current` directly, as its keyring did.
-    let other = common::temp_keyring(Provider::default());
+    let other = support::temp_keyring(Provider::default());
     let moved = other.keyring.list().expect("list")[0].current_kid.clone();
     let version = moved.rsplit('/').next().expect("version");
     std::fs::copy(
@@ -240,8 +239,8 @@ async fn a_rotation_by_another_process_needs_refresh() {
 
 #[tokio::test]
 async fn every_way_of_opening_reports_a_stale_object_and_its_rewrapped_header() {
-    let t = common::temp_keyring(Provider::default());
-    let envelope = common::envelope_for(&t.key, Provider::default(), 64);
+    let t = support::temp_keyring(Provider::default());
+    let envelope = support::envelope_for(&t.key, Provider::default(), 64);
     let plaintext = vec![9u8; 1000];
     let old = envelope.seal(&plaintext, b"").await.expect("seal");
     let v1 = cmk_envelope::inspect(&old).expect("inspect").slots[0]

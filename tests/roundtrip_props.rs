@@ -1,8 +1,7 @@
 //! Property tests: seal/open and re-wrap round trips for sizes around 0 to 3 segments + 1,
 //! random segment sizes, both providers, and across providers.
 
-mod common;
-
+mod support;
 use std::sync::{Arc, OnceLock};
 
 use cmk_envelope::software::SoftwareWrapper;
@@ -10,7 +9,7 @@ use cmk_envelope::{Envelope, KeyWrapper, Provider, RewrapTarget};
 use proptest::prelude::*;
 
 struct Fixture {
-    _t: common::TempKeyring,
+    _t: support::TempKeyring,
     key: Arc<SoftwareWrapper>,
     other: Arc<SoftwareWrapper>,
 }
@@ -19,7 +18,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let t = common::temp_keyring(Provider::default());
+        let t = support::temp_keyring(Provider::default());
         t.keyring.create_key("other").expect("second key");
         let other = Arc::new(t.keyring.key("other").expect("load"));
         Fixture {
@@ -70,7 +69,7 @@ proptest! {
 
     #[test]
     fn seal_then_open_returns_the_plaintext((segment_size, data, aad) in size_and_data()) {
-        common::block_on(async {
+        support::block_on(async {
             let providers = Provider::all();
             for sealer in &providers {
                 let sealed = envelope(*sealer, segment_size).seal(&data, &aad).await.expect("seal");
@@ -88,7 +87,7 @@ proptest! {
 
     #[test]
     fn detached_is_attached_split((segment_size, data, aad) in size_and_data()) {
-        common::block_on(async {
+        support::block_on(async {
             let e = envelope(Provider::default(), segment_size);
             let sealed = e.seal_detached(&data, &aad).await.expect("seal");
             let opened = e.open_detached(&sealed.header, &sealed.body, &aad).await.expect("open");
@@ -103,7 +102,7 @@ proptest! {
 
     #[test]
     fn rewrap_keeps_body_and_plaintext((segment_size, data, aad) in size_and_data()) {
-        common::block_on(async {
+        support::block_on(async {
             let e = envelope(Provider::default(), segment_size);
             let sealed = e.seal(&data, &aad).await.expect("seal");
             let target = Arc::clone(&fixture().other) as Arc<dyn KeyWrapper>;
@@ -123,7 +122,7 @@ proptest! {
         (segment_size, data, aad) in size_and_data(),
         leftover in prop::collection::vec(any::<u8>(), 0..4000),
     ) {
-        common::block_on(async {
+        support::block_on(async {
             let e = envelope(Provider::default(), segment_size);
             let mut sealed = leftover.clone();
             e.seal_into(&data, &aad, &mut sealed).await.expect("seal_into");
@@ -152,7 +151,7 @@ proptest! {
     fn in_place_variants_match_the_separate_buffer_ones(
         (segment_size, data, aad) in size_and_data(),
     ) {
-        common::block_on(async {
+        support::block_on(async {
             for provider in Provider::all() {
                 let e = envelope(provider, segment_size);
                 let mut buffer = data.clone();

@@ -2,8 +2,7 @@
 //! crate produces it and built by hand otherwise, and every public type that holds or
 //! touches key material, printed with Display and Debug. Data keys wipe themselves.
 
-mod common;
-
+mod support;
 use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -103,7 +102,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[tokio::test]
 async fn nothing_formatted_contains_key_material() {
     let provider = Provider::default();
-    let t = common::temp_keyring(provider);
+    let t = support::temp_keyring(provider);
     let recording = Arc::new(Recording {
         inner: Arc::clone(&t.key),
         seen: Mutex::new(Vec::new()),
@@ -140,8 +139,8 @@ async fn nothing_formatted_contains_key_material() {
     errors.push(e.open(&tampered, b"aad").await.expect_err("tampered"));
     errors.push(e.open(&sealed, b"other").await.expect_err("wrong aad"));
     errors.push(e.open(&sealed[..20], b"aad").await.expect_err("short"));
-    let stranger = common::temp_keyring(provider);
-    let other = common::envelope_for(&stranger.key, provider, 65536);
+    let stranger = support::temp_keyring(provider);
+    let other = support::envelope_for(&stranger.key, provider, 65536);
     errors.push(other.open(&sealed, b"aad").await.expect_err("no key"));
     errors.push(t.keyring.key("missing").expect_err("missing key"));
     // ...and every variant built by hand, with plausible contents.

@@ -2,8 +2,7 @@
 //! per slot, a header holds at most `MAX_SLOTS` slots, and a header claiming more is
 //! refused before any key is asked.
 
-mod common;
-
+mod support;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,7 +14,7 @@ use cmk_envelope::{
     async_trait, DataKey, Envelope, Error, KeySlot, KeyWrapper, ProtectionLevel, Provider,
     RewrapTarget, Unwrapped, WrapAlgorithm,
 };
-use common::block_on;
+use support::block_on;
 
 /// A software key that counts how often it is asked to unwrap.
 struct Counting {
@@ -97,7 +96,7 @@ fn counting(key: &Arc<SoftwareWrapper>) -> Arc<Counting> {
 
 #[test]
 fn a_full_header_costs_each_wrapper_at_most_one_unwrap_per_slot() {
-    let keys = common::temp_keyring(Provider::default());
+    let keys = support::temp_keyring(Provider::default());
     let first = counting(&keys.key);
     // A second wrapper for the same key: an application that registered it twice.
     let second = counting(&keys.key);
@@ -126,7 +125,7 @@ fn a_full_header_costs_each_wrapper_at_most_one_unwrap_per_slot() {
 
 #[test]
 fn a_header_claiming_more_slots_than_the_limit_is_refused_before_any_unwrap() {
-    let keys = common::temp_keyring(Provider::default());
+    let keys = support::temp_keyring(Provider::default());
     let wrapper = counting(&keys.key);
     let envelope = Envelope::builder()
         .seal_with(Arc::clone(&wrapper) as Arc<dyn KeyWrapper>)

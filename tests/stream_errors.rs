@@ -2,12 +2,11 @@
 //! inside an `io::Error`. `?` into the crate's `Error` must give them back as themselves:
 //! tampering is `DecryptionFailed` on every path, never a retryable I/O error.
 
-mod common;
-
+mod support;
 use std::io::{Cursor, Read};
 
 use cmk_envelope::{Envelope, Error, Provider};
-use common::block_on;
+use support::block_on;
 
 /// Three segments of 64 KiB and a bit, with one body byte flipped in the last one.
 fn tampered(envelope: &Envelope) -> Vec<u8> {
@@ -32,8 +31,8 @@ fn copy_to(envelope: &Envelope, sealed: Vec<u8>) -> Result<u64, Error> {
 
 #[test]
 fn tampering_read_through_every_std_io_path_is_decryption_failed_with_question_mark() {
-    let keyring = common::temp_keyring(Provider::default());
-    let envelope = common::envelope_for(&keyring.key, Provider::default(), 65_536);
+    let keyring = support::temp_keyring(Provider::default());
+    let envelope = support::envelope_for(&keyring.key, Provider::default(), 65_536);
     let sealed = tampered(&envelope);
     assert!(matches!(
         read_to_end(&envelope, sealed.clone()),
@@ -65,8 +64,8 @@ fn a_plain_io_failure_stays_an_io_error() {
 fn tampering_read_through_the_async_reader_is_decryption_failed_with_question_mark() {
     use tokio::io::AsyncReadExt;
 
-    let keyring = common::temp_keyring(Provider::default());
-    let envelope = common::envelope_for(&keyring.key, Provider::default(), 65_536);
+    let keyring = support::temp_keyring(Provider::default());
+    let envelope = support::envelope_for(&keyring.key, Provider::default(), 65_536);
     let sealed = tampered(&envelope);
     let opened: Result<Vec<u8>, Error> = block_on(async {
         let mut reader = envelope.open_async_reader(Cursor::new(sealed), b"").await?;

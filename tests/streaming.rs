@@ -1,9 +1,9 @@
 //! The std::io adapters and range reads: interchangeable with in-memory envelopes, robust
 //! to awkward readers and failing writers, strict about truncation and reordering.
 
-mod common;
-
+mod support;
 use std::io::{self, Cursor, Read, Write};
+use support::data;
 
 use cmk_envelope::{stream::into_cmk_error, Envelope, Error, Provider};
 
@@ -11,10 +11,6 @@ const S: usize = 64;
 
 fn sizes(s: usize) -> Vec<usize> {
     vec![0, 1, s - 1, s, s + 1, 2 * s, 3 * s, 3 * s + 1]
-}
-
-fn data(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i * 7 + 3) as u8).collect()
 }
 
 async fn stream_seal(e: &Envelope, plain: &[u8], aad: &[u8], chunk: usize) -> Vec<u8> {
@@ -38,9 +34,9 @@ async fn stream_open(e: &Envelope, sealed: impl Read, aad: &[u8]) -> io::Result<
 #[tokio::test]
 async fn streaming_and_in_memory_are_interchangeable() {
     for provider in Provider::all() {
-        let t = common::temp_keyring(provider);
+        let t = support::temp_keyring(provider);
         for threads in [1, usize::MAX] {
-            let e = common::envelope_with_threads(&t.key, provider, S as u32, threads);
+            let e = support::envelope_with_threads(&t.key, provider, S as u32, threads);
             for n in sizes(S) {
                 let plain = data(n);
                 for chunk in [1, 7, S, 1000] {
@@ -69,8 +65,8 @@ async fn streaming_and_in_memory_are_interchangeable() {
 #[tokio::test]
 async fn largest_segment_size() {
     let provider = Provider::default();
-    let t = common::temp_keyring(provider);
-    let e = common::envelope_for(&t.key, provider, 1 << 26);
+    let t = support::temp_keyring(provider);
+    let e = support::envelope_for(&t.key, provider, 1 << 26);
     let plain = data((1 << 26) + 1);
     let sealed = stream_seal(&e, &plain, b"", 1 << 20).await;
     assert_eq!(
@@ -132,9 +128,9 @@ impl<R: Read> Read for FailsAfter<R> {
 #[tokio::test]
 async fn short_reads_interruptions_and_failing_sources() {
     let provider = Provider::default();
-    let t = common::temp_keyring(provider);
+    let t = support::temp_keyring(provider);
     // One thread: streams work a segment at a time, so release is per segment.
-    let e = common::envelope_with_threads(&t.key, provider, S as u32, 1);
+    let e = support::envelope_with_threads(&t.key, provider, S as u32, 1);
     let plain = data(5 * S + 9);
     let sealed = e.seal(&plain, b"").await.expect("seal");
     for max in [1, 3, 17, S + 16, 4096] {
@@ -177,9 +173,9 @@ async fn short_reads_interruptions_and_failing_sources() {
 #[tokio::test]
 async fn stream_reader_rejects_truncation_extension_and_reordering() {
     let provider = Provider::default();
-    let t = common::temp_keyring(provider);
+    let t = support::temp_keyring(provider);
     for threads in [1, usize::MAX] {
-        let e = common::envelope_with_threads(&t.key, provider, S as u32, threads);
+        let e = support::envelope_with_threads(&t.key, provider, S as u32, threads);
         let plain = data(4 * S);
         let sealed = e.seal(&plain, b"").await.expect("seal");
         let h = cmk_envelope::inspect(&sealed).expect("inspect").header_len;
@@ -241,8 +237,8 @@ impl Write for FailingSink {
 #[tokio::test]
 async fn a_writer_whose_sink_fails_leaves_nothing_that_opens() {
     let provider = Provider::default();
-    let t = common::temp_keyring(provider);
-    let e = common::envelope_with_threads(&t.key, provider, S as u32, 1);
+    let t = support::temp_keyring(provider);
+    let e = support::envelope_with_threads(&t.key, provider, S as u32, 1);
     let plain = data(10 * S);
     let full = stream_seal(&e, &plain, b"", 100).await.len();
     for budget in [0, 100, 500, full - 1] {
@@ -281,8 +277,8 @@ async fn a_writer_whose_sink_fails_leaves_nothing_that_opens() {
 #[tokio::test]
 async fn range_reads_match_in_memory_at_every_boundary() {
     for provider in Provider::all() {
-        let t = common::temp_keyring(provider);
-        let e = common::envelope_for(&t.key, provider, S as u32);
+        let t = support::temp_keyring(provider);
+        let e = support::envelope_for(&t.key, provider, S as u32);
         let plain = data(4 * S + 10);
         let sealed = e.seal(&plain, b"r").await.expect("seal");
         let len = plain.len() as u64;
@@ -351,8 +347,8 @@ async fn range_reads_match_in_memory_at_every_boundary() {
 #[tokio::test]
 async fn inspecting_a_file_or_a_pipe_matches_inspecting_bytes() {
     let provider = Provider::default();
-    let t = common::temp_keyring(provider);
-    let e = common::envelope_for(&t.key, provider, S as u32);
+    let t = support::temp_keyring(provider);
+    let e = support::envelope_for(&t.key, provider, S as u32);
     for n in [0, 5, 3 * S] {
         let sealed = e.seal(&data(n), b"").await.expect("seal");
         let expected = cmk_envelope::inspect(&sealed).expect("inspect");
@@ -377,9 +373,9 @@ async fn inspecting_a_file_or_a_pipe_matches_inspecting_bytes() {
 #[tokio::test]
 async fn whole_stream_copies_on_several_threads() {
     for provider in Provider::all() {
-        let t = common::temp_keyring(provider);
+        let t = support::temp_keyring(provider);
         for threads in [1, 2, usize::MAX] {
-            let e = common::envelope_with_threads(&t.key, provider, S as u32, threads);
+            let e = support::envelope_with_threads(&t.key, provider, S as u32, threads);
             // Sizes that span several of the copy's batches (about 1 MiB each).
             for n in [0, 1, S, S + 1, 3 << 20, (3 << 20) + S + 1] {
                 let plain = data(n);
@@ -424,8 +420,8 @@ async fn whole_stream_copies_on_several_threads() {
 #[tokio::test]
 async fn whole_stream_copies_fail_cleanly() {
     let provider = Provider::default();
-    let t = common::temp_keyring(provider);
-    let e = common::envelope_with_threads(&t.key, provider, S as u32, usize::MAX);
+    let t = support::temp_keyring(provider);
+    let e = support::envelope_with_threads(&t.key, provider, S as u32, usize::MAX);
     let plain = data(3 << 20);
     let sealed = e.seal(&plain, b"").await.expect("seal");
 
@@ -489,4 +485,32 @@ async fn whole_stream_copies_fail_cleanly() {
     let truncated = &sealed[..sealed.len() - (S + 16)];
     let mut r = e.open_reader(truncated, b"").await.expect("header");
     assert!(r.copy_to(io::sink()).is_err());
+}
+
+/// A sync program (no runtime at all) seals and opens through the blocking constructors,
+/// with the same bytes and checks as the async ones.
+#[test]
+fn the_blocking_constructors_need_no_runtime() {
+    use std::io::{Read, Write};
+    let t = support::temp_keyring(cmk_envelope::Provider::default());
+    let e = support::envelope_for(&t.key, cmk_envelope::Provider::default(), S as u32);
+    let plain = data(10 * S + 3);
+    let mut writer = e.seal_writer_blocking(Vec::new(), b"b").expect("writer");
+    writer.write_all(&plain).expect("write");
+    let sealed = writer.finish().expect("finish");
+    let mut reader = e
+        .open_reader_blocking(sealed.as_slice(), b"b")
+        .expect("reader");
+    let mut opened = Vec::new();
+    reader.read_to_end(&mut opened).expect("read");
+    assert_eq!(opened, plain);
+    let range = e
+        .open_range_blocking(Cursor::new(&sealed), b"b", 5..3 * S as u64)
+        .expect("range");
+    assert_eq!(range.plaintext(), &plain[5..3 * S]);
+    assert!(matches!(
+        e.open_reader_blocking(sealed.as_slice(), b"other")
+            .and_then(|mut r| Ok(r.read_to_end(&mut Vec::new())?)),
+        Err(Error::DecryptionFailed)
+    ));
 }

@@ -1,15 +1,14 @@
 //! Bad input: flipped, truncated, extended, reordered and foreign-key envelopes all fail,
 //! with no plaintext, for every provider.
 
-mod common;
-
+mod support;
 use cmk_envelope::{Error, Provider};
 
 #[tokio::test]
 async fn every_single_byte_flip_fails() {
     for provider in Provider::all() {
-        let t = common::temp_keyring(provider);
-        let envelope = common::envelope_for(&t.key, provider, 64);
+        let t = support::temp_keyring(provider);
+        let envelope = support::envelope_for(&t.key, provider, 64);
         // Three segments, so flips land in preamble, slot, and every segment.
         let sealed = envelope.seal(&[0x5a; 150], b"aad").await.expect("seal");
         assert!(envelope.open(&sealed, b"aad").await.is_ok());
@@ -32,8 +31,8 @@ async fn every_single_byte_flip_fails() {
 #[tokio::test]
 async fn every_truncation_and_extension_fails() {
     let provider = Provider::default();
-    let t = common::temp_keyring(provider);
-    let envelope = common::envelope_for(&t.key, provider, 64);
+    let t = support::temp_keyring(provider);
+    let envelope = support::envelope_for(&t.key, provider, 64);
     let sealed = envelope.seal(&[7; 200], b"").await.expect("seal");
     for len in 0..sealed.len() {
         assert!(
@@ -54,8 +53,8 @@ async fn every_truncation_and_extension_fails() {
 #[tokio::test]
 async fn reordered_and_duplicated_segments_fail() {
     let provider = Provider::default();
-    let t = common::temp_keyring(provider);
-    let envelope = common::envelope_for(&t.key, provider, 64);
+    let t = support::temp_keyring(provider);
+    let envelope = support::envelope_for(&t.key, provider, 64);
     let sealed = envelope
         .seal(&(0..=255u8).collect::<Vec<_>>(), b"")
         .await
@@ -90,8 +89,8 @@ async fn reordered_and_duplicated_segments_fail() {
 #[tokio::test]
 async fn foreign_data_key_fails_opaquely() {
     let provider = Provider::default();
-    let t = common::temp_keyring(provider);
-    let envelope = common::envelope_for(&t.key, provider, 64);
+    let t = support::temp_keyring(provider);
+    let envelope = support::envelope_for(&t.key, provider, 64);
     let a = envelope.seal(b"object a", b"").await.expect("seal");
     let b = envelope.seal(b"object b", b"").await.expect("seal");
     let ha = cmk_envelope::inspect(&a).expect("inspect").header_len;
@@ -116,9 +115,9 @@ async fn foreign_data_key_fails_opaquely() {
 #[tokio::test]
 async fn wrong_key_is_the_same_error_as_tampering() {
     let provider = Provider::default();
-    let a = common::temp_keyring(provider);
-    let b = common::temp_keyring(provider);
-    let sealed = common::envelope_for(&a.key, provider, 64)
+    let a = support::temp_keyring(provider);
+    let b = support::temp_keyring(provider);
+    let sealed = support::envelope_for(&a.key, provider, 64)
         .seal(b"secret", b"")
         .await
         .expect("seal");
@@ -135,7 +134,7 @@ async fn wrong_key_is_the_same_error_as_tampering() {
         b.dir.path().join(format!("orders/{version}.pem")),
     )
     .expect("copy");
-    let wrong = common::envelope_for(&b.key, provider, 64);
+    let wrong = support::envelope_for(&b.key, provider, 64);
     assert!(matches!(
         wrong.open(&sealed, b"").await,
         Err(Error::DecryptionFailed)
@@ -147,8 +146,8 @@ async fn wrong_key_is_the_same_error_as_tampering() {
 #[tokio::test]
 async fn padding_wrong_key_and_commitment_failures_are_indistinguishable() {
     for provider in Provider::all() {
-        let a = common::temp_keyring(provider);
-        let e = common::envelope_for(&a.key, provider, 64);
+        let a = support::temp_keyring(provider);
+        let e = support::envelope_for(&a.key, provider, 64);
         let sealed = e.seal(b"secret", b"").await.expect("seal");
         let header_len = cmk_envelope::inspect(&sealed).expect("inspect").header_len;
         let mut bad_padding = sealed.clone();

@@ -1,13 +1,12 @@
 //! Every vector of the independent implementation's set, for every crypto provider.
 
-mod common;
-
+mod support;
 use cmk_envelope::software::Keyring;
 use cmk_envelope::{Envelope, Error, Provider};
 use serde_json::Value;
 
 fn reader_for(provider: Provider) -> Envelope {
-    let keyring = Keyring::open(common::vectors_dir().join("keyring"))
+    let keyring = Keyring::open(support::vectors_dir().join("keyring"))
         .expect("vector keyring")
         .with_provider(provider);
     Envelope::builder()
@@ -24,7 +23,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn every_shared_vector_for_every_provider() {
-    let dir = common::vectors_dir();
+    let dir = support::vectors_dir();
     let manifest: Vec<Value> =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest"))
             .expect("json");
@@ -75,7 +74,7 @@ async fn every_shared_vector_for_every_provider() {
 /// malformed, an unknown kid names the kid.
 #[tokio::test]
 async fn rejections_have_the_right_error() {
-    let dir = common::vectors_dir();
+    let dir = support::vectors_dir();
     let envelope = reader_for(Provider::default());
     let open = |file: &str, aad: &'static str| {
         let bytes = std::fs::read(dir.join(file)).expect("vector");
@@ -128,7 +127,7 @@ async fn rejections_have_the_right_error() {
 /// keeps the body byte for byte.
 #[tokio::test]
 async fn multi_segment_vector_is_stale_and_rewraps_lazily() {
-    let dir = common::vectors_dir();
+    let dir = support::vectors_dir();
     let envelope = reader_for(Provider::default());
     let bytes = std::fs::read(dir.join("multi-segment.cmke")).expect("vector");
     let opened = envelope.open(&bytes, b"ctx").await.expect("opens");

@@ -11,12 +11,14 @@
 
 #[cfg(feature = "tokio")]
 mod async_io;
+mod blocking;
 mod growth;
 mod header_io;
 mod open_reader;
 mod pipeline;
 mod range;
 mod seal_writer;
+mod source;
 mod start;
 
 #[cfg(feature = "tokio")]

@@ -4,9 +4,9 @@ use std::io::{self, BufRead, Read, Write};
 
 use zeroize::{Zeroize, Zeroizing};
 
-use super::growth::{grow_wiping, next_wire_len};
 use super::header_io::read_header;
 use super::pipeline::{self, Direction};
+use super::source::PeekableReader;
 use super::to_io;
 use crate::engine::{workers, SegmentEngine};
 use crate::envelope::{Envelope, OpenInfo};
@@ -21,7 +21,7 @@ use crate::format::Malformed;
 /// object as a whole is only known complete when `read` returns `Ok(0)`: treat what you
 /// read as provisional until then (or use [`Envelope::open`] for all-or-nothing).
 pub struct OpenReader<R: Read> {
-    inner: R,
+    inner: PeekableReader<R>,
     engine: SegmentEngine,
     /// Wire bytes of a full segment.
     wire_segment: usize,
@@ -70,7 +70,7 @@ impl Envelope {
         let (engine, info) = self.start_stream_open(&header, header_len, aad).await?;
         let wire_segment = engine.wire_segment();
         Ok(OpenReader {
-            inner,
+            inner: PeekableReader::new(inner),
             engine,
             wire_segment,
             wire: Vec::new(),
@@ -134,7 +134,7 @@ impl<R: Read> OpenReader<R> {
             return Ok(written);
         }
         let buffered = std::mem::take(&mut self.wire);
-        let source = io::Cursor::new(buffered).chain(&mut self.inner);
+        let source = io::Cursor::new(buffered).chain(self.inner.get_mut());
         match pipeline::run(
             Direction::Open,
             &self.engine,
@@ -156,27 +156,14 @@ impl<R: Read> OpenReader<R> {
         }
     }
 
-    /// Reads until the buffer holds a wire segment and one more byte, or the source ends.
-    /// The buffer grows with what arrives, not to the size the header claims.
+    /// Reads until the buffer holds a wire segment and one more byte, or the source ends;
+    /// returns whether it holds them. The buffer grows with what arrives, not to the size
+    /// the header claims.
     fn fill(&mut self) -> io::Result<bool> {
         let want = self.wire_segment + 1;
-        let mut filled = self.wire.len();
-        let reuse = self.wire.capacity().min(want);
-        grow_wiping(&mut self.wire, reuse.max(filled));
-        while filled < want {
-            if filled == self.wire.len() {
-                grow_wiping(&mut self.wire, next_wire_len(filled, want));
-            }
-            match self.inner.read(&mut self.wire[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.wire.truncate(filled);
-                    return Err(e);
-                }
-            }
-        }
+        let buffered = self.wire.len();
+        let filled = self.inner.fill_growing(&mut self.wire, buffered, want);
+        let filled = filled.inspect_err(|_| self.wire.clear())?;
         self.wire.truncate(filled);
         Ok(filled == want)
     }

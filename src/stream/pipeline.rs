@@ -11,13 +11,13 @@
 //! [`SealWriter`]: super::SealWriter
 //! [`OpenReader`]: super::OpenReader
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use zeroize::{Zeroize, Zeroizing};
 
-use super::growth::{grow_wiping, next_wire_len};
+use super::source::PeekableReader;
 use crate::engine::SegmentEngine;
 use crate::error::{Error, Result};
 use crate::format::Malformed;
@@ -47,11 +47,9 @@ pub(crate) struct Finished {
 }
 
 struct Source<R> {
-    reader: R,
+    input: PeekableReader<R>,
     next_batch: u64,
     next_index: u64,
-    /// One byte read past the previous batch: whether the source has more.
-    lookahead: Option<u8>,
     ended: bool,
     tail: Zeroizing<Vec<u8>>,
 }
@@ -129,10 +127,9 @@ pub(crate) fn run<R: Read + Send, W: Write + Send>(
         engine,
         segments_per_batch: (BATCH_BYTES / wire_segment).max(1),
         source: Mutex::new(Source {
-            reader,
+            input: PeekableReader::new(reader),
             next_batch: 0,
             next_index: first_index,
-            lookahead: None,
             ended: false,
             tail: Zeroizing::new(Vec::new()),
         }),
@@ -255,7 +252,7 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
         let mut partial = 0;
         for slot in buf.chunks_exact_mut(wire) {
             let slot = &mut slot[..segment];
-            let filled = source.fill(slot)?;
+            let filled = source.input.fill(slot)?;
             if filled < segment {
                 source.ended = true;
                 partial = filled;
@@ -264,7 +261,7 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
             full += 1;
         }
         if !source.ended {
-            source.peek()?;
+            source.ended = source.input.at_end()?;
         }
         if source.ended {
             // Hold back the last bytes: they are sealed as the last segment by `finish`.
@@ -297,12 +294,8 @@ impl<R: Read, W: Write> Shared<'_, R, W> {
         batch_len: usize,
         number: u64,
     ) -> Result<Batch> {
-        let filled = source.fill_growing(buf, batch_len)?;
-        if filled < batch_len {
-            source.ended = true;
-        } else {
-            source.peek()?;
-        }
+        let filled = source.input.fill_growing(buf, 0, batch_len)?;
+        source.ended = filled < batch_len || source.input.at_end()?;
         if source.ended && filled == 0 && number == 0 && source.next_index == 0 {
             return Err(Malformed::BodyMissing.into());
         }
@@ -381,65 +374,6 @@ impl Batch {
         match direction {
             Direction::Seal => self.amount,
             Direction::Open => self.amount.div_ceil(wire_segment),
-        }
-    }
-}
-
-impl<R: Read> Source<R> {
-    /// Fills `buf` from the look-ahead byte and the reader, until full or the reader ends.
-    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut filled = 0;
-        if let (Some(byte), Some(first)) = (self.lookahead, buf.first_mut()) {
-            *first = byte;
-            self.lookahead = None;
-            filled = 1;
-        }
-        while filled < buf.len() {
-            match self.reader.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(filled)
-    }
-
-    /// Fills `buf` to `want` bytes or until the reader ends, growing it with what arrives
-    /// (see [`growth`](super::growth)); returns the bytes filled.
-    fn fill_growing(&mut self, buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
-        let mut filled = 0;
-        loop {
-            let end = buf.len().min(want);
-            let Some(space) = buf.get_mut(filled..end) else {
-                return Ok(filled);
-            };
-            let room = space.len();
-            let got = self.fill(space)?;
-            filled += got;
-            if got < room || filled >= want {
-                return Ok(filled);
-            }
-            grow_wiping(buf, next_wire_len(filled, want));
-        }
-    }
-
-    /// Reads one byte ahead to learn whether the source has ended.
-    fn peek(&mut self) -> io::Result<()> {
-        let mut byte = [0u8; 1];
-        loop {
-            match self.reader.read(&mut byte) {
-                Ok(0) => {
-                    self.ended = true;
-                    return Ok(());
-                }
-                Ok(_) => {
-                    self.lookahead = Some(byte[0]);
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
         }
     }
 }

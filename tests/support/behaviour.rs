@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::slot_kid;
 use cmk_envelope::format::Header;
 use cmk_envelope::{Envelope, Error, KeySlot, KeyWrapper, RewrapTarget};
 
@@ -25,12 +26,6 @@ pub fn with_slots(sealed: &[u8], slots: Vec<KeySlot>) -> Vec<u8> {
     let mut out = header.with_slots(slots).expect("header").to_bytes();
     out.extend_from_slice(&sealed[header_len..]);
     out
-}
-
-fn slot_kid(sealed: &[u8]) -> String {
-    Header::parse_prefix(sealed).expect("header").0.slots()[0]
-        .kid()
-        .to_owned()
 }
 
 /// Runs the whole suite; panics naming the first behaviour that fails.

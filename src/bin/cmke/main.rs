@@ -5,6 +5,7 @@ mod atomic;
 #[cfg(feature = "azure")]
 mod azure_login;
 mod bulk;
+mod bulk_report;
 mod commands;
 mod config;
 mod escape;

@@ -3,18 +3,20 @@
 //!
 //! A [`KeyVaultWrapper`] holds one key. On connect, and again every
 //! [`KeyVaultOptions::refresh_interval`], it reads the key (`get key`) and applies the CMK
-//! rules: RSA or RSA-HSM, a size the [`KeyRules`] accepts, `wrapKey` and `unwrapKey` among
+//! rules: RSA or RSA-HSM, a size the [`KeyRules`](crate::KeyRules) accepts, `wrapKey` and `unwrapKey` among
 //! the key's operations, enabled and within `nbf`..`exp`, and a vault with purge protection.
 //! New data keys are wrapped locally with the key's public half (RSA-OAEP-256, no network
 //! call per object) or, when configured, by the vault's `wrapKey`; unwrapping is always the
 //! vault's `unwrapKey` on the exact version the slot names.
 
+mod canary;
 mod keep_body;
 mod key_facts;
 mod key_ops_budget;
 #[cfg(feature = "insecure-loopback-vault")]
 pub mod loopback;
 mod next_policy;
+mod options;
 mod sensitive_body;
 mod service_error;
 mod tls;
@@ -26,149 +28,23 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
-use azure_core::http::{ClientOptions, ExponentialRetryOptions, RequestContent, RetryOptions};
+use azure_core::http::RequestContent;
 use azure_security_keyvault_keys::models::{
     EncryptionAlgorithm, KeyClientGetKeyOptions, KeyClientWrapKeyOptions, KeyOperationParameters,
 };
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 
 use self::key_facts::{KeyFacts, Rules};
-use self::service_error::ServiceError;
+pub use self::options::KeyVaultOptions;
+use self::service_error::{malformed, service_error};
 use crate::crypto::{Provider, RsaPublic};
 use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::{KeySlot, WrapAlgorithm};
 use crate::wrap::key_url::KeyUrl;
-use crate::wrap::KeyRules;
 use crate::wrap::{KeyWrapper, ProtectionLevel, Unwrapped};
 
 const BACKEND: &str = "azure-keyvault";
-
-/// How a [`KeyVaultWrapper`] checks, wraps and talks to the vault.
-///
-/// ```
-/// # use std::time::Duration;
-/// use cmk_envelope::azure::KeyVaultOptions;
-/// let options = KeyVaultOptions::default()
-///     .refresh_interval(Duration::from_secs(60))
-///     .wrap_remotely(true);
-/// ```
-#[derive(Debug, Clone)]
-pub struct KeyVaultOptions {
-    refresh_interval: Duration,
-    wrap_remotely: bool,
-    require_purge_protection: bool,
-    key_rules: KeyRules,
-    provider: Provider,
-    try_timeout: Duration,
-    client_options: ClientOptions,
-    max_key_ops: Option<crate::wrap::KeyOpsLimit>,
-}
-
-impl Default for KeyVaultOptions {
-    fn default() -> Self {
-        // Bounded: a vault that stays unavailable fails the call within about half a
-        // minute, rather than after the SDK's longer default.
-        let client_options = ClientOptions {
-            retry: RetryOptions::exponential(ExponentialRetryOptions {
-                initial_delay: azure_core::time::Duration::milliseconds(200),
-                max_retries: 4,
-                max_total_elapsed: azure_core::time::Duration::seconds(30),
-                max_delay: azure_core::time::Duration::seconds(8),
-            }),
-            ..ClientOptions::default()
-        };
-        Self {
-            refresh_interval: Duration::from_secs(300),
-            wrap_remotely: false,
-            require_purge_protection: true,
-            key_rules: KeyRules::default(),
-            provider: Provider::default(),
-            try_timeout: Duration::from_secs(10),
-            client_options,
-            max_key_ops: None,
-        }
-    }
-}
-
-impl KeyVaultOptions {
-    /// How long a successful key check stands before `get key` runs again (default five
-    /// minutes). A disabled or deleted key stops *new* wraps within this time; unwrapping
-    /// always asks the vault.
-    #[must_use]
-    pub fn refresh_interval(mut self, interval: Duration) -> Self {
-        self.refresh_interval = interval;
-        self
-    }
-
-    /// Wraps with the vault's `wrapKey` (one round trip per object, and each wrap appears in
-    /// the vault's audit log) instead of locally with the public key.
-    #[must_use]
-    pub fn wrap_remotely(mut self, remote: bool) -> Self {
-        self.wrap_remotely = remote;
-        self
-    }
-
-    /// Accepts a vault without purge protection. Azure requires purge protection for
-    /// customer-managed keys, because a purged key makes every object under it unreadable
-    /// for good; a warning is logged (`tracing`) at each check that relies on this.
-    #[must_use]
-    pub fn dangerously_allow_without_purge_protection(mut self, allow: bool) -> Self {
-        self.require_purge_protection = !allow;
-        self
-    }
-
-    /// The key rules (default: RSA-2048 only).
-    #[must_use]
-    pub fn key_rules(mut self, key_rules: KeyRules) -> Self {
-        self.key_rules = key_rules;
-        self
-    }
-
-    /// The crypto provider for local wraps.
-    #[must_use]
-    pub fn provider(mut self, provider: Provider) -> Self {
-        self.provider = provider;
-        self
-    }
-
-    /// How long one try of a request may take before it is abandoned and retried (default
-    /// ten seconds; a Key Vault operation normally answers in tens of milliseconds). With
-    /// the default retries, a vault that accepts connections and never answers fails a call
-    /// within about a minute.
-    #[must_use]
-    pub fn try_timeout(mut self, limit: Duration) -> Self {
-        self.try_timeout = limit;
-        self
-    }
-
-    /// The Azure SDK's client options: retries, extra policies, and the HTTP transport.
-    /// They replace the defaults, this crate's bounded retries included.
-    #[must_use]
-    pub fn client_options(mut self, options: ClientOptions) -> Self {
-        self.client_options = options;
-        self
-    }
-
-    /// Shares `limit` (operations per second) with every wrapper and task holding a clone
-    /// of it: each request to the vault, retries included, waits for its turn, and a 429
-    /// answer pauses them all until its `Retry-After`. For bulk jobs on a vault that
-    /// production also uses: the vault's throughput is one budget (about 4,000 RSA-2048
-    /// operations per 10 s for software-protected keys, less for HSM keys).
-    #[must_use]
-    pub fn max_key_ops(mut self, limit: crate::wrap::KeyOpsLimit) -> Self {
-        self.max_key_ops = Some(limit);
-        self
-    }
-
-    /// Sends requests through `transport` (a proxy, a test double), keeping every other
-    /// client option, the bounded retries included.
-    #[must_use]
-    pub fn transport(mut self, transport: azure_core::http::Transport) -> Self {
-        self.client_options.transport = Some(transport);
-        self
-    }
-}
 
 /// The key version that new data is wrapped under, as last checked.
 struct Current {
@@ -351,59 +227,6 @@ impl KeyVaultWrapper {
                     Some((Instant::now(), e.duplicate()));
                 Err(e)
             }
-        }
-    }
-
-    /// Proves that `current.public` belongs to the vault's private key of that version: a
-    /// random canary wrapped here must come back from the vault's `unwrapKey`. Done once per
-    /// version (and public key); concurrent callers wait for the one proof.
-    async fn prove_public_key(&self, current: &Current) -> Result<()> {
-        let cell = Arc::clone(
-            self.proven
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(current.version.clone())
-                .or_default(),
-        );
-        let proven_modulus = cell
-            .get_or_try_init(|| async {
-                let canary = self.random_canary(&current.kid)?;
-                let wrapped = current
-                    .public
-                    .encrypt_oaep(WrapAlgorithm::RsaOaepSha256, canary.expose_secret())
-                    .map_err(|_| Error::Backend {
-                        backend: BACKEND,
-                        message: format!("local RSA-OAEP-256 wrap under {} failed", current.kid),
-                    })?;
-                let slot =
-                    KeySlot::new(current.kid.clone(), WrapAlgorithm::RsaOaepSha256, wrapped)?;
-                let refuted = || Error::Backend {
-                    backend: BACKEND,
-                    message: format!(
-                        "the public key read for {} is not the vault's: a canary wrapped with it \
-                         does not come back from unwrapKey",
-                        current.kid
-                    ),
-                };
-                match self.unwrap_key(&slot).await {
-                    Ok(Unwrapped::Key(back)) if back.same_as(&canary) => {
-                        Ok(current.modulus.clone())
-                    }
-                    Ok(_) | Err(Error::DecryptionFailed) => Err(refuted()),
-                    Err(other) => Err(other),
-                }
-            })
-            .await?;
-        if *proven_modulus == current.modulus {
-            Ok(())
-        } else {
-            Err(Error::Backend {
-                backend: BACKEND,
-                message: format!(
-                    "the vault answered two different public keys for {}",
-                    current.kid
-                ),
-            })
         }
     }
 
@@ -630,97 +453,4 @@ fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// An answer that is not what the operation returns: names the operation, never echoes
-/// the body (an unwrap answer carries a data key).
-fn malformed(kid: &str, operation: &str, why: &str) -> Error {
-    Error::Backend {
-        backend: BACKEND,
-        message: format!("{operation} on {kid}: malformed answer from the vault: {why}"),
-    }
-}
-
-/// What failed, and each cause under it, without the retry policy's own words ("retry
-/// policy expired…"), which would hide what failed each try.
-fn with_causes(error: &azure_core::Error) -> String {
-    const RETRY_POLICY_WORDS: [&str; 2] = ["retry policy expired", "will not be retried"];
-    let mut text = String::new();
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(inner) = cause {
-        let said = inner.to_string();
-        if !RETRY_POLICY_WORDS.iter().any(|w| said.contains(w)) && !text.contains(&said) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&said);
-        }
-        cause = inner.source();
-    }
-    text
-}
-
-/// Maps an SDK error: service answers by status and Key Vault error code; a refused TLS
-/// certificate as itself (it was not retried); other transport failures, after the retries,
-/// as [`Error::Unavailable`]; a credential that gives no token as access denied, saying how
-/// to log in.
-fn service_error(error: azure_core::Error, kid: &str, operation: &str) -> Error {
-    use azure_core::error::ErrorKind;
-    if let Some(refused) = tls::certificate_refusal(&error) {
-        return Error::Backend {
-            backend: BACKEND,
-            message: format!("{refused}; {operation} on {kid} was not sent and not retried"),
-        };
-    }
-    match error.kind() {
-        ErrorKind::HttpResponse {
-            status,
-            raw_response,
-            ..
-        } => {
-            let status = u16::from(*status);
-            let (body, retry_after, challenge) = raw_response
-                .as_ref()
-                .map(|raw| {
-                    (
-                        raw.body().to_vec(),
-                        retry_after(raw.headers()),
-                        raw.headers()
-                            .get_optional_str(&azure_core::http::headers::WWW_AUTHENTICATE)
-                            .map(str::to_owned),
-                    )
-                })
-                .unwrap_or_default();
-            ServiceError::from_response(status, &body, retry_after)
-                .with_challenge(challenge.as_deref())
-                .into_error(kid, operation)
-        }
-        ErrorKind::Credential => Error::AccessDenied {
-            kid: kid.to_owned(),
-            detail: format!(
-                "{operation}: no token from the credential ({}); log in again (`az login` for \
-                 the developer credential) or check the tenant, client id, secret or \
-                 certificate of the credential in use (cmke: --azure-credential)",
-                with_causes(&error)
-            ),
-        },
-        ErrorKind::Io | ErrorKind::Connection => Error::Unavailable {
-            kid: kid.to_owned(),
-            detail: format!(
-                "{operation}: {} (still failing after the retries)",
-                with_causes(&error)
-            ),
-        },
-        _ => Error::Backend {
-            backend: BACKEND,
-            message: format!("{operation} on {kid}: {}", with_causes(&error)),
-        },
-    }
-}
-
-fn retry_after(headers: &azure_core::http::headers::Headers) -> Option<Duration> {
-    headers
-        .get_optional_str(&azure_core::http::headers::RETRY_AFTER)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
 }

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use super::{tls, BACKEND};
 use crate::error::Error;
 
 /// The fields of an error response that matter here.
@@ -182,6 +183,99 @@ fn truncate(text: &str, max: usize) -> String {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
     }
+}
+
+/// An answer that is not what the operation returns: names the operation, never echoes
+/// the body (an unwrap answer carries a data key).
+pub(super) fn malformed(kid: &str, operation: &str, why: &str) -> Error {
+    Error::Backend {
+        backend: BACKEND,
+        message: format!("{operation} on {kid}: malformed answer from the vault: {why}"),
+    }
+}
+
+/// What failed, and each cause under it, without the retry policy's own words ("retry
+/// policy expired…"), which would hide what failed each try.
+fn with_causes(error: &azure_core::Error) -> String {
+    const RETRY_POLICY_WORDS: [&str; 2] = ["retry policy expired", "will not be retried"];
+    let mut text = String::new();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !RETRY_POLICY_WORDS.iter().any(|w| said.contains(w)) && !text.contains(&said) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
+/// Maps an SDK error: service answers by status and Key Vault error code; a refused TLS
+/// certificate as itself (it was not retried); other transport failures, after the retries,
+/// as [`Error::Unavailable`]; a credential that gives no token as access denied, saying how
+/// to log in.
+pub(super) fn service_error(error: azure_core::Error, kid: &str, operation: &str) -> Error {
+    use azure_core::error::ErrorKind;
+    if let Some(refused) = tls::certificate_refusal(&error) {
+        return Error::Backend {
+            backend: BACKEND,
+            message: format!("{refused}; {operation} on {kid} was not sent and not retried"),
+        };
+    }
+    match error.kind() {
+        ErrorKind::HttpResponse {
+            status,
+            raw_response,
+            ..
+        } => {
+            let status = u16::from(*status);
+            let (body, retry_after, challenge) = raw_response
+                .as_ref()
+                .map(|raw| {
+                    (
+                        raw.body().to_vec(),
+                        retry_after(raw.headers()),
+                        raw.headers()
+                            .get_optional_str(&azure_core::http::headers::WWW_AUTHENTICATE)
+                            .map(str::to_owned),
+                    )
+                })
+                .unwrap_or_default();
+            ServiceError::from_response(status, &body, retry_after)
+                .with_challenge(challenge.as_deref())
+                .into_error(kid, operation)
+        }
+        ErrorKind::Credential => Error::AccessDenied {
+            kid: kid.to_owned(),
+            detail: format!(
+                "{operation}: no token from the credential ({}); log in again (`az login` for \
+                 the developer credential) or check the tenant, client id, secret or \
+                 certificate of the credential in use (cmke: --azure-credential)",
+                with_causes(&error)
+            ),
+        },
+        ErrorKind::Io | ErrorKind::Connection => Error::Unavailable {
+            kid: kid.to_owned(),
+            detail: format!(
+                "{operation}: {} (still failing after the retries)",
+                with_causes(&error)
+            ),
+        },
+        _ => Error::Backend {
+            backend: BACKEND,
+            message: format!("{operation} on {kid}: {}", with_causes(&error)),
+        },
+    }
+}
+
+fn retry_after(headers: &azure_core::http::headers::Headers) -> Option<Duration> {
+    headers
+        .get_optional_str(&azure_core::http::headers::RETRY_AFTER)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 #[cfg(test)]
