@@ -3,12 +3,13 @@
 //! plaintext that was written to it, and none is lost or mixed with another's body.
 #![cfg(all(feature = "cli", feature = "aws-lc"))]
 
+mod support;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use assert_cmd::Command;
 use cmk_envelope::software::Keyring;
 use cmk_envelope::{Envelope, KeyWrapper};
 
@@ -98,13 +99,7 @@ fn objects_replaced_during_a_rewrap_are_never_lost_or_mixed() {
             })
         };
         running.store(true, Ordering::SeqCst);
-        let out = Command::cargo_bin("cmke")
-            .expect("binary")
-            .arg("--keyring")
-            .arg(dir.path().join("keyring"))
-            .env("HOME", dir.path().join("home"))
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("CMKE_CONFIG")
+        let out = support::cmke(&dir.path().join("home"), &dir.path().join("keyring"))
             .args(["rewrap", "--quiet"])
             .arg(&root)
             .timeout(std::time::Duration::from_secs(300))
@@ -150,11 +145,7 @@ fn objects_replaced_during_a_rewrap_are_never_lost_or_mixed() {
         "{races} replacements during {rounds} rewrap runs"
     );
     // Quiet again: one more run moves everything, and nothing temporary is left.
-    Command::cargo_bin("cmke")
-        .expect("binary")
-        .arg("--keyring")
-        .arg(dir.path().join("keyring"))
-        .env("HOME", dir.path().join("home"))
+    support::cmke(&dir.path().join("home"), &dir.path().join("keyring"))
         .args(["rewrap", "--quiet"])
         .arg(&root)
         .assert()
