@@ -29,15 +29,23 @@ struct Run<'a> {
     region_start: usize,
     region: &'a mut [u8],
     /// Segments whose source lies partly in a neighbour's region, copied out beforehand.
-    aside: Vec<(u64, Zeroizing<Vec<u8>>)>,
+    aside: Aside,
 }
 
-/// The copy of segment `index` set aside, if it was.
-fn set_aside(aside: &[(u64, Zeroizing<Vec<u8>>)], index: u64) -> Option<&[u8]> {
-    aside
-        .iter()
-        .find(|(k, _)| *k == index)
-        .map(|(_, bytes)| bytes.as_slice())
+/// Consecutive segments copied out of the buffer before the runs start: the first ones of
+/// a run when sealing, the last ones when opening.
+struct Aside {
+    first: u64,
+    copies: Vec<Zeroizing<Vec<u8>>>,
+}
+
+impl Aside {
+    /// The copy of segment `index`, if it was set aside (constant time per segment: a run
+    /// of small segments can have thousands of them).
+    fn get(&self, index: u64) -> Option<&[u8]> {
+        let at = usize::try_from(index.checked_sub(self.first)?).ok()?;
+        self.copies.get(at).map(|copy| copy.as_slice())
+    }
 }
 
 /// Where segment `index`'s plaintext and wire bytes lie when the body follows a header of
@@ -81,13 +89,18 @@ pub(crate) fn seal_in_place(
                 .and_then(|c| cuts.get(c))
                 .copied()
                 .unwrap_or(0);
-            run.clone()
+            let copies = run
+                .clone()
                 .take_while(|&j| place(j).0 < below)
                 .map(|j| {
                     let (plain, _, len) = place(j);
-                    (j, Zeroizing::new(buf[plain..plain + len].to_vec()))
+                    Zeroizing::new(buf[plain..plain + len].to_vec())
                 })
-                .collect()
+                .collect();
+            Aside {
+                first: run.start,
+                copies,
+            }
         })
         .collect();
     run_all(split_runs(buf, &cuts, runs, asides), |run| {
@@ -102,7 +115,7 @@ pub(crate) fn seal_in_place(
             let (plain, wire, len) = place(j);
             let dest = wire - region_start;
             let segment = &mut region[dest..dest + len + TAG_LEN];
-            match set_aside(&aside, j) {
+            match aside.get(j) {
                 Some(plaintext) => engine.seal(j, layout.is_last(j), plaintext, segment)?,
                 None => {
                     let source = plain - region_start;
@@ -138,20 +151,22 @@ pub(crate) fn open_in_place(
         .enumerate()
         .map(|(k, run)| {
             let limit = cuts.get(k).copied().unwrap_or(usize::MAX);
-            let mut aside: Vec<_> = run
+            let first = run
                 .clone()
                 .rev()
                 .take_while(|&j| {
                     let (_, wire, len) = place(j);
                     wire + len + TAG_LEN > limit
                 })
+                .last()
+                .unwrap_or(run.end);
+            let copies = (first..run.end)
                 .map(|j| {
                     let (_, wire, len) = place(j);
-                    (j, Zeroizing::new(buf[wire..wire + len + TAG_LEN].to_vec()))
+                    Zeroizing::new(buf[wire..wire + len + TAG_LEN].to_vec())
                 })
                 .collect();
-            aside.reverse();
-            aside
+            Aside { first, copies }
         })
         .collect();
     run_all(split_runs(buf, &cuts, runs, asides), |run| {
@@ -165,7 +180,7 @@ pub(crate) fn open_in_place(
         for j in segments {
             let (plain, wire, len) = place(j);
             let dest = plain - region_start;
-            match set_aside(&aside, j) {
+            match aside.get(j) {
                 Some(wire_bytes) => {
                     engine.open(
                         j,
@@ -190,7 +205,7 @@ fn split_runs<'a>(
     mut buf: &'a mut [u8],
     cuts: &[usize],
     runs: Vec<Range<u64>>,
-    asides: Vec<Vec<(u64, Zeroizing<Vec<u8>>)>>,
+    asides: Vec<Aside>,
 ) -> Vec<Run<'a>> {
     let mut out = Vec::with_capacity(runs.len());
     let mut start = 0;
