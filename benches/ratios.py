@@ -48,6 +48,16 @@ if (root / "64MiB").exists():
         two = mean_ns("64MiB", f"{op}_2t")
         print(f"  {op}: 1 thread {aes / one:.3f} of raw AES-GCM; 2 threads {one / two:.2f}x one thread (targets: >= 0.90, >= 1.7)")
 
+# benches/branch.rs, if it has been run: branch keys against the RSA path, 1 KiB.
+if (root / "branch").exists():
+    raw = mean_ns("branch", "aes_gcm_raw_1KiB")
+    t = {op: mean_ns("branch", f"{op}_1KiB") for op in ["branch_seal", "branch_open", "rsa_seal", "rsa_open"]}
+    print("\nbranch keys (cargo bench --bench branch), 1 KiB objects, warm branch key:")
+    print(f"  open:  branch {t['rsa_open'] / t['branch_open']:6.1f}x the RSA path's throughput (target >= 50)")
+    print(f"  seal:  branch {t['rsa_seal'] / t['branch_seal']:6.1f}x the RSA path's throughput (target >= 5)")
+    for op in ["branch_seal", "branch_open", "rsa_seal", "rsa_open"]:
+        print(f"  {op}: {t[op] / raw:7.1f} x raw AES-256-GCM of 1 KiB")
+
 # benches/key_service.rs, if it has been run: opens behind a 20 ms round trip.
 if (root / "round_trip").exists():
     trip = mean_ns("round_trip", "one sleep")

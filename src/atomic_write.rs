@@ -155,6 +155,18 @@ fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Creates `dir` and its missing parents, mode 0700: only the user may list or change it.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| Error::io_at(dir, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

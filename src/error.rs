@@ -24,6 +24,7 @@ use crate::format::Malformed;
 /// | [`Error::InvalidKey`] | the key material is unusable (bad PEM, not RSA) |
 /// | [`Error::InvalidArgument`] | a caller-supplied parameter is out of range |
 /// | [`Error::UntrustedFile`] | fix the file's owner or mode as the message says |
+/// | [`Error::Conflict`] | someone else changed a shared record first (a concurrent rotation): re-read, then decide again |
 /// | [`Error::Backend`], [`Error::Io`] | infrastructure failure: retry or escalate |
 ///
 /// Tampering and a wrong key deliberately give the same [`Error::DecryptionFailed`], so an
@@ -133,6 +134,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A conditional write lost: someone else changed the record first (two machines
+    /// rotating one branch key at once). Nothing was overwritten; re-read and decide again.
+    #[error("conflict on {what}: {detail}")]
+    Conflict {
+        /// What was being written (a branch key's `current`, a record).
+        what: String,
+        /// What the store said.
+        detail: String,
+    },
+
     /// Reading or writing a file or stream failed.
     #[error("I/O error{}: {source}", .path.as_ref().map(|p| format!(" on {}", p.display())).unwrap_or_default())]
     Io {
@@ -226,6 +237,10 @@ impl Error {
             Error::Backend { backend, message } => Error::Backend {
                 backend,
                 message: message.clone(),
+            },
+            Error::Conflict { what, detail } => Error::Conflict {
+                what: what.clone(),
+                detail: detail.clone(),
             },
             Error::Io { path, source } => Error::Io {
                 path: path.clone(),

@@ -5,6 +5,7 @@
 //! anything else is [`Kid::Other`], kept as it was, since other implementations may write
 //! kids of their own.
 
+use crate::branch::BranchKid;
 use crate::software::LocalKid;
 use crate::wrap::key_url::KeyUrl;
 use crate::wrap::pkcs11_uri::Pkcs11Uri;
@@ -47,6 +48,8 @@ pub enum Kid {
         /// The version's `CKA_ID`.
         id: Vec<u8>,
     },
+    /// A branch key version: `branch:{name}/{version}` (DESIGN.md, "Branch keys").
+    Branch(BranchKid),
     /// Any other kid (another implementation's, or one of ours that does not parse).
     Other(String),
 }
@@ -57,6 +60,9 @@ impl Kid {
     pub fn parse(kid: &str) -> Kid {
         if let Ok(local) = LocalKid::parse(kid) {
             return Kid::Local(local);
+        }
+        if let Ok(branch) = BranchKid::parse(kid) {
+            return Kid::Branch(branch);
         }
         if let Ok(KeyUrl {
             vault,
@@ -82,11 +88,12 @@ impl Kid {
     }
 
     /// The key, without the version: `local:orders`, `https://{host}/keys/orders`,
-    /// `pkcs11:token=…;object=…`; an other kid as it is.
+    /// `pkcs11:token=…;object=…`, `branch:orders`; an other kid as it is.
     #[must_use]
     pub fn key(&self) -> String {
         match self {
             Kid::Local(local) => format!("local:{}", local.name.as_str()),
+            Kid::Branch(branch) => format!("branch:{}", branch.name.as_str()),
             Kid::KeyVault { vault, name, .. } => format!("{vault}/keys/{name}"),
             Kid::Pkcs11 { token, object, .. } => Pkcs11Uri {
                 token: Some(token.clone()),
@@ -104,6 +111,7 @@ impl Kid {
     pub fn version(&self) -> Option<String> {
         match self {
             Kid::Local(local) => Some(local.version.as_str().to_owned()),
+            Kid::Branch(branch) => Some(branch.version.as_str().to_owned()),
             Kid::KeyVault { version, .. } => Some(version.clone()),
             Kid::Pkcs11 { id, .. } => Some(id.iter().map(|b| format!("{b:02x}")).collect()),
             Kid::Other(_) => None,
@@ -116,6 +124,7 @@ impl std::fmt::Display for Kid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Kid::Local(local) => write!(f, "{local}"),
+            Kid::Branch(branch) => write!(f, "{branch}"),
             Kid::KeyVault {
                 vault,
                 name,
@@ -198,6 +207,11 @@ mod tests {
                 Some(VERSION.to_owned()),
             ),
             (
+                format!("branch:orders/{VERSION}"),
+                "branch:orders".to_owned(),
+                Some(VERSION.to_owned()),
+            ),
+            (
                 "pkcs11:token=prod-hsm;object=orders;id=%00%00%00%01".to_owned(),
                 "pkcs11:token=prod-hsm;object=orders".to_owned(),
                 Some("00000001".to_owned()),
@@ -216,6 +230,7 @@ mod tests {
         for text in [
             "kms:alias/orders",
             "local:orders",
+            "branch:orders",
             "local:bad name/0123",
             "https://contoso.vault.azure.net/keys/orders",
             "https://evil.example.com/keys/orders/0123456789abcdef0123456789abcdef",

@@ -8,6 +8,7 @@
 //!
 //! - [`Envelope`]: seal, open, re-wrap (attached or detached header).
 //! - [`software::Keyring`]: the embedded default, RSA keys in PEM files on disk.
+//! - [`branch`]: branch keys, one key-service call per branch key instead of per object.
 //! - [`inspect`]: what a header says, without keys.
 //! - [`format`](mod@format): the CMKE v1 wire format (no crypto, no I/O); see `docs/FORMAT.md`.
 //! - [`Provider`]: aws-lc-rs (default) or RustCrypto.
@@ -69,8 +70,9 @@ pub use wrap::azure;
 #[cfg(feature = "pkcs11")]
 pub use wrap::pkcs11;
 pub use wrap::{
-    pkcs11_token_of, software, vault_host_of, CacheConfig, CacheStats, CachingWrapper, KeyOpsLimit,
-    KeyRules, KeyWrapper, KidAllowlist, ProtectionLevel, Unwrapped, RSA_PUBLIC_EXPONENT, RSA_SIZES,
+    branch, pkcs11_token_of, software, vault_host_of, CacheConfig, CacheStats, CachingWrapper,
+    KeyOpsLimit, KeyRules, KeyWrapper, KidAllowlist, ProtectionLevel, SlotContext, Unwrapped,
+    RSA_PUBLIC_EXPONENT, RSA_SIZES,
 };
 
 /// Re-exported so that implementors of [`KeyWrapper`] use the same macro version.

@@ -18,10 +18,12 @@ fn fail<E>(_: E) -> CryptoFailure {
     CryptoFailure
 }
 
-fn oaep(algorithm: WrapAlgorithm) -> &'static OaepAlgorithm {
+/// The OAEP parameters of an RSA algorithm; a branch slot is no RSA ciphertext.
+fn oaep(algorithm: WrapAlgorithm) -> Result<&'static OaepAlgorithm, CryptoFailure> {
     match algorithm {
-        WrapAlgorithm::RsaOaepSha1 => &OAEP_SHA1_MGF1SHA1,
-        WrapAlgorithm::RsaOaepSha256 => &OAEP_SHA256_MGF1SHA256,
+        WrapAlgorithm::RsaOaepSha1 => Ok(&OAEP_SHA1_MGF1SHA1),
+        WrapAlgorithm::RsaOaepSha256 => Ok(&OAEP_SHA256_MGF1SHA256),
+        _ => Err(CryptoFailure),
     }
 }
 
@@ -203,7 +205,7 @@ impl RsaPublic for Public {
         let mut out = vec![0u8; self.0.ciphertext_size()];
         let len = self
             .0
-            .encrypt(oaep(algorithm), message, &mut out, None)
+            .encrypt(oaep(algorithm)?, message, &mut out, None)
             .map_err(fail)?
             .len();
         out.truncate(len);
@@ -230,7 +232,7 @@ impl RsaPrivate for Private {
         let mut out = Zeroizing::new(vec![0u8; self.private.min_output_size()]);
         let len = self
             .private
-            .decrypt(oaep(algorithm), ciphertext, &mut out, None)
+            .decrypt(oaep(algorithm)?, ciphertext, &mut out, None)
             .map_err(fail)?
             .len();
         out.truncate(len);

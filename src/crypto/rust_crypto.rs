@@ -17,10 +17,12 @@ fn fail<E>(_: E) -> CryptoFailure {
     CryptoFailure
 }
 
-fn oaep(algorithm: WrapAlgorithm) -> Oaep {
+/// The OAEP parameters of an RSA algorithm; a branch slot is no RSA ciphertext.
+fn oaep(algorithm: WrapAlgorithm) -> Result<Oaep, CryptoFailure> {
     match algorithm {
-        WrapAlgorithm::RsaOaepSha1 => Oaep::new::<sha1::Sha1>(),
-        WrapAlgorithm::RsaOaepSha256 => Oaep::new::<Sha256>(),
+        WrapAlgorithm::RsaOaepSha1 => Ok(Oaep::new::<sha1::Sha1>()),
+        WrapAlgorithm::RsaOaepSha256 => Ok(Oaep::new::<Sha256>()),
+        _ => Err(CryptoFailure),
     }
 }
 
@@ -191,7 +193,7 @@ impl RsaPublic for Public {
         message: &[u8],
     ) -> Result<Vec<u8>, CryptoFailure> {
         self.0
-            .encrypt(&mut OsRng, oaep(algorithm), message)
+            .encrypt(&mut OsRng, oaep(algorithm)?, message)
             .map_err(fail)
     }
 }
@@ -211,7 +213,7 @@ impl RsaPrivate for Private {
         // Blinded: the base RSA operation does not depend on the ciphertext in a way the
         // caller can time. The rsa crate's remaining exposure is RUSTSEC-2023-0071 (README).
         self.0
-            .decrypt_blinded(&mut OsRng, oaep(algorithm), ciphertext)
+            .decrypt_blinded(&mut OsRng, oaep(algorithm)?, ciphertext)
             .map(Zeroizing::new)
             .map_err(fail)
     }

@@ -9,7 +9,7 @@ use crate::engine::body::open_body;
 use crate::engine::SegmentEngine;
 use crate::error::Result;
 use crate::format::{BodyLayout, Header};
-use crate::wrap::Recovered;
+use crate::wrap::{Recovered, SlotContext};
 
 /// What opening told about an object: the kid that opened it, whether that is an old
 /// version of its key, and then a header re-wrapped to the current version.
@@ -230,7 +230,7 @@ impl Envelope {
         let message_id = header.preamble().message_id();
         let commitment = header.preamble().commitment();
         self.resolver
-            .recover(header.slots(), |data_key| {
+            .recover(header.slots(), SlotContext::new(&message_id), |data_key| {
                 KeySchedule::derive(self.provider, data_key, &message_id)
                     .ok()
                     .filter(|s| s.commits_to(&commitment))
@@ -253,7 +253,11 @@ impl Envelope {
         if current == slot.kid() {
             return Ok(None);
         }
-        let new_slot = recovered.wrapper.wrap_key(&recovered.data_key).await?;
+        let message_id = header.preamble().message_id();
+        let new_slot = recovered
+            .wrapper
+            .wrap_key_for(&recovered.data_key, SlotContext::new(&message_id))
+            .await?;
         Rewrapped::replacing(header, header_len, recovered.slot_index, new_slot).map(Some)
     }
 }

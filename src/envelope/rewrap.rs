@@ -6,7 +6,7 @@ use super::Envelope;
 use crate::error::{Error, Result};
 use crate::format::{Header, KeySlot};
 use crate::policy::RewrapEndpoint;
-use crate::wrap::KeyWrapper;
+use crate::wrap::{KeyWrapper, SlotContext};
 
 /// Where [`Envelope::rewrap`] moves a data key.
 #[derive(Clone)]
@@ -169,8 +169,12 @@ impl Envelope {
                 domain: target.domain(),
             },
         )?;
-        let new_slot = target.wrap_key(&recovered.data_key).await?;
-        target.confirm_wrap(&new_slot, &recovered.data_key).await?;
+        let message_id = header.preamble().message_id();
+        let context = SlotContext::new(&message_id);
+        let new_slot = target.wrap_key_for(&recovered.data_key, context).await?;
+        target
+            .confirm_wrap_for(&new_slot, &recovered.data_key, context)
+            .await?;
         Rewrapped::replacing(&header, header_len, recovered.slot_index, new_slot).map(Some)
     }
 

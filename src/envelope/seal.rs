@@ -7,6 +7,7 @@ use crate::engine::body::seal_body;
 use crate::engine::SegmentEngine;
 use crate::error::{Error, Result};
 use crate::format::{BodyLayout, Header, Preamble};
+use crate::wrap::SlotContext;
 
 /// A sealed object as a separate header and body (store the header in metadata, say).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +109,9 @@ impl Envelope {
                     message: "key derivation failed".to_owned(),
                 }
             })?;
-        let slot = sealer.wrap_key(&data_key).await?;
+        let slot = sealer
+            .wrap_key_for(&data_key, SlotContext::new(&message_id))
+            .await?;
         let preamble = Preamble::new(self.segment_size, message_id, schedule.commitment)?;
         let header = Header::new(preamble, vec![slot])?;
         Ok((header, schedule))

@@ -26,7 +26,15 @@ pub enum WrapAlgorithm {
     /// compatibility with keys that only support it.
     #[serde(rename = "RSA-OAEP")]
     RsaOaepSha1,
+    /// AES-256-GCM under a branch key (DESIGN.md, "Branch keys"): the data key wrapped
+    /// locally, with a key derived from the branch key and the object's message id. The
+    /// wrapped bytes are exactly [`BRANCH_WRAPPED_LEN`].
+    #[serde(rename = "AES-256-GCM-BRANCH")]
+    BranchAes256Gcm,
 }
+
+/// Wrapped bytes of a branch slot: nonce (12) ‖ encrypted data key (32) ‖ tag (16).
+pub const BRANCH_WRAPPED_LEN: u16 = 60;
 
 impl WrapAlgorithm {
     /// The byte that names this algorithm on the wire.
@@ -35,27 +43,53 @@ impl WrapAlgorithm {
         match self {
             WrapAlgorithm::RsaOaepSha256 => 1,
             WrapAlgorithm::RsaOaepSha1 => 2,
+            WrapAlgorithm::BranchAes256Gcm => 3,
         }
     }
 
     /// The algorithm named by a wire byte.
     ///
     /// # Errors
-    /// [`Malformed::UnknownWrapAlgorithm`] for any byte but 1 and 2.
+    /// [`Malformed::UnknownWrapAlgorithm`] for any byte but 1, 2 and 3.
     pub fn from_wire_id(id: u8) -> Result<Self, Malformed> {
         match id {
             1 => Ok(WrapAlgorithm::RsaOaepSha256),
             2 => Ok(WrapAlgorithm::RsaOaepSha1),
+            3 => Ok(WrapAlgorithm::BranchAes256Gcm),
             other => Err(Malformed::UnknownWrapAlgorithm(other)),
         }
     }
 
-    /// Key Vault's name for the algorithm.
+    /// The algorithm's name: Key Vault's for the RSA ones.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             WrapAlgorithm::RsaOaepSha256 => "RSA-OAEP-256",
             WrapAlgorithm::RsaOaepSha1 => "RSA-OAEP",
+            WrapAlgorithm::BranchAes256Gcm => "AES-256-GCM-BRANCH",
+        }
+    }
+
+    /// Whether a key-encryption key (a CMK) wraps with it, as opposed to a branch key.
+    #[must_use]
+    pub fn is_rsa(self) -> bool {
+        matches!(
+            self,
+            WrapAlgorithm::RsaOaepSha256 | WrapAlgorithm::RsaOaepSha1
+        )
+    }
+
+    /// Checks a wrapped length against the algorithm: 1 ..= 1024 for RSA, exactly
+    /// [`BRANCH_WRAPPED_LEN`] for a branch slot.
+    fn check_wrapped_len(self, wrapped_len: u16) -> Result<(), Malformed> {
+        match self {
+            WrapAlgorithm::BranchAes256Gcm if wrapped_len != BRANCH_WRAPPED_LEN => {
+                Err(Malformed::BranchWrappedLength(wrapped_len))
+            }
+            _ if wrapped_len == 0 || wrapped_len > MAX_WRAPPED_LEN => {
+                Err(Malformed::WrappedLengthOutOfRange(wrapped_len))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -204,11 +238,9 @@ pub fn header_len(prefix: &[u8]) -> Result<HeaderLen, Malformed> {
             return Ok(HeaderLen::NeedMore(next.saturating_sub(r.remaining())));
         }
         r.take(usize::from(kid_len), "kid")?;
-        WrapAlgorithm::from_wire_id(r.u8("wrap algorithm")?)?;
+        let algorithm = WrapAlgorithm::from_wire_id(r.u8("wrap algorithm")?)?;
         let wrapped_len = r.u16("wrapped key length")?;
-        if wrapped_len == 0 || wrapped_len > MAX_WRAPPED_LEN {
-            return Err(Malformed::WrappedLengthOutOfRange(wrapped_len));
-        }
+        algorithm.check_wrapped_len(wrapped_len)?;
         if r.remaining() < usize::from(wrapped_len) {
             return Ok(HeaderLen::NeedMore(
                 usize::from(wrapped_len).saturating_sub(r.remaining()),
@@ -241,9 +273,7 @@ impl KeySlot {
             return Err(Malformed::KidLengthOutOfRange(kid_len));
         }
         let wrapped_len = u16::try_from(wrapped.len()).unwrap_or(u16::MAX);
-        if wrapped.is_empty() || wrapped_len > MAX_WRAPPED_LEN {
-            return Err(Malformed::WrappedLengthOutOfRange(wrapped_len));
-        }
+        algorithm.check_wrapped_len(wrapped_len)?;
         Ok(Self {
             kid,
             algorithm,
@@ -260,9 +290,7 @@ impl KeySlot {
         let kid = std::str::from_utf8(kid).map_err(|_| Malformed::KidNotUtf8)?;
         let algorithm = WrapAlgorithm::from_wire_id(r.u8("wrap algorithm")?)?;
         let wrapped_len = r.u16("wrapped key length")?;
-        if wrapped_len == 0 || wrapped_len > MAX_WRAPPED_LEN {
-            return Err(Malformed::WrappedLengthOutOfRange(wrapped_len));
-        }
+        algorithm.check_wrapped_len(wrapped_len)?;
         let wrapped = r.take(usize::from(wrapped_len), "wrapped key")?;
         Ok(Self {
             kid: kid.to_owned(),
@@ -300,7 +328,8 @@ impl KeySlot {
         self.algorithm
     }
 
-    /// The wrapped data key (an RSA-OAEP ciphertext).
+    /// The wrapped data key (an RSA-OAEP ciphertext, or a branch slot's nonce, ciphertext
+    /// and tag).
     #[must_use]
     pub fn wrapped(&self) -> &[u8] {
         &self.wrapped
@@ -520,7 +549,8 @@ mod tests {
             Err(Malformed::KidLengthOutOfRange(1025))
         );
         assert_eq!(mutate(77, &[0xff]), Err(Malformed::KidNotUtf8));
-        assert_eq!(mutate(81, &[3]), Err(Malformed::UnknownWrapAlgorithm(3)));
+        assert_eq!(mutate(81, &[4]), Err(Malformed::UnknownWrapAlgorithm(4)));
+        assert_eq!(mutate(81, &[3]), Err(Malformed::BranchWrappedLength(4)));
         assert_eq!(
             mutate(82, &[0, 0]),
             Err(Malformed::WrappedLengthOutOfRange(0))

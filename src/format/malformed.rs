@@ -35,6 +35,9 @@ pub enum Malformed {
     /// A wrapped-key length is outside 1 ..= 1024.
     #[error("wrapped key length {0} is outside 1..=1024")]
     WrappedLengthOutOfRange(u16),
+    /// A branch slot (wrap algorithm 3) whose wrapped key is not exactly 60 bytes.
+    #[error("branch slot's wrapped key is {0} bytes, not 60")]
+    BranchWrappedLength(u16),
     /// Bytes follow a detached header.
     #[error("bytes follow the header")]
     TrailingBytes,

@@ -19,7 +19,7 @@ mod reader;
 
 pub use body::{segment_nonce, BodyLayout, SEGMENT_AAD_LEN, TAG_LEN};
 pub use header::{
-    header_len, Header, HeaderLen, KeySlot, Preamble, WrapAlgorithm, MAGIC,
+    header_len, Header, HeaderLen, KeySlot, Preamble, WrapAlgorithm, BRANCH_WRAPPED_LEN, MAGIC,
     SUITE_AES256GCM_HKDF_COMMIT, VERSION,
 };
 pub use malformed::Malformed;

@@ -17,7 +17,9 @@ const PKCS11_SCHEME: &str = "pkcs11:";
 /// The key services slots may name.
 ///
 /// Keyring kids (`local:…`) name no service and are always allowed: the keyring is the
-/// one the caller opened. Key Vault kids are allowed by vault (scheme and host), PKCS#11
+/// one the caller opened. So are branch kids (`branch:…`): the branch key store is the one
+/// the caller named, and the CMK kids inside its records are checked against this list
+/// before any key service sees them. Key Vault kids are allowed by vault (scheme and host), PKCS#11
 /// kids by token label, and any other kid only after [`KidAllowlist::allow_other_kids`].
 ///
 /// ```
@@ -31,6 +33,7 @@ const PKCS11_SCHEME: &str = "pkcs11:";
 /// assert!(allowlist.allows("pkcs11:token=prod-hsm;object=orders;id=%00%00%00%01"));
 /// assert!(!allowlist.allows("pkcs11:token=other;object=orders"));
 /// assert!(allowlist.allows("local:orders/0123abcd"));
+/// assert!(allowlist.allows("branch:orders/0123abcd"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KidAllowlist {
@@ -102,7 +105,7 @@ impl KidAllowlist {
     /// Why `kid` is not allowed and how to allow it, or `None` when it is.
     #[must_use]
     pub fn refusal(&self, kid: &str) -> Option<String> {
-        if kid.starts_with(LOCAL_PREFIX) {
+        if kid.starts_with(LOCAL_PREFIX) || kid.starts_with(crate::branch::BRANCH_KID_PREFIX) {
             return None;
         }
         if kid.starts_with(VAULT_SCHEME) {

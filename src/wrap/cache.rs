@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use crate::data_key::DataKey;
 use crate::error::Result;
 use crate::format::KeySlot;
-use crate::wrap::{KeyWrapper, ProtectionLevel, Unwrapped};
+use crate::wrap::{KeyWrapper, ProtectionLevel, SlotContext, Unwrapped};
 
 /// Limits of a [`CachingWrapper`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,6 +259,29 @@ impl KeyWrapper for CachingWrapper {
 
     async fn confirm_wrap(&self, slot: &KeySlot, data_key: &DataKey) -> Result<()> {
         self.inner.confirm_wrap(slot, data_key).await
+    }
+
+    async fn wrap_key_for(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
+        self.inner.wrap_key_for(data_key, context).await
+    }
+
+    /// RSA slots through the cache; a slot bound to its object (a branch slot) goes to the
+    /// inner wrapper, which unwraps it locally and keeps its own cache of branch keys.
+    async fn unwrap_key_for(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
+        if slot.algorithm().is_rsa() {
+            self.unwrap_key(slot).await
+        } else {
+            self.inner.unwrap_key_for(slot, context).await
+        }
+    }
+
+    async fn confirm_wrap_for(
+        &self,
+        slot: &KeySlot,
+        data_key: &DataKey,
+        context: SlotContext<'_>,
+    ) -> Result<()> {
+        self.inner.confirm_wrap_for(slot, data_key, context).await
     }
 
     fn protection(&self) -> ProtectionLevel {

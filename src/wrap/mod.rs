@@ -3,6 +3,7 @@
 mod allowlist;
 #[cfg(feature = "azure")]
 pub mod azure;
+pub mod branch;
 mod cache;
 mod key_ops_limit;
 pub(crate) mod key_rules;
@@ -65,6 +66,32 @@ pub enum Unwrapped {
     Key(DataKey),
     /// The slot's kid is not one of this wrapper's keys: ask another wrapper.
     NotMine,
+}
+
+/// What a slot belongs to besides its kid: the object whose data key it wraps.
+///
+/// An RSA slot does not depend on it, and a wrapper that only implements
+/// [`KeyWrapper::wrap_key`] and [`KeyWrapper::unwrap_key`] never sees it. A branch slot is
+/// bound to its object: its wrapping key is derived from the branch key and the object's
+/// message id (DESIGN.md, "Branch keys"), so an [`Envelope`](crate::Envelope) always
+/// calls the `_for` methods, which hand the context over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotContext<'a> {
+    message_id: &'a [u8; 32],
+}
+
+impl<'a> SlotContext<'a> {
+    /// The context of the object whose preamble carries `message_id`.
+    #[must_use]
+    pub fn new(message_id: &'a [u8; 32]) -> Self {
+        Self { message_id }
+    }
+
+    /// The object's message id (random, from its preamble).
+    #[must_use]
+    pub fn message_id(&self) -> &'a [u8; 32] {
+        self.message_id
+    }
 }
 
 /// A key-encryption key (all its versions) that wraps and unwraps data keys.
@@ -131,6 +158,41 @@ pub trait KeyWrapper: Send + Sync {
             Unwrapped::Key(back) if back.same_as(data_key) => Ok(()),
             _ => Err(failed()),
         }
+    }
+
+    /// [`KeyWrapper::wrap_key`] for the object of `context`. The default ignores the
+    /// context; a wrapper whose slots are bound to their object (a branch key) overrides it.
+    ///
+    /// # Errors
+    /// As [`KeyWrapper::wrap_key`].
+    async fn wrap_key_for(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
+        let _ = context;
+        self.wrap_key(data_key).await
+    }
+
+    /// [`KeyWrapper::unwrap_key`] for the object of `context` (see
+    /// [`KeyWrapper::wrap_key_for`]).
+    ///
+    /// # Errors
+    /// As [`KeyWrapper::unwrap_key`].
+    async fn unwrap_key_for(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
+        let _ = context;
+        self.unwrap_key(slot).await
+    }
+
+    /// [`KeyWrapper::confirm_wrap`] for the object of `context` (see
+    /// [`KeyWrapper::wrap_key_for`]).
+    ///
+    /// # Errors
+    /// As [`KeyWrapper::confirm_wrap`].
+    async fn confirm_wrap_for(
+        &self,
+        slot: &KeySlot,
+        data_key: &DataKey,
+        context: SlotContext<'_>,
+    ) -> Result<()> {
+        let _ = context;
+        self.confirm_wrap(slot, data_key).await
     }
 
     /// How the key is protected.

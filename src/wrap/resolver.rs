@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{KeyWrapper, KidAllowlist, Unwrapped};
+use super::{KeyWrapper, KidAllowlist, SlotContext, Unwrapped};
 use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::KeySlot;
@@ -137,6 +137,7 @@ impl KeyResolver {
     pub(crate) async fn recover<T>(
         &self,
         slots: &[KeySlot],
+        context: SlotContext<'_>,
         accept: impl Fn(&DataKey) -> Option<T>,
     ) -> Result<Recovered<T>> {
         let mut key_problem: Option<Error> = None;
@@ -146,7 +147,7 @@ impl KeyResolver {
                 continue;
             }
             for wrapper in &self.wrappers {
-                match wrapper.unwrap_key(slot).await {
+                match wrapper.unwrap_key_for(slot, context).await {
                     Ok(Unwrapped::NotMine) => continue,
                     Ok(Unwrapped::Key(data_key)) => {
                         claimed = true;

@@ -28,6 +28,7 @@ pub fn cmke(home: &Path, keyring: &Path) -> Command {
         "CMKE_KEYRING",
         "CMKE_CONFIG",
         "CMKE_MAX_KEY_OPS",
+        "CMKE_BRANCH_STORE",
         "CMKE_PKCS11_PIN_FILE",
         "CMKE_INSECURE_LOOPBACK_VAULT",
         "CMKE_INSECURE_LOOPBACK_TOKEN",

@@ -73,6 +73,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "N", env = "CMKE_MAX_KEY_OPS")]
     pub max_key_ops: Option<std::num::NonZeroU32>,
 
+    /// The branch key store: a directory (DIR/{name}/{version}.cmke and DIR/{name}/current).
+    /// Needed for branch:NAME keys and for envelopes with branch slots [default: none, or
+    /// branch_store in cmke.toml].
+    #[arg(long, global = true, value_name = "DIR", env = "CMKE_BRANCH_STORE")]
+    pub branch_store: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -126,6 +132,20 @@ pub enum Command {
                       cmke key create 'pkcs11:token=prod-hsm;object=orders'"
     )]
     Key(KeyCommand),
+
+    /// Manage branch keys: 32-byte keys kept in a store (--branch-store), each version's
+    /// record wrapped by a CMK. Objects sealed under branch:NAME need one CMK unwrap per
+    /// branch version per process (kept 5 minutes), not one per object.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+                      cmke --branch-store ./branches branch create orders --cmk orders-cmk\n  \
+                      cmke --branch-store ./branches encrypt --key branch:orders -o a.cmke a.txt\n  \
+                      cmke --branch-store ./branches branch rotate orders\n  \
+                      cmke key rotate orders-cmk && cmke rewrap ./branches   # records only\n  \
+                      cmke --branch-store ./branches branch list"
+    )]
+    Branch(BranchCommand),
 
     /// Encrypt a file (or stdin) under a fresh data key wrapped by KEY's current version,
     /// streaming in constant memory. With -o, the file appears only when complete.
@@ -360,5 +380,42 @@ pub enum KeyCommand {
         /// Accept RSA-3072 and RSA-4096 as well as 2048.
         #[arg(long)]
         allow_large: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BranchCommand {
+    /// Create a branch key: its first version, with the record wrapped by CMK's current
+    /// version.
+    #[command(after_help = "Example:\n  \
+                      cmke --branch-store ./branches branch create orders --cmk orders-cmk\n  \
+                      cmke --branch-store ./branches branch create orders \\\n    \
+                      --cmk https://contoso.vault.azure.net/keys/orders-cmk")]
+    Create {
+        /// Branch key name (1 to 127 of [A-Za-z0-9-]).
+        name: String,
+        /// The CMK that wraps the records: a keyring key name, a Key Vault key URL or a
+        /// pkcs11: URI.
+        #[arg(long)]
+        cmk: String,
+    },
+    /// Add a new version and make it current; old versions stay. The new record is
+    /// wrapped by the current version of the CMK of the current record (or --cmk). When
+    /// another machine rotates at the same moment, one of the two fails with a conflict
+    /// (exit 1) and nothing is lost.
+    #[command(after_help = "Example:\n  cmke --branch-store ./branches branch rotate orders")]
+    Rotate {
+        /// Branch key name.
+        name: String,
+        /// Wrap the new record with this CMK instead (same vault or keyring).
+        #[arg(long)]
+        cmk: Option<String>,
+    },
+    /// List branch keys: current version, versions, and the CMK version of each record.
+    #[command(after_help = "Example:\n  cmke --branch-store ./branches branch list --json")]
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }

@@ -9,7 +9,7 @@ use cmk_envelope::software::Keyring;
 use cmk_envelope::stream::{into_cmk_error, read_header_bytes};
 use cmk_envelope::{Envelope, Error, KeyRules, Result};
 
-use crate::args::{Cli, Command, KeyCommand};
+use crate::args::{BranchCommand, Cli, Command, KeyCommand};
 use crate::bulk::{self, RewrapOptions, Summary, VerifyOptions};
 use crate::escape;
 use crate::hsm;
@@ -27,11 +27,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Encrypt { key, .. } => sources.allow_named_key(key)?,
         Command::Rewrap { to: Some(key), .. } => sources.allow_named_key(key)?,
+        Command::Branch(BranchCommand::Create { cmk, .. })
+        | Command::Branch(BranchCommand::Rotate { cmk: Some(cmk), .. }) => {
+            sources.allow_named_key(cmk)?;
+        }
         _ => {}
     }
     let provider = sources.provider;
     match cli.command {
         Command::Key(key) => key_command(&sources, key).await,
+        Command::Branch(branch) => crate::branches::branch_command(&sources, branch).await,
         Command::Encrypt {
             key,
             aad,

@@ -17,6 +17,7 @@
 //! jobs = 8                         # files at once for rewrap and verify
 //! vaults = ["https://contoso.vault.azure.net"]   # key services cmke may contact
 //! pkcs11_tokens = ["prod-hsm"]
+//! branch_store = "/var/lib/cmke/branches"    # branch key records (cmke branch …)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ pub struct FileConfig {
     /// PKCS#11 token labels whose keys envelopes may name.
     #[serde(default)]
     pub pkcs11_tokens: Vec<String>,
+    /// The branch key store (a directory; relative to this file).
+    pub branch_store: Option<String>,
 }
 
 /// `$XDG_CONFIG_HOME/cmke/cmke.toml`, else `~/.config/cmke/cmke.toml`.
@@ -108,6 +111,11 @@ impl FileConfig {
         anchor(&mut self.keyring);
         anchor(&mut self.pkcs11_module);
         anchor(&mut self.pkcs11_pin_file);
+        if let Some(store) = self.branch_store.as_mut() {
+            if !store.contains("://") && Path::new(store.as_str()).is_relative() {
+                *store = dir.join(&*store).display().to_string();
+            }
+        }
         self
     }
 

@@ -4,6 +4,7 @@ mod args;
 mod atomic;
 #[cfg(feature = "azure")]
 mod azure_login;
+mod branches;
 mod bulk;
 mod bulk_report;
 mod commands;

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use cmk_envelope::{async_trait, DataKey, KeySlot, KeyWrapper, ProtectionLevel, Result, Unwrapped};
+use cmk_envelope::{
+    async_trait, DataKey, KeySlot, KeyWrapper, ProtectionLevel, Result, SlotContext, Unwrapped,
+};
 use tokio::sync::OnceCell;
 
 use crate::sources::same_error;
@@ -48,6 +50,23 @@ impl KeyWrapper for RunTarget {
 
     async fn confirm_wrap(&self, slot: &KeySlot, data_key: &DataKey) -> Result<()> {
         self.inner.confirm_wrap(slot, data_key).await
+    }
+
+    async fn wrap_key_for(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
+        self.inner.wrap_key_for(data_key, context).await
+    }
+
+    async fn unwrap_key_for(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
+        self.inner.unwrap_key_for(slot, context).await
+    }
+
+    async fn confirm_wrap_for(
+        &self,
+        slot: &KeySlot,
+        data_key: &DataKey,
+        context: SlotContext<'_>,
+    ) -> Result<()> {
+        self.inner.confirm_wrap_for(slot, data_key, context).await
     }
 
     fn protection(&self) -> ProtectionLevel {

@@ -10,12 +10,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use cmk_envelope::branch::BranchWrapper;
 use cmk_envelope::format::Header;
-use cmk_envelope::software::Keyring;
+use cmk_envelope::software::{KeyName, Keyring};
 use cmk_envelope::{Envelope, Error, KeyOpsLimit, KeyWrapper, Kid, KidAllowlist, Provider, Result};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::args::{AzureCredential, Cli, ProviderChoice};
+use crate::branches::branch_name_in;
 use crate::config::{user_keyring_path, FileConfig};
 use crate::hsm::{self, HsmSettings};
 use crate::vault;
@@ -37,6 +39,8 @@ pub struct KeySources {
     /// One budget for every key of the run (clones share it): `--max-key-ops` when given,
     /// else no rate; either way a 429 pauses the whole run together.
     pub max_key_ops: Option<KeyOpsLimit>,
+    /// The branch key store the operator named, if any (a directory).
+    pub branch_store: Option<String>,
 }
 
 impl KeySources {
@@ -78,12 +82,18 @@ impl KeySources {
             },
             jobs: file.jobs,
             allowlist,
+            branch_store: cli.branch_store.clone().or(file.branch_store),
             max_key_ops: Some(
                 cli.max_key_ops
                     .or(file.max_key_ops)
                     .map_or_else(KeyOpsLimit::unlimited, KeyOpsLimit::per_second),
             ),
         })
+    }
+
+    /// The services this run may contact.
+    pub fn allowlist(&self) -> &KidAllowlist {
+        &self.allowlist
     }
 
     /// Allows the service of a key the operator named (`--key`, `--to`).
@@ -130,6 +140,21 @@ impl KeySources {
     /// A key named on the command line: a Key Vault key URL, a `pkcs11:` URI, or a keyring
     /// key (`orders` or `local:orders`).
     pub async fn named_key(&self, key: &str) -> Result<Arc<dyn KeyWrapper>> {
+        if let Some(name) = branch_name_in(key) {
+            if name.contains('/') {
+                return Err(Error::InvalidArgument(format!(
+                    "{key} names one version; name the branch key (branch:{}) and its current                      version is used",
+                    name.split('/').next().unwrap_or_default()
+                )));
+            }
+            return Ok(self.branch_key(name).await?);
+        }
+        self.service_key(key).await
+    }
+
+    /// A key of a key service or of the keyring (not a branch key): a Key Vault key URL, a
+    /// `pkcs11:` URI, or a keyring key (`orders` or `local:orders`).
+    pub async fn service_key(&self, key: &str) -> Result<Arc<dyn KeyWrapper>> {
         if vault::is_key_url(key) {
             return vault::connect(key, self.azure_credential, self.max_key_ops.clone()).await;
         }
@@ -183,6 +208,7 @@ impl KeySources {
             keyring: OnceCell::new(),
             remote: Mutex::new(HashMap::new()),
             envelopes: Mutex::new(HashMap::new()),
+            branches: Mutex::new(HashMap::new()),
             connects: Semaphore::new(CONCURRENT_CONNECTS),
         })
     }
@@ -193,7 +219,10 @@ type Shared<T> = std::result::Result<T, Arc<Error>>;
 /// A remote key, connected once by whichever file needs it first.
 type RemoteCell = Arc<OnceCell<Shared<Arc<dyn KeyWrapper>>>>;
 
-/// Which keys an envelope opens with: the keyring or not, and the remote keys.
+/// A branch key, opened once by whichever file needs it first.
+type BranchCell = Arc<OnceCell<Shared<Arc<BranchWrapper>>>>;
+
+/// Which keys an envelope opens with: the keyring or not, and the remote and branch keys.
 type KeySet = (bool, Vec<String>);
 
 /// The keys of one run, resolved per file and connected once each: a key that cannot be
@@ -206,6 +235,7 @@ pub struct KeyPool {
     remote: Mutex<HashMap<String, RemoteCell>>,
     /// One envelope per set of keys, so that keys loaded once serve every file.
     envelopes: Mutex<HashMap<KeySet, Arc<Envelope>>>,
+    branches: Mutex<HashMap<String, BranchCell>>,
     connects: Semaphore,
 }
 
@@ -242,8 +272,23 @@ impl KeyPool {
         .clone()
     }
 
+    /// The branch key `name` of the operator's store, opened on first use.
+    async fn branch(&self, name: &str) -> Shared<Arc<BranchWrapper>> {
+        let cell = {
+            let mut branches = self.branches.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(branches.entry(name.to_owned()).or_default())
+        };
+        cell.get_or_init(|| async {
+            let _permit = self.connects.acquire().await;
+            self.sources.branch_key(name).await.map_err(Arc::new)
+        })
+        .await
+        .clone()
+    }
+
     /// An envelope that opens `header` with the keys its slots name and the operator
-    /// allows: the keyring for `local:` slots, and each allowed vault or token key.
+    /// allows: the keyring for `local:` slots, each allowed vault or token key, and the
+    /// branch keys of the operator's branch store.
     ///
     /// # Errors
     /// [`Error::NoKeyForKid`] (saying how to allow them) when every slot names a service
@@ -279,6 +324,39 @@ impl KeyPool {
         } else {
             None
         };
+        let branch_names: BTreeSet<String> = kids
+            .iter()
+            .filter_map(|k| match Kid::parse(k) {
+                Kid::Branch(branch) => Some(branch.name.as_str().to_owned()),
+                _ => None,
+            })
+            .collect();
+        let mut branches = Vec::new();
+        if !branch_names.is_empty() && self.sources.branch_store.is_none() {
+            problem = Some(Error::NoKeyForKid {
+                kids: kids
+                    .iter()
+                    .map(|k| match Kid::parse(k) {
+                        Kid::Branch(_) => format!(
+                            "{k} (a branch key: name its store with --branch-store DIR, \
+                             CMKE_BRANCH_STORE or branch_store in cmke.toml)"
+                        ),
+                        _ => (*k).to_owned(),
+                    })
+                    .collect(),
+            });
+        }
+        for name in branch_names
+            .iter()
+            .filter(|_| self.sources.branch_store.is_some())
+        {
+            match self.branch(name).await {
+                Ok(wrapper) => branches.push((format!("branch:{name}"), wrapper)),
+                Err(e) => {
+                    problem.get_or_insert_with(|| same_error(&e));
+                }
+            }
+        }
         let mut connected = Vec::new();
         for key in &remote {
             match self.remote(key).await {
@@ -288,14 +366,18 @@ impl KeyPool {
                 }
             }
         }
-        if keyring.is_none() && connected.is_empty() {
+        if keyring.is_none() && connected.is_empty() && branches.is_empty() {
             return Err(problem.unwrap_or_else(|| Error::NoKeyForKid {
                 kids: kids.iter().map(|k| (*k).to_owned()).collect(),
             }));
         }
         let set = (
             keyring.is_some(),
-            connected.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            connected
+                .iter()
+                .map(|(k, _)| k.clone())
+                .chain(branches.iter().map(|(k, _)| k.clone()))
+                .collect::<Vec<_>>(),
         );
         if let Some(envelope) = self
             .envelopes
@@ -315,6 +397,9 @@ impl KeyPool {
         for (_, wrapper) in connected {
             builder = builder.open_with(wrapper);
         }
+        for (_, wrapper) in branches {
+            builder = builder.open_with(wrapper);
+        }
         let envelope = Arc::new(builder.build()?);
         Ok(Arc::clone(
             self.envelopes
@@ -328,6 +413,12 @@ impl KeyPool {
     /// The current kid of the key a kid belongs to (as [`key_of`] names it), asking only
     /// allowed services.
     pub async fn current_kid_of(&self, key: &str) -> Result<String> {
+        if let Some(name) = branch_name_in(key) {
+            // The store alone says which version is current: no CMK is needed.
+            let store = self.sources.branch_store(false)?;
+            let current = store.read_current(&KeyName::new(name)?).await?;
+            return Ok(format!("{key}/{}", current.version));
+        }
         if let Some(why) = self.sources.allowlist.refusal(key) {
             return Err(Error::NoKeyForKid {
                 kids: vec![format!("{key} ({why})")],

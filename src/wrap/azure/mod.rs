@@ -372,6 +372,8 @@ impl KeyWrapper for KeyVaultWrapper {
         let algorithm = match slot.algorithm() {
             WrapAlgorithm::RsaOaepSha256 => EncryptionAlgorithm::RsaOaep256,
             WrapAlgorithm::RsaOaepSha1 => EncryptionAlgorithm::RsaOaep,
+            // A slot under one of our key versions that is not RSA was tampered with.
+            _ => return Err(Error::DecryptionFailed),
         };
         let parameters = KeyOperationParameters {
             algorithm: Some(algorithm),

@@ -349,6 +349,10 @@ impl KeyWrapper for Pkcs11Wrapper {
         let Some(id) = self.names_this_key(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
+        if !slot.algorithm().is_rsa() {
+            // A slot under one of our key versions that is not RSA was tampered with.
+            return Err(Error::DecryptionFailed);
+        }
         if slot.algorithm() == WrapAlgorithm::RsaOaepSha256 && self.sha256_missing {
             return Err(Error::Backend {
                 backend: BACKEND,

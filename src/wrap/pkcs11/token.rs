@@ -265,11 +265,12 @@ pub(crate) fn generate_version(
     Ok(())
 }
 
-/// The OAEP mechanism for a slot's algorithm: MGF1 with the same hash, empty label.
+/// The OAEP mechanism for a slot's algorithm: MGF1 with the same hash, empty label. Only
+/// RSA algorithms reach here: [`super::Pkcs11Wrapper`] turns other slots away first.
 pub(crate) fn oaep(algorithm: WrapAlgorithm) -> Mechanism<'static> {
     let (hash, mgf) = match algorithm {
-        WrapAlgorithm::RsaOaepSha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
         WrapAlgorithm::RsaOaepSha1 => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
+        _ => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
     };
     Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()))
 }

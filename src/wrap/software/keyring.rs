@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::material::RsaKeyMaterial;
 use super::names::{KeyName, KeyVersion, LocalKid};
 use super::rotations::RotationCount;
-use crate::atomic_write::{create_file_durably, write_file_atomically};
+use crate::atomic_write::{create_file_durably, create_private_dir, write_file_atomically};
 use crate::crypto::Provider;
 use crate::error::{Error, Result};
 use crate::file_trust::{check_file_trust, check_metadata};
@@ -15,7 +15,6 @@ use crate::wrap::KeyRules;
 
 const CURRENT_FILE: &str = "current";
 const KEY_FILE_MODE: u32 = 0o600;
-const DIR_MODE: u32 = 0o700;
 
 /// A software keyring on disk (see the [module docs](super) for the layout).
 ///
@@ -426,15 +425,4 @@ fn read_key_file(path: &Path) -> Result<zeroize::Zeroizing<String>> {
     fs::read_to_string(path)
         .map(zeroize::Zeroizing::new)
         .map_err(|e| Error::io_at(path, e))
-}
-
-fn create_private_dir(dir: &Path) -> Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(DIR_MODE);
-    }
-    builder.create(dir).map_err(|e| Error::io_at(dir, e))
 }

@@ -1,0 +1,176 @@
+//! Branch keys in cmke: the store the operator names, the CMK of a record reached only
+//! through the operator's keyring and the services the operator allows, and the `branch`
+//! commands.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use cmk_envelope::branch::{BranchStore, BranchWrapper, DirectoryStore, BRANCH_KID_PREFIX};
+use cmk_envelope::format::Header;
+use cmk_envelope::software::KeyName;
+use cmk_envelope::{Error, KeyWrapper, Kid, Result};
+
+use crate::args::BranchCommand;
+use crate::sources::KeySources;
+
+impl KeySources {
+    /// The branch key store the operator named (`--branch-store`, `CMKE_BRANCH_STORE` or
+    /// `branch_store` in cmke.toml); `create` makes a missing directory.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when none is named, or for a URL (a blob container store
+    /// is not built into this cmke); the store's own errors.
+    pub fn branch_store(&self, create: bool) -> Result<Arc<dyn BranchStore>> {
+        let Some(store) = self.branch_store.as_deref() else {
+            return Err(Error::InvalidArgument(
+                "branch keys need a store: name it with --branch-store DIR, CMKE_BRANCH_STORE \
+                 or branch_store in cmke.toml"
+                    .to_owned(),
+            ));
+        };
+        if store.contains("://") {
+            return Err(Error::InvalidArgument(format!(
+                "{store}: this cmke keeps branch keys in a directory only"
+            )));
+        }
+        Ok(Arc::new(if create {
+            DirectoryStore::create(store)?
+        } else {
+            DirectoryStore::open(store)?
+        }))
+    }
+
+    /// The branch key `name`, its records opened by the CMK its current record names: a key
+    /// of the operator's keyring, or of a vault or token the operator allows. A record
+    /// naming any other service is refused before any call.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`] when the store has no such branch key; [`Error::NoKeyForKid`]
+    /// when its record names a service that is not allowed; the CMK's errors.
+    pub async fn branch_key(&self, name: &str) -> Result<Arc<BranchWrapper>> {
+        let store = self.branch_store(false)?;
+        let key_name = KeyName::new(name)?;
+        let current = store.read_current(&key_name).await?;
+        let record = store.read_record(&key_name, &current.version).await?;
+        let (header, _) = Header::parse_prefix(&record.bytes)?;
+        let kids: Vec<&str> = header.slots().iter().map(|s| s.kid()).collect();
+        let allowed = kids.iter().find(|kid| self.allowlist().allows(kid));
+        let Some(cmk_kid) = allowed else {
+            return Err(Error::NoKeyForKid {
+                kids: kids
+                    .iter()
+                    .map(|kid| match self.allowlist().refusal(kid) {
+                        Some(why) => format!("{kid} (the CMK of branch:{name}; {why})"),
+                        None => (*kid).to_owned(),
+                    })
+                    .collect(),
+            });
+        };
+        let cmk = self.cmk_named_by(cmk_kid).await?;
+        let wrapper = BranchWrapper::new(store, name, cmk)?.with_provider(self.provider);
+        Ok(Arc::new(wrapper))
+    }
+
+    /// The CMK a record's (allowed) slot names: the key, not the version, so that records
+    /// under any of its versions open and new records go under its current one.
+    async fn cmk_named_by(&self, kid: &str) -> Result<Arc<dyn KeyWrapper>> {
+        match Kid::parse(kid) {
+            parsed @ (Kid::Local(_) | Kid::KeyVault { .. } | Kid::Pkcs11 { .. }) => {
+                self.service_key(&parsed.key()).await
+            }
+            _ => Err(Error::NoKeyForKid {
+                kids: vec![format!("{kid} (not a CMK this cmke can use for a record)")],
+            }),
+        }
+    }
+}
+
+/// A key named on the command line as `branch:NAME`: its name.
+pub fn branch_name_in(key: &str) -> Option<&str> {
+    key.strip_prefix(BRANCH_KID_PREFIX)
+}
+
+pub async fn branch_command(sources: &KeySources, command: BranchCommand) -> Result<ExitCode> {
+    match command {
+        BranchCommand::Create { name, cmk } => {
+            let cmk = operator_cmk(sources, &cmk).await?;
+            let store = sources.branch_store(true)?;
+            let wrapper = BranchWrapper::create(store, &name, cmk).await?;
+            println!("{}", wrapper.current_kid().await?);
+        }
+        BranchCommand::Rotate { name, cmk } => {
+            let wrapper = match cmk {
+                Some(cmk) => Arc::new(
+                    BranchWrapper::new(
+                        sources.branch_store(false)?,
+                        &name,
+                        operator_cmk(sources, &cmk).await?,
+                    )?
+                    .with_provider(sources.provider),
+                ),
+                None => sources.branch_key(&name).await?,
+            };
+            println!("{}", wrapper.rotate().await?);
+        }
+        BranchCommand::List { json } => {
+            let store = sources.branch_store(false)?;
+            let listings = BranchWrapper::list(store.as_ref()).await?;
+            if json {
+                let value: Vec<serde_json::Value> = listings
+                    .iter()
+                    .map(|branch| {
+                        serde_json::json!({
+                            "name": branch.name.as_str(),
+                            "current_kid": branch.current.as_ref()
+                                .map(|v| format!("{BRANCH_KID_PREFIX}{}/{v}", branch.name)),
+                            "versions": branch.versions.iter().map(|(version, cmk_kids)| {
+                                serde_json::json!({
+                                    "kid": format!("{BRANCH_KID_PREFIX}{}/{version}", branch.name),
+                                    "cmk_kids": cmk_kids,
+                                })
+                            }).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).map_err(|e| Error::Backend {
+                        backend: "json",
+                        message: e.to_string(),
+                    })?
+                );
+            } else {
+                for branch in &listings {
+                    let current = branch.current.as_ref().map(ToString::to_string);
+                    println!(
+                        "{}  current {}  ({} versions)",
+                        branch.name,
+                        current.as_deref().unwrap_or("(none)"),
+                        branch.versions.len()
+                    );
+                    for (version, cmk_kids) in &branch.versions {
+                        let mark = if Some(version) == branch.current.as_ref() {
+                            "*"
+                        } else {
+                            " "
+                        };
+                        println!("  {mark} {version}  record under {}", cmk_kids.join(", "));
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A CMK the operator named with `--cmk`: any key but a branch key (a record is wrapped by
+/// a customer-managed key, never by another branch key).
+async fn operator_cmk(sources: &KeySources, key: &str) -> Result<Arc<dyn KeyWrapper>> {
+    if branch_name_in(key).is_some() {
+        return Err(Error::PolicyRefused(format!(
+            "--cmk {key}: a branch key's records are wrapped by a customer-managed key, never \
+             by another branch key"
+        )));
+    }
+    sources.service_key(key).await
+}

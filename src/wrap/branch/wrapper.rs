@@ -1,0 +1,393 @@
+//! The branch-key wrapper: data keys wrapped locally under a branch key whose record a CMK
+//! wraps.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use super::key_cache::{BranchKeyCache, BranchKeyCacheConfig};
+use super::record::{check_record_slots, open_record, seal_record};
+use super::slot::{unwrap_data_key, wrap_data_key};
+use super::store::{BranchStore, StoredCurrent};
+use super::{BranchKey, BranchKid, BRANCH_KEY_LEN};
+use crate::crypto::Provider;
+use crate::data_key::DataKey;
+use crate::envelope::{Envelope, RewrapTarget};
+use crate::error::{Error, Result};
+use crate::format::{Header, KeySlot, WrapAlgorithm};
+use crate::software::{KeyName, KeyVersion};
+use crate::wrap::{KeyWrapper, ProtectionLevel, SlotContext, Unwrapped};
+
+/// A branch key (all its versions) as a [`KeyWrapper`]: new data keys are wrapped locally
+/// under the current version; slots of any version whose record the store holds are
+/// unwrapped locally, after one CMK unwrap of that version's record per time to live
+/// ([`BranchKeyCacheConfig`]).
+///
+/// The CMK is any [`KeyWrapper`]: a software keyring key, a Key Vault key, a PKCS#11 key.
+/// For the re-wrap policy a branch key counts as its CMK: same protection level, same
+/// vault or keyring.
+///
+/// Revocation: disabling or deleting the CMK stops opens and seals once the cached branch
+/// keys expire, that is after at most the time to live (5 minutes by default).
+///
+/// # Errors
+/// The [`KeyWrapper`] methods report the store's errors (a missing record is
+/// [`Error::KeyNotFound`]) and the CMK's (revocation is [`Error::KeyDisabled`],
+/// [`Error::AccessDenied`], [`Error::KeyNotFound`]). A record wrapped by a branch key is
+/// [`Error::PolicyRefused`]; a record of another version or name is
+/// [`Error::DecryptionFailed`]. The context-free [`KeyWrapper::wrap_key`] and
+/// [`KeyWrapper::unwrap_key`] refuse with [`Error::InvalidArgument`]: a branch slot is
+/// bound to its object, so go through an [`Envelope`].
+pub struct BranchWrapper {
+    name: KeyName,
+    store: Arc<dyn BranchStore>,
+    cmk: Arc<dyn KeyWrapper>,
+    cache: BranchKeyCache,
+    provider: Provider,
+    /// The current version as last read, and when: read again after the time to live, so
+    /// that another machine's rotation is followed within that time.
+    current: Mutex<Option<(KeyVersion, Instant)>>,
+}
+
+impl std::fmt::Debug for BranchWrapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BranchWrapper")
+            .field("name", &self.name.as_str())
+            .field("store", &self.store.location())
+            .field("cmk", &self.cmk.domain())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One branch key in a store, for listings and inventories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BranchListing {
+    /// The branch key's name.
+    pub name: KeyName,
+    /// The current version, if `current` exists and is readable.
+    pub current: Option<KeyVersion>,
+    /// Every version with a record, and the kids of the CMK slots of its record (empty
+    /// when the record does not parse).
+    pub versions: Vec<(KeyVersion, Vec<String>)>,
+}
+
+impl BranchWrapper {
+    /// The branch key `name` in `store`, whose records `cmk` wraps and unwraps. Nothing is
+    /// read until the first use.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a name that is not 1 to 127 of `[A-Za-z0-9-]`.
+    pub fn new(store: Arc<dyn BranchStore>, name: &str, cmk: Arc<dyn KeyWrapper>) -> Result<Self> {
+        Ok(Self {
+            name: KeyName::new(name)?,
+            store,
+            cmk,
+            cache: BranchKeyCache::new(BranchKeyCacheConfig::default()),
+            provider: Provider::default(),
+            current: Mutex::new(None),
+        })
+    }
+
+    /// Creates the branch key `name` in `store` (its first version, under `cmk`'s current
+    /// version) and returns its wrapper.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when the branch key exists; the CMK's and the store's errors.
+    pub async fn create(
+        store: Arc<dyn BranchStore>,
+        name: &str,
+        cmk: Arc<dyn KeyWrapper>,
+    ) -> Result<Self> {
+        let wrapper = Self::new(store, name, cmk)?;
+        wrapper.add_version(None).await?;
+        Ok(wrapper)
+    }
+
+    /// Keeps unwrapped branch keys as `config` says (default: 5 minutes, 1,000 versions).
+    /// The time to live is also how long a CMK revocation takes to stop this wrapper.
+    #[must_use]
+    pub fn with_cache(mut self, config: BranchKeyCacheConfig) -> Self {
+        self.cache = BranchKeyCache::new(config);
+        self
+    }
+
+    /// Uses this crypto provider for branch slots and records (default: aws-lc when
+    /// compiled in).
+    #[must_use]
+    pub fn with_provider(mut self, provider: Provider) -> Self {
+        self.provider = provider;
+        self
+    }
+
+    /// The envelope that seals and opens records: under the CMK, never re-wrapped on open.
+    fn records(&self) -> Result<Envelope> {
+        Envelope::builder()
+            .seal_with(Arc::clone(&self.cmk))
+            .provider(self.provider)
+            .lazy_rewrap(false)
+            .build()
+    }
+
+    /// The branch key's name.
+    #[must_use]
+    pub fn name(&self) -> &KeyName {
+        &self.name
+    }
+
+    /// Adds a version and makes it current: a new random key, its record under the CMK's
+    /// current version, then `current` moves, only if nobody else moved it since it was
+    /// read. Old versions are never deleted, so objects under them still open.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when another rotation moved `current` first (its record is kept
+    /// and still opens; nothing is lost); the CMK's and the store's errors.
+    pub async fn rotate(&self) -> Result<BranchKid> {
+        let expected = self.store.read_current(&self.name).await?;
+        self.add_version(Some(expected)).await
+    }
+
+    async fn add_version(&self, expected: Option<StoredCurrent>) -> Result<BranchKid> {
+        let mut random = [0u8; 16];
+        let mut secret = zeroize::Zeroizing::new([0u8; BRANCH_KEY_LEN]);
+        let ops = self.provider.ops();
+        let failed = |_| Error::Backend {
+            backend: self.provider.name(),
+            message: "random generator failed".to_owned(),
+        };
+        ops.fill_random(&mut random).map_err(failed)?;
+        ops.fill_random(secret.as_mut_slice()).map_err(failed)?;
+        let kid = BranchKid {
+            name: self.name.clone(),
+            version: KeyVersion::from_random(random),
+        };
+        let key = BranchKey::from_slice(secret.as_slice())
+            .ok_or_else(|| failed(crate::crypto::CryptoFailure))?;
+        let records = self.records()?;
+        let record = seal_record(&records, &kid, &key).await?;
+        // Proves the record opens before anything points at it.
+        let back = open_record(&records, &kid, &record).await?;
+        if back.expose_secret() != key.expose_secret() {
+            return Err(Error::Backend {
+                backend: "branch",
+                message: format!("the new record of {kid} does not open to its key"),
+            });
+        }
+        self.store
+            .create_record(&self.name, &kid.version, &record)
+            .await?;
+        self.store
+            .set_current(&self.name, &kid.version, expected.as_ref())
+            .await?;
+        // This process seals under the new version at once.
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((kid.version.clone(), Instant::now()));
+        Ok(kid)
+    }
+
+    /// The current version's kid, read from the store at most once per time to live.
+    async fn current(&self) -> Result<BranchKid> {
+        let ttl = self.cache_ttl();
+        let cached = self
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|(_, since)| since.elapsed() < ttl)
+            .map(|(version, _)| version.clone());
+        let version = match cached {
+            Some(version) => version,
+            None => {
+                let version = self.store.read_current(&self.name).await?.version;
+                *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some((version.clone(), Instant::now()));
+                version
+            }
+        };
+        Ok(BranchKid {
+            name: self.name.clone(),
+            version,
+        })
+    }
+
+    fn cache_ttl(&self) -> std::time::Duration {
+        self.cache.config().ttl()
+    }
+
+    /// The branch key of `kid`: from memory, or its record opened through the CMK.
+    async fn branch_key(&self, kid: &BranchKid) -> Result<Arc<BranchKey>> {
+        self.cache
+            .get_or_load(&kid.to_string(), || async {
+                let record = self.store.read_record(&kid.name, &kid.version).await?;
+                open_record(&self.records()?, kid, &record.bytes).await
+            })
+            .await
+    }
+
+    /// Forgets every unwrapped branch key and the current version (they are read again on
+    /// next use). Use it after revoking the CMK to stop this process at once instead of
+    /// after the time to live.
+    pub fn forget_keys(&self) {
+        self.cache.clear();
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// This wrapper's kid in `kid`, if it names one of its versions.
+    fn mine(&self, kid: &str) -> Option<BranchKid> {
+        BranchKid::parse(kid).ok().filter(|k| k.name == self.name)
+    }
+
+    /// Every branch key in `store`: its current version and its versions' records' CMK
+    /// kids.
+    ///
+    /// # Errors
+    /// The store's errors.
+    pub async fn list(store: &dyn BranchStore) -> Result<Vec<BranchListing>> {
+        let mut listings = Vec::new();
+        for name in store.names().await? {
+            let current = store.read_current(&name).await.ok().map(|c| c.version);
+            let mut versions = Vec::new();
+            for version in store.versions(&name).await? {
+                let kids = match store.read_record(&name, &version).await {
+                    Ok(record) => Header::parse_prefix(&record.bytes)
+                        .map(|(header, _)| {
+                            header.slots().iter().map(|s| s.kid().to_owned()).collect()
+                        })
+                        .unwrap_or_default(),
+                    Err(_) => Vec::new(),
+                };
+                versions.push((version, kids));
+            }
+            listings.push(BranchListing {
+                name,
+                current,
+                versions,
+            });
+        }
+        Ok(listings)
+    }
+
+    /// After a CMK rotation: re-wraps every record in `store` whose CMK slot is not under the
+    /// current version of its key, with `records` (an envelope that opens with the CMKs and
+    /// seals with none needed: [`RewrapTarget::CurrentVersion`]). Only the records change;
+    /// the objects under the branch keys are never touched. Returns the kids of the
+    /// records re-wrapped, with the CMK kid they moved to.
+    ///
+    /// # Errors
+    /// The first failure, after which the remaining records are left as they were; each
+    /// replaced record was confirmed to open first and was replaced only if unchanged
+    /// since it was read ([`Error::Conflict`] otherwise).
+    pub async fn rewrap_records(
+        store: &dyn BranchStore,
+        records: &Envelope,
+    ) -> Result<Vec<(BranchKid, String)>> {
+        let mut moved = Vec::new();
+        for name in store.names().await? {
+            for version in store.versions(&name).await? {
+                let kid = BranchKid {
+                    name: name.clone(),
+                    version: version.clone(),
+                };
+                let record = store.read_record(&name, &version).await?;
+                check_record_slots(&kid, &record.bytes)?;
+                let Some(rewrapped) = records
+                    .rewrap(&record.bytes, RewrapTarget::CurrentVersion)
+                    .await?
+                else {
+                    continue;
+                };
+                let new_record = rewrapped.apply_to(&record.bytes)?;
+                store
+                    .replace_record(&name, &version, &new_record, &record.tag)
+                    .await?;
+                moved.push((kid, rewrapped.to_kid().to_owned()));
+            }
+        }
+        Ok(moved)
+    }
+}
+
+fn needs_context() -> Error {
+    Error::InvalidArgument(
+        "a branch slot is bound to its object (its message id): seal, open and re-wrap \
+         through an Envelope, which calls wrap_key_for / unwrap_key_for"
+            .to_owned(),
+    )
+}
+
+#[async_trait]
+impl KeyWrapper for BranchWrapper {
+    async fn current_kid(&self) -> Result<String> {
+        Ok(self.current().await?.to_string())
+    }
+
+    async fn wrap_key(&self, _data_key: &DataKey) -> Result<KeySlot> {
+        Err(needs_context())
+    }
+
+    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
+        match self.mine(slot.kid()) {
+            Some(_) => Err(needs_context()),
+            None => Ok(Unwrapped::NotMine),
+        }
+    }
+
+    async fn wrap_key_for(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
+        let kid = self.current().await?;
+        let key = self.branch_key(&kid).await?;
+        let kid = kid.to_string();
+        let wrapped = wrap_data_key(self.provider, &key, &kid, context.message_id(), data_key)?;
+        Ok(KeySlot::new(kid, WrapAlgorithm::BranchAes256Gcm, wrapped)?)
+    }
+
+    async fn unwrap_key_for(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
+        let Some(kid) = self.mine(slot.kid()) else {
+            return Ok(Unwrapped::NotMine);
+        };
+        if slot.algorithm() != WrapAlgorithm::BranchAes256Gcm {
+            // A slot under one of our versions that is not a branch slot was tampered with.
+            return Err(Error::DecryptionFailed);
+        }
+        let key = self.branch_key(&kid).await?;
+        unwrap_data_key(
+            self.provider,
+            &key,
+            slot.kid(),
+            context.message_id(),
+            slot.wrapped(),
+        )
+        .map(Unwrapped::Key)
+    }
+
+    async fn confirm_wrap_for(
+        &self,
+        slot: &KeySlot,
+        data_key: &DataKey,
+        context: SlotContext<'_>,
+    ) -> Result<()> {
+        let failed = || Error::Backend {
+            backend: "rewrap",
+            message: format!("the new slot under {} does not open", slot.kid()),
+        };
+        match self.unwrap_key_for(slot, context).await {
+            Ok(Unwrapped::Key(back)) if back.same_as(data_key) => Ok(()),
+            Ok(_) | Err(Error::DecryptionFailed) => Err(failed()),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn recognizes(&self, kid: &str) -> Option<bool> {
+        Some(self.mine(kid).is_some())
+    }
+
+    /// The CMK's: a branch key is as well protected as the key that wraps its records.
+    fn protection(&self) -> ProtectionLevel {
+        self.cmk.protection()
+    }
+
+    /// The CMK's vault or keyring, for the same-vault rule.
+    fn domain(&self) -> &str {
+        self.cmk.domain()
+    }
+}
