@@ -260,7 +260,15 @@ fn a_429_pauses_every_wrapper_sharing_the_budget() {
     while !vault.log().iter().any(|line| line.ends_with(" 429")) {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    assert!(!budget.reserve_at(std::time::Instant::now()).is_zero());
+    // The client takes the pause once it has read the answer: a moment after the vault
+    // logged it, and long before the pause (1 s) ends and the open completes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut paused = false;
+    while !paused && !opening.is_finished() && std::time::Instant::now() < deadline {
+        paused = !budget.reserve_at(std::time::Instant::now()).is_zero();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(paused, "the 429 paused the budget this test shares");
     assert_eq!(opening.join().expect("thread"), b"ledger");
 }
 

@@ -162,18 +162,23 @@ impl BranchKeyCache {
     }
 
     /// The branch key of `kid`, from memory or through `load` (one call however many
-    /// callers ask at once; a failed load is not kept, so the next caller tries again).
-    pub(crate) async fn get_or_load<F, Fut>(&self, kid: &str, load: F) -> Result<Arc<BranchKey>>
+    /// callers ask at once; a failed load is not kept, so the next caller tries again),
+    /// with the moment its time to live ends.
+    pub(crate) async fn get_or_load<F, Fut>(
+        &self,
+        kid: &str,
+        load: F,
+    ) -> Result<(Arc<BranchKey>, Instant)>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<BranchKey>>,
     {
         let entry = self.entry(kid);
-        let (key, _) = entry
+        let (key, since) = entry
             .key
             .get_or_try_init(|| async { Ok::<_, Error>((Arc::new(load().await?), Instant::now())) })
             .await?;
-        Ok(Arc::clone(key))
+        Ok((Arc::clone(key), *since + self.config.ttl))
     }
 
     /// Forgets every key (they are wiped once no caller holds them).
