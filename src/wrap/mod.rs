@@ -68,6 +68,25 @@ pub enum Unwrapped {
     NotMine,
 }
 
+/// What confirming a new slot makes of unwrapping it again: `Ok` only when it gave back
+/// `data_key`; a slot that does not decrypt, or decrypts to another key, is a backend
+/// failure of the re-wrap, and a key problem is reported as itself.
+pub(crate) fn confirm_unwrapped(
+    slot: &KeySlot,
+    data_key: &DataKey,
+    unwrapped: Result<Unwrapped>,
+) -> Result<()> {
+    let failed = || crate::Error::Backend {
+        backend: "rewrap",
+        message: format!("the new slot under {} does not open", slot.kid()),
+    };
+    match unwrapped {
+        Ok(Unwrapped::Key(back)) if back.same_as(data_key) => Ok(()),
+        Ok(_) | Err(crate::Error::DecryptionFailed) => Err(failed()),
+        Err(other) => Err(other),
+    }
+}
+
 /// What a slot belongs to besides its kid: the object whose data key it wraps.
 ///
 /// An RSA slot does not depend on it, and a wrapper that only implements
@@ -147,17 +166,7 @@ pub trait KeyWrapper: Send + Sync {
     /// [`Error::Backend`](crate::Error::Backend) when the slot does not give `data_key`
     /// back; the unwrap's own error when the key cannot be used.
     async fn confirm_wrap(&self, slot: &KeySlot, data_key: &DataKey) -> Result<()> {
-        let failed = || crate::Error::Backend {
-            backend: "rewrap",
-            message: format!("the new slot under {} does not open", slot.kid()),
-        };
-        match self.unwrap_key(slot).await.map_err(|e| match e {
-            crate::Error::DecryptionFailed => failed(),
-            other => other,
-        })? {
-            Unwrapped::Key(back) if back.same_as(data_key) => Ok(()),
-            _ => Err(failed()),
-        }
+        confirm_unwrapped(slot, data_key, self.unwrap_key(slot).await)
     }
 
     /// [`KeyWrapper::wrap_key`] for the object of `context`. The default ignores the

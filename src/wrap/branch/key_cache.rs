@@ -114,14 +114,27 @@ impl Entry {
 /// last user is done, and the key is wiped then.
 pub(crate) struct BranchKeyCache {
     config: BranchKeyCacheConfig,
-    entries: Mutex<HashMap<String, Arc<Entry>>>,
+    entries: Mutex<Entries>,
 }
+
+/// The entries, and when expired ones were last swept out.
+struct Entries {
+    by_kid: HashMap<String, Arc<Entry>>,
+    swept: Instant,
+}
+
+/// How often a look-up also sweeps out every expired entry: often enough that an unused
+/// key is wiped soon after its time, rarely enough that the open path stays one hash look-up.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 impl BranchKeyCache {
     pub(crate) fn new(config: BranchKeyCacheConfig) -> Self {
         Self {
             config,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries {
+                by_kid: HashMap::new(),
+                swept: Instant::now(),
+            }),
         }
     }
 
@@ -129,7 +142,7 @@ impl BranchKeyCache {
         self.config
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Entry>>> {
+    fn lock(&self) -> MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -138,10 +151,18 @@ impl BranchKeyCache {
     fn entry(&self, kid: &str) -> Arc<Entry> {
         let now = Instant::now();
         let ttl = self.config.ttl;
-        let mut entries = self.lock();
-        entries.retain(|_, entry| !entry.expired(now, ttl));
-        if let Some(entry) = entries.get(kid) {
-            return Arc::clone(entry);
+        let mut guard = self.lock();
+        if now.saturating_duration_since(guard.swept) >= SWEEP_EVERY {
+            guard.by_kid.retain(|_, entry| !entry.expired(now, ttl));
+            guard.swept = now;
+        }
+        let entries = &mut guard.by_kid;
+        match entries.get(kid) {
+            Some(entry) if !entry.expired(now, ttl) => return Arc::clone(entry),
+            Some(_) => {
+                entries.remove(kid);
+            }
+            None => {}
         }
         while entries.len() >= self.config.max_entries {
             // Entries still being filled have no time and are kept: someone waits on them.
@@ -183,13 +204,13 @@ impl BranchKeyCache {
 
     /// Forgets every key (they are wiped once no caller holds them).
     pub(crate) fn clear(&self) {
-        self.lock().clear();
+        self.lock().by_kid.clear();
     }
 
     /// Branch versions held now (filled or being filled).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_kid.len()
     }
 }
 

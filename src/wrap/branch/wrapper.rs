@@ -17,7 +17,7 @@ use crate::envelope::{Envelope, RewrapTarget};
 use crate::error::{Error, Result};
 use crate::format::{Header, KeySlot, WrapAlgorithm};
 use crate::software::{KeyName, KeyVersion};
-use crate::wrap::{KeyWrapper, ProtectionLevel, SlotContext, Unwrapped};
+use crate::wrap::{confirm_unwrapped, KeyWrapper, ProtectionLevel, SlotContext, Unwrapped};
 
 /// A branch key (all its versions) as a [`KeyWrapper`]: new data keys are wrapped locally
 /// under the current version; slots of any version whose record the store holds are
@@ -408,15 +408,7 @@ impl KeyWrapper for BranchWrapper {
         data_key: &DataKey,
         context: SlotContext<'_>,
     ) -> Result<()> {
-        let failed = || Error::Backend {
-            backend: "rewrap",
-            message: format!("the new slot under {} does not open", slot.kid()),
-        };
-        match self.unwrap_key_for(slot, context).await {
-            Ok(Unwrapped::Key(back)) if back.same_as(data_key) => Ok(()),
-            Ok(_) | Err(Error::DecryptionFailed) => Err(failed()),
-            Err(other) => Err(other),
-        }
+        confirm_unwrapped(slot, data_key, self.unwrap_key_for(slot, context).await)
     }
 
     fn recognizes(&self, kid: &str) -> Option<bool> {
