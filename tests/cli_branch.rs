@@ -241,6 +241,23 @@ fn a_record_naming_a_vault_the_operator_did_not_allow_is_refused_before_any_call
 }
 
 #[test]
+fn a_damaged_current_stops_sealing_but_not_opening() {
+    let site = Site::new();
+    let object = site.encrypt("branch:orders", "a", b"still readable");
+    std::fs::write(site.path("branches/orders/current"), "garbage\n").expect("damage");
+    site.decrypts_to(&object, b"still readable");
+    std::fs::write(site.path("b.plain"), b"x").expect("plain");
+    site.cmke()
+        .args(["encrypt", "--key", "branch:orders", "-o"])
+        .arg(site.path("b.cmke"))
+        .arg(site.path("b.plain"))
+        .assert()
+        .failure()
+        .stderr(contains("does not hold a version"));
+    assert!(!site.path("b.cmke").exists());
+}
+
+#[test]
 fn a_branch_key_never_wraps_a_record_and_names_are_checked() {
     let site = Site::new();
     site.cmke()

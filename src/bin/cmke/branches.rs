@@ -50,8 +50,13 @@ impl KeySources {
     pub async fn branch_key(&self, name: &str) -> Result<Arc<BranchWrapper>> {
         let store = self.branch_store(false)?;
         let key_name = KeyName::new(name)?;
-        let current = store.read_current(&key_name).await?;
-        let record = store.read_record(&key_name, &current.version).await?;
+        // The current record names the CMK; if `current` cannot be read, any record does,
+        // so that objects under existing versions still open (sealing still needs it).
+        let version = match store.read_current(&key_name).await {
+            Ok(current) => current.version,
+            Err(unreadable) => store.versions(&key_name).await?.pop().ok_or(unreadable)?,
+        };
+        let record = store.read_record(&key_name, &version).await?;
         let (header, _) = Header::parse_prefix(&record.bytes)?;
         let kids: Vec<&str> = header.slots().iter().map(|s| s.kid()).collect();
         let allowed = kids.iter().find(|kid| self.allowlist().allows(kid));
