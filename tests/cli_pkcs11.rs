@@ -368,3 +368,67 @@ fn a_pin_file_others_can_change_is_refused() {
         .assert()
         .success();
 }
+
+/// A SoftHSM2 of its own (not the shared test HSM): a token directory holding one good
+/// token labelled `good` and one whose files are garbage, so that reading its token
+/// information fails, as it does for a token another process is initialising.
+fn hsm_with_a_damaged_token(dir: &Path) -> std::path::PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).expect("token dir");
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .expect("conf");
+    let init = std::process::Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args(["--init-token", "--free", "--label", "good"])
+        .args(["--so-pin", softhsm::SO_PIN, "--pin", softhsm::USER_PIN])
+        .output()
+        .expect("softhsm2-util (installed with softhsm2)");
+    assert!(init.status.success(), "{init:?}");
+    let damaged = tokens.join("00000000-damaged");
+    std::fs::create_dir(&damaged).expect("mkdir");
+    std::fs::write(damaged.join("token.object"), b"not a token").expect("write");
+    conf
+}
+
+#[test]
+fn a_token_that_cannot_be_read_does_not_hide_the_one_asked_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = hsm_with_a_damaged_token(dir.path());
+    let plain = dir.path().join("a.txt");
+    std::fs::write(&plain, b"still found").expect("write");
+    let sealed = dir.path().join("a.cmke");
+    let key = "pkcs11:token=good;object=orders";
+    let run = || {
+        let mut cmd = cmke(dir.path());
+        cmd.env("SOFTHSM2_CONF", &conf)
+            .args(["--allow-pkcs11-token", "good"]);
+        cmd
+    };
+    run().args(["key", "create", key]).assert().success();
+    run()
+        .args(["encrypt", "--key", key, "-o"])
+        .arg(&sealed)
+        .arg(&plain)
+        .assert()
+        .success();
+    run()
+        .arg("decrypt")
+        .arg(&sealed)
+        .assert()
+        .success()
+        .stdout("still found");
+    // No slot matches: the unreadable one is the reason given, not "no such token".
+    run()
+        .args(["encrypt", "--key", "pkcs11:token=elsewhere;object=orders"])
+        .arg(&plain)
+        .assert()
+        .failure()
+        .stderr(contains("reading token information"));
+}

@@ -39,10 +39,18 @@ impl Token {
         let slots = pkcs11
             .get_slots_with_token()
             .map_err(|e| fail(e, token_uri, "listing the tokens"))?;
+        // A slot whose token cannot be read (another process initialising a token there,
+        // a damaged token) is not the one asked for as far as anyone can tell: it must not
+        // stop the search, but it is the reason given when no other slot matches.
+        let mut unreadable = None;
         for slot in slots {
-            let info = pkcs11
-                .get_token_info(slot)
-                .map_err(|e| fail(e, token_uri, "reading token information"))?;
+            let info = match pkcs11.get_token_info(slot) {
+                Ok(info) => info,
+                Err(e) => {
+                    unreadable.get_or_insert(e);
+                    continue;
+                }
+            };
             if info.label().trim_end() == label {
                 let mechanisms = pkcs11
                     .get_mechanism_list(slot)
@@ -56,10 +64,13 @@ impl Token {
                 return Ok(Self { pkcs11, slot });
             }
         }
-        Err(Error::KeyNotFound {
-            kid: token_uri.to_owned(),
-            detail: "no token with this label in any slot of the module".to_owned(),
-        })
+        match unreadable {
+            Some(e) => Err(fail(e, token_uri, "reading token information")),
+            None => Err(Error::KeyNotFound {
+                kid: token_uri.to_owned(),
+                detail: "no token with this label in any slot of the module".to_owned(),
+            }),
+        }
     }
 
     /// Opens `count` sessions (read-write when `rw`), the first one logged in as the user;
