@@ -48,6 +48,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 cmake --version | head -n 1
 go version
+# Azurite, the Azure Storage emulator, for the blob branch store's tests (feature
+# azure-blob): the npm package, kept in target/azurite. The tests start it themselves, over
+# HTTPS with a certificate they make, one per test process.
+if [ ! -x target/azurite/node_modules/.bin/azurite-blob ]; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    npm install --prefix target/azurite --no-audit --no-fund --loglevel=error azurite@3.35.0
+fi
+node --version
+target/azurite/node_modules/.bin/azurite-blob --version
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -5,11 +5,10 @@
 mod support;
 use std::path::Path;
 use std::sync::Arc;
+use support::race_store::BothReadFirst;
 
-use cmk_envelope::branch::{
-    BranchStore, BranchWrapper, DirectoryStore, StoredCurrent, StoredRecord,
-};
-use cmk_envelope::software::{KeyName, KeyVersion, Keyring, SoftwareWrapper};
+use cmk_envelope::branch::{BranchStore, BranchWrapper, DirectoryStore};
+use cmk_envelope::software::{KeyName, Keyring, SoftwareWrapper};
 use cmk_envelope::{inspect, Envelope, Error, KeyWrapper, Provider, RewrapTarget, WrapAlgorithm};
 
 struct Setup {
@@ -299,68 +298,12 @@ async fn a_cmk_rotation_rewraps_the_records_only() {
     }
 }
 
-/// A store whose `read_current` waits until two readers have read: so both rotations
-/// read the same `current` before either moves it, as two machines can.
-struct BothReadFirst {
-    inner: Arc<DirectoryStore>,
-    barrier: tokio::sync::Barrier,
-}
-
-#[cmk_envelope::async_trait]
-impl BranchStore for BothReadFirst {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    async fn read_record(&self, n: &KeyName, v: &KeyVersion) -> cmk_envelope::Result<StoredRecord> {
-        self.inner.read_record(n, v).await
-    }
-    async fn create_record(
-        &self,
-        n: &KeyName,
-        v: &KeyVersion,
-        r: &[u8],
-    ) -> cmk_envelope::Result<()> {
-        self.inner.create_record(n, v, r).await
-    }
-    async fn replace_record(
-        &self,
-        n: &KeyName,
-        v: &KeyVersion,
-        r: &[u8],
-        tag: &str,
-    ) -> cmk_envelope::Result<()> {
-        self.inner.replace_record(n, v, r, tag).await
-    }
-    async fn read_current(&self, n: &KeyName) -> cmk_envelope::Result<StoredCurrent> {
-        let current = self.inner.read_current(n).await;
-        self.barrier.wait().await;
-        current
-    }
-    async fn set_current(
-        &self,
-        n: &KeyName,
-        v: &KeyVersion,
-        expected: Option<&StoredCurrent>,
-    ) -> cmk_envelope::Result<()> {
-        self.inner.set_current(n, v, expected).await
-    }
-    async fn names(&self) -> cmk_envelope::Result<Vec<KeyName>> {
-        self.inner.names().await
-    }
-    async fn versions(&self, n: &KeyName) -> cmk_envelope::Result<Vec<KeyVersion>> {
-        self.inner.versions(n).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_rotations_at_once_one_wins_and_both_records_open() {
     let provider = Provider::default();
     let s = setup(provider);
     let first = branch(&s, provider).await.current_kid().await.expect("v1");
-    let racing: Arc<dyn BranchStore> = Arc::new(BothReadFirst {
-        inner: s.store.clone(),
-        barrier: tokio::sync::Barrier::new(2),
-    });
+    let racing: Arc<dyn BranchStore> = Arc::new(BothReadFirst::new(s.store.clone()));
     let a = BranchWrapper::new(racing.clone(), "orders", s.cmk.clone()).expect("a");
     let b = BranchWrapper::new(racing, "orders", s.cmk.clone()).expect("b");
     let (ra, rb) = tokio::join!(a.rotate(), b.rotate());

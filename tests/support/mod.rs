@@ -2,10 +2,13 @@
 //! what it needs. Backend-specific helpers compile only with their backend's feature.
 #![allow(dead_code, unused_imports)]
 
+#[cfg(feature = "azure-blob")]
+pub mod azurite;
 pub mod behaviour;
 pub mod keyring;
 #[cfg(feature = "insecure-loopback-vault")]
 pub mod keyvault_double;
+pub mod race_store;
 pub mod slow_key;
 #[cfg(feature = "pkcs11")]
 pub mod softhsm;

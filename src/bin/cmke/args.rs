@@ -73,10 +73,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "N", env = "CMKE_MAX_KEY_OPS")]
     pub max_key_ops: Option<std::num::NonZeroU32>,
 
-    /// The branch key store: a directory (DIR/{name}/{version}.cmke and DIR/{name}/current).
-    /// Needed for branch:NAME keys and for envelopes with branch slots [default: none, or
-    /// branch_store in cmke.toml].
-    #[arg(long, global = true, value_name = "DIR", env = "CMKE_BRANCH_STORE")]
+    /// The branch key store: a directory (DIR/{name}/{version}.cmke and DIR/{name}/current)
+    /// or the https:// URL of an Azure Blob Storage container,
+    /// ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX] (requests carry a token of
+    /// --azure-credential). Needed for branch:NAME keys and for
+    /// envelopes with branch slots [default: none, or branch_store in cmke.toml].
+    #[arg(long, global = true, value_name = "DIR|URL", env = "CMKE_BRANCH_STORE")]
     pub branch_store: Option<String>,
 
     #[command(subcommand)]
@@ -143,7 +145,9 @@ pub enum Command {
                       cmke --branch-store ./branches encrypt --key branch:orders -o a.cmke a.txt\n  \
                       cmke --branch-store ./branches branch rotate orders\n  \
                       cmke key rotate orders-cmk && cmke rewrap ./branches   # records only\n  \
-                      cmke --branch-store ./branches branch list"
+                      cmke --branch-store ./branches branch list\n  \
+                      cmke --azure-credential managed \\\n    \
+                        --branch-store https://contoso.blob.core.windows.net/branch-keys branch list"
     )]
     Branch(BranchCommand),
 

@@ -18,25 +18,38 @@ impl KeySources {
     /// `branch_store` in cmke.toml); `create` makes a missing directory.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when none is named, or for a URL (a blob container store
-    /// is not built into this cmke); the store's own errors.
+    /// [`Error::InvalidArgument`] when none is named; as [`KeySources::store_at`].
     pub fn branch_store(&self, create: bool) -> Result<Arc<dyn BranchStore>> {
         let Some(store) = self.branch_store.as_deref() else {
             return Err(Error::InvalidArgument(
-                "branch keys need a store: name it with --branch-store DIR, CMKE_BRANCH_STORE \
-                 or branch_store in cmke.toml"
+                "branch keys need a store: name it with --branch-store DIR|URL, \
+                 CMKE_BRANCH_STORE or branch_store in cmke.toml"
                     .to_owned(),
             ));
         };
-        if store.contains("://") {
+        self.store_at(store, create)
+    }
+
+    /// The store at `location`, a directory or a blob container URL the operator named
+    /// (its requests carry the `--azure-credential` token); `create` makes a missing
+    /// directory (a container must exist).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for another kind of URL, or a container URL in a cmke
+    /// built without feature `azure-blob`; the store's own errors.
+    pub fn store_at(&self, location: &str, create: bool) -> Result<Arc<dyn BranchStore>> {
+        if is_store_url(location) {
+            return crate::vault::blob_store(location, self.azure_credential);
+        }
+        if location.contains("://") {
             return Err(Error::InvalidArgument(format!(
-                "{store}: this cmke keeps branch keys in a directory only"
+                "{location}: a branch store is a directory or an https:// blob container URL"
             )));
         }
         Ok(Arc::new(if create {
-            DirectoryStore::create(store)?
+            DirectoryStore::create(location)?
         } else {
-            DirectoryStore::open(store)?
+            DirectoryStore::open(location)?
         }))
     }
 
@@ -54,7 +67,12 @@ impl KeySources {
         // so that objects under existing versions still open (sealing still needs it).
         let version = match store.read_current(&key_name).await {
             Ok(current) => current.version,
-            Err(unreadable) => store.versions(&key_name).await?.pop().ok_or(unreadable)?,
+            // Damaged or missing: any record names the CMK. Other failures (access, the
+            // service) would fail the listing too, and are reported as they are.
+            Err(unreadable @ (Error::InvalidKey(_) | Error::KeyNotFound { .. })) => {
+                store.versions(&key_name).await?.pop().ok_or(unreadable)?
+            }
+            Err(e) => return Err(e),
         };
         let record = store.read_record(&key_name, &version).await?;
         let (header, _) = Header::parse_prefix(&record.bytes)?;
@@ -87,6 +105,49 @@ impl KeySources {
                 kids: vec![format!("{kid} (not a CMK this cmke can use for a record)")],
             }),
         }
+    }
+}
+
+/// Whether a branch store the operator named is a blob container URL.
+pub fn is_store_url(location: &str) -> bool {
+    location.starts_with("https://")
+}
+
+/// `cmke rewrap URL` after a CMK rotation: re-wraps every record of the store whose CMK
+/// slot is not under its key's current version, each through the CMK its own slots name
+/// (and the operator allows). Objects are not touched. Every record is tried; the first
+/// failure is returned after the rest, each failure said on stderr.
+pub async fn rewrap_store(sources: &KeySources, location: &str) -> Result<ExitCode> {
+    let store = sources.store_at(location, false)?;
+    let pool = sources.pool();
+    let (mut rewrapped, mut current, mut first_failure) = (0_usize, 0_usize, None);
+    for name in store.names().await? {
+        for version in store.versions(&name).await? {
+            let kid = format!("{BRANCH_KID_PREFIX}{name}/{version}");
+            let outcome = async {
+                let record = store.read_record(&name, &version).await?;
+                let (header, _) = Header::parse_prefix(&record.bytes)?;
+                let envelope = pool.envelope_for(&header).await?;
+                BranchWrapper::rewrap_record(store.as_ref(), &name, &version, &envelope).await
+            }
+            .await;
+            match outcome {
+                Ok(Some(cmk_kid)) => {
+                    rewrapped += 1;
+                    println!("{kid}: record re-wrapped under {cmk_kid}");
+                }
+                Ok(None) => current += 1,
+                Err(e) => {
+                    eprintln!("cmke: {kid}: {e}");
+                    first_failure.get_or_insert(e);
+                }
+            }
+        }
+    }
+    eprintln!("cmke: {location}: {rewrapped} records re-wrapped, {current} already current");
+    match first_failure {
+        Some(e) => Err(e),
+        None => Ok(ExitCode::SUCCESS),
     }
 }
 

@@ -1,7 +1,7 @@
 //! What each command does.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use cmk_envelope::format::Header;
@@ -127,7 +127,28 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 jobs: sources.jobs(many.jobs),
                 quiet: many.quiet,
             };
-            let summary = bulk::rewrap(&sources, &many.paths, options).await?;
+            let (stores, paths): (Vec<_>, Vec<_>) = many
+                .paths
+                .iter()
+                .partition(|path| path.to_str().is_some_and(crate::branches::is_store_url));
+            if !stores.is_empty() {
+                if options.to.is_some() || options.dry_run || options.detached {
+                    return Err(Error::InvalidArgument(
+                        "re-wrapping a branch store's records takes none of --to, --dry-run \
+                         and --detached (`cmke branch list` shows each record's CMK kid)"
+                            .to_owned(),
+                    ));
+                }
+                for store in &stores {
+                    let location = store.to_str().unwrap_or_default();
+                    crate::branches::rewrap_store(&sources, location).await?;
+                }
+                if paths.is_empty() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            let paths: Vec<PathBuf> = paths.into_iter().cloned().collect();
+            let summary = bulk::rewrap(&sources, &paths, options).await?;
             let done = if dry_run {
                 "would re-wrap"
             } else {

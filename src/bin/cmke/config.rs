@@ -45,7 +45,7 @@ pub struct FileConfig {
     /// PKCS#11 token labels whose keys envelopes may name.
     #[serde(default)]
     pub pkcs11_tokens: Vec<String>,
-    /// The branch key store (a directory; relative to this file).
+    /// The branch key store (a directory, relative to this file; or a blob container URL).
     pub branch_store: Option<String>,
 }
 

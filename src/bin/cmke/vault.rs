@@ -85,6 +85,29 @@ pub async fn connect(
     Err(not_built(url))
 }
 
+/// The branch key store in the blob container `url`, its requests carrying a token of the
+/// operator's `--azure-credential`.
+#[cfg(feature = "azure-blob")]
+pub fn blob_store(
+    url: &str,
+    credential: AzureCredential,
+) -> Result<Arc<dyn cmk_envelope::branch::BranchStore>> {
+    let (credential, _) = credential_and_options(credential, None)?;
+    Ok(Arc::new(cmk_envelope::branch::BlobStore::new(
+        url, credential, None,
+    )?))
+}
+
+#[cfg(not(feature = "azure-blob"))]
+pub fn blob_store(
+    url: &str,
+    _: AzureCredential,
+) -> Result<Arc<dyn cmk_envelope::branch::BranchStore>> {
+    Err(cmk_envelope::Error::InvalidArgument(format!(
+        "{url} is a blob container store, and this cmke was built without feature `azure-blob`"
+    )))
+}
+
 #[cfg(feature = "azure")]
 fn credential_and_options(
     choice: AzureCredential,

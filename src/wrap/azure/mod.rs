@@ -18,7 +18,7 @@ pub mod loopback;
 mod next_policy;
 mod options;
 mod sensitive_body;
-mod service_error;
+pub(crate) mod service_error;
 mod tls;
 mod try_timeout;
 

@@ -196,7 +196,7 @@ pub(super) fn malformed(kid: &str, operation: &str, why: &str) -> Error {
 
 /// What failed, and each cause under it, without the retry policy's own words ("retry
 /// policy expired…"), which would hide what failed each try.
-fn with_causes(error: &azure_core::Error) -> String {
+pub(crate) fn with_causes(error: &azure_core::Error) -> String {
     const RETRY_POLICY_WORDS: [&str; 2] = ["retry policy expired", "will not be retried"];
     let mut text = String::new();
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);

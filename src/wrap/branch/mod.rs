@@ -11,7 +11,7 @@
 //! time has passed.
 //!
 //! The records live in a [`BranchStore`]: a directory ([`DirectoryStore`], the embedded
-//! default) or an Azure Blob Storage container (feature `azure`). The layout is that of the
+//! default) or an Azure Blob Storage container ([`BlobStore`], feature `azure-blob`). The layout is that of the
 //! keyring: `{name}/{version}.cmke` and `{name}/current`.
 //!
 //! ```
@@ -34,6 +34,10 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "azure-blob")]
+mod blob;
+#[cfg(feature = "azure-blob")]
+mod blob_url;
 mod directory;
 mod key_cache;
 mod kid;
@@ -42,6 +46,8 @@ mod slot;
 mod store;
 mod wrapper;
 
+#[cfg(feature = "azure-blob")]
+pub use blob::BlobStore;
 pub use directory::DirectoryStore;
 pub use key_cache::BranchKeyCacheConfig;
 pub use kid::{BranchKid, BRANCH_KID_PREFIX};

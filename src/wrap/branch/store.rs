@@ -27,7 +27,7 @@ pub struct StoredCurrent {
 /// A branch key store: `{name}/{version}.cmke` records and a `{name}/current` pointer
 /// (DESIGN.md, "Branch keys").
 ///
-/// Implementations: [`DirectoryStore`](super::DirectoryStore) and, with feature `azure`,
+/// Implementations: [`DirectoryStore`](super::DirectoryStore) and, with feature `azure-blob`,
 /// an Azure Blob Storage container. Every write is conditional, so two writers at once
 /// cannot both win: one gets [`Error::Conflict`](crate::Error::Conflict) and nothing is lost.
 #[async_trait]

@@ -329,26 +329,52 @@ impl BranchWrapper {
         let mut moved = Vec::new();
         for name in store.names().await? {
             for version in store.versions(&name).await? {
-                let kid = BranchKid {
-                    name: name.clone(),
-                    version: version.clone(),
-                };
-                let record = store.read_record(&name, &version).await?;
-                check_record_slots(&kid, &record.bytes)?;
-                let Some(rewrapped) = records
-                    .rewrap(&record.bytes, RewrapTarget::CurrentVersion)
-                    .await?
-                else {
-                    continue;
-                };
-                let new_record = rewrapped.apply_to(&record.bytes)?;
-                store
-                    .replace_record(&name, &version, &new_record, &record.tag)
-                    .await?;
-                moved.push((kid, rewrapped.to_kid().to_owned()));
+                if let Some(moved_to) = Self::rewrap_record(store, &name, &version, records).await?
+                {
+                    moved.push((
+                        BranchKid {
+                            name: name.clone(),
+                            version,
+                        },
+                        moved_to,
+                    ));
+                }
             }
         }
         Ok(moved)
+    }
+
+    /// Re-wraps the record of one version, as [`BranchWrapper::rewrap_records`] does for
+    /// every record; `Ok(None)` when it is already under its CMK's current version, else the
+    /// CMK kid it moved to.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`] when there is no such record; [`Error::PolicyRefused`] for a
+    /// record that is not one (a branch-wrapped slot); [`Error::Conflict`] when it changed
+    /// since it was read; the CMK's errors.
+    pub async fn rewrap_record(
+        store: &dyn BranchStore,
+        name: &KeyName,
+        version: &KeyVersion,
+        records: &Envelope,
+    ) -> Result<Option<String>> {
+        let kid = BranchKid {
+            name: name.clone(),
+            version: version.clone(),
+        };
+        let record = store.read_record(name, version).await?;
+        check_record_slots(&kid, &record.bytes)?;
+        let Some(rewrapped) = records
+            .rewrap(&record.bytes, RewrapTarget::CurrentVersion)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let new_record = rewrapped.apply_to(&record.bytes)?;
+        store
+            .replace_record(name, version, &new_record, &record.tag)
+            .await?;
+        Ok(Some(rewrapped.to_kid().to_owned()))
     }
 }
 
