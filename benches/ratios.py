@@ -57,6 +57,17 @@ if (root / "branch").exists():
     print(f"  seal:  branch {t['rsa_seal'] / t['branch_seal']:6.1f}x the RSA path's throughput (target >= 5)")
     for op in ["branch_seal", "branch_open", "rsa_seal", "rsa_open"]:
         print(f"  {op}: {t[op] / raw:7.1f} x raw AES-256-GCM of 1 KiB")
+    # Where a seal's time goes: the envelope's own part (no wrap at all), and the
+    # primitives a branch slot adds, each as a share of one branch seal.
+    if (root / "branch" / "envelope_only_seal_1KiB").exists():
+        envelope = mean_ns("branch", "envelope_only_seal_1KiB")
+        print(f"  envelope alone (no wrap): {envelope / t['branch_seal']:5.2f} of a branch seal,"
+              f" {envelope / t['rsa_seal']:5.2f} of an RSA seal")
+        print(f"  branch slot (the rest):   {1 - envelope / t['branch_seal']:5.2f} of a branch seal")
+        for part in ["hkdf_sha256_32B", "aes_gcm_key_setup", "random_12B"]:
+            if (root / "branch" / f"part_{part}").exists():
+                share = mean_ns("branch", f"part_{part}") / t["branch_seal"]
+                print(f"    one {part}: {share:5.2f} of a branch seal")
 
 # benches/key_service.rs, if it has been run: opens behind a 20 ms round trip.
 if (root / "round_trip").exists():

@@ -47,12 +47,14 @@ impl Envelope {
 
     async fn seal_into_inner(&self, plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let (header, schedule, layout) = self.start(plaintext.len()).await?;
-        let header_bytes = header.to_bytes();
-        let total = envelope_len(header_bytes.len(), layout)?;
-        // Only bytes past the old length are filled; everything is overwritten below.
+        let header_len = header.encoded_len();
+        let total = envelope_len(header_len, layout)?;
+        out.clear();
+        out.reserve(total);
+        header.write(out);
+        // The body's bytes are all overwritten below.
         out.resize(total, 0);
-        let (head, body) = out.split_at_mut(header_bytes.len());
-        head.copy_from_slice(&header_bytes);
+        let (_, body) = out.split_at_mut(header_len);
         let engine = SegmentEngine::new(schedule, header.preamble(), &self.aad_hash(aad));
         seal_body(&engine, layout, self.max_threads, plaintext, body)
     }

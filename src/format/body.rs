@@ -127,14 +127,7 @@ impl Preamble {
     /// associated data (the hash is computed by the caller: this module does no crypto).
     #[must_use]
     pub fn segment_aad(&self, caller_aad_sha256: &[u8; 32]) -> [u8; SEGMENT_AAD_LEN] {
-        let mut out = [0u8; SEGMENT_AAD_LEN];
-        for (o, b) in out
-            .iter_mut()
-            .zip(self.as_bytes().iter().chain(caller_aad_sha256.iter()))
-        {
-            *o = *b;
-        }
-        out
+        super::header::concat(&[self.as_bytes(), caller_aad_sha256])
     }
 }
 

@@ -108,6 +108,23 @@ impl std::fmt::Debug for Preamble {
     }
 }
 
+/// Fixed-size fields laid end to end, in an array of their total length (sealing runs this
+/// per object: slice copies, not a byte at a time). The callers' lengths add up to `N`.
+pub(super) fn concat<const N: usize>(fields: &[&[u8]]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut at = 0usize;
+    for field in fields {
+        let end = at.saturating_add(field.len());
+        let Some(place) = out.get_mut(at..end) else {
+            break;
+        };
+        place.copy_from_slice(field);
+        at = end;
+    }
+    debug_assert_eq!(at, N, "the fields fill the array");
+    out
+}
+
 impl Preamble {
     /// A new preamble for suite 1.
     ///
@@ -119,21 +136,14 @@ impl Preamble {
         commitment: [u8; 32],
     ) -> Result<Self, Malformed> {
         check_segment_size(segment_size)?;
-        let mut bytes = [0u8; PREAMBLE_LEN];
-        let fields: [&[u8]; 6] = [
+        let bytes = concat(&[
             &MAGIC,
             &[VERSION],
             &[SUITE_AES256GCM_HKDF_COMMIT],
             &segment_size.to_be_bytes(),
             &message_id,
             &commitment,
-        ];
-        let mut at = bytes.iter_mut();
-        for byte in fields.iter().flat_map(|f| f.iter()) {
-            if let Some(slot) = at.next() {
-                *slot = *byte;
-            }
-        }
+        ]);
         Ok(Self { bytes })
     }
 

@@ -41,6 +41,7 @@ mod blob_url;
 mod directory;
 mod key_cache;
 mod kid;
+mod nonce_pool;
 mod record;
 mod slot;
 mod store;

@@ -9,6 +9,7 @@
 
 use zeroize::Zeroizing;
 
+use super::nonce_pool::NONCE_LEN;
 use super::BranchKey;
 use crate::crypto::{CryptoFailure, Provider};
 use crate::data_key::{DataKey, DATA_KEY_LEN};
@@ -16,7 +17,6 @@ use crate::error::{Error, Result};
 use crate::format::BRANCH_WRAPPED_LEN;
 
 const BRANCH_WRAP_INFO: &[u8] = b"CMKE v1 branch wrap";
-const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
 /// The slot key of one object under one branch key.
@@ -34,12 +34,14 @@ fn slot_key(
     Ok(key)
 }
 
-/// Wraps `data_key` for the object of `message_id` under `branch_key` (version `kid`).
+/// Wraps `data_key` for the object of `message_id` under `branch_key` (version `kid`), with
+/// a `nonce` never used before (from a [`NoncePool`](super::nonce_pool::NoncePool)).
 pub(crate) fn wrap_data_key(
     provider: Provider,
     branch_key: &BranchKey,
     kid: &str,
     message_id: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
     data_key: &DataKey,
 ) -> Result<Vec<u8>> {
     let failed = |_| Error::Backend {
@@ -49,10 +51,9 @@ pub(crate) fn wrap_data_key(
     let key = slot_key(provider, branch_key, message_id).map_err(failed)?;
     let cipher = provider.ops().aes256_gcm(&key).map_err(failed)?;
     let mut wrapped = vec![0u8; usize::from(BRANCH_WRAPPED_LEN)];
-    let (nonce, rest) = wrapped.split_at_mut(NONCE_LEN);
+    let (nonce_out, rest) = wrapped.split_at_mut(NONCE_LEN);
     let (ciphertext, tag_out) = rest.split_at_mut(DATA_KEY_LEN);
-    provider.ops().fill_random(nonce).map_err(failed)?;
-    let nonce: &[u8; NONCE_LEN] = (&*nonce).try_into().map_err(|_| failed(CryptoFailure))?;
+    nonce_out.copy_from_slice(nonce);
     let tag = cipher
         .seal_to(nonce, kid.as_bytes(), data_key.expose_secret(), ciphertext)
         .map_err(failed)?;
@@ -103,7 +104,8 @@ mod tests {
         for provider in Provider::all() {
             let key = branch_key(1);
             let dek = DataKey::from_bytes([7; 32]);
-            let wrapped = wrap_data_key(provider, &key, KID, &[3; 32], &dek).expect("wrap");
+            let wrapped =
+                wrap_data_key(provider, &key, KID, &[3; 32], &[1; 12], &dek).expect("wrap");
             assert_eq!(wrapped.len(), 60);
             let back = unwrap_data_key(provider, &key, KID, &[3; 32], &wrapped).expect("open");
             assert!(back.same_as(&dek));
@@ -141,8 +143,12 @@ mod tests {
     fn two_wraps_of_one_key_differ() {
         let key = branch_key(1);
         let dek = DataKey::from_bytes([7; 32]);
-        let a = wrap_data_key(Provider::default(), &key, KID, &[3; 32], &dek).expect("wrap");
-        let b = wrap_data_key(Provider::default(), &key, KID, &[3; 32], &dek).expect("wrap");
+        let pool = super::super::nonce_pool::NoncePool::new();
+        let wrap = || {
+            let nonce = pool.take(Provider::default()).expect("nonce");
+            wrap_data_key(Provider::default(), &key, KID, &[3; 32], &nonce, &dek).expect("wrap")
+        };
+        let (a, b) = (wrap(), wrap());
         assert_ne!(a, b, "a fresh nonce each time");
     }
 }

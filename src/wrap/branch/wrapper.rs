@@ -7,6 +7,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::key_cache::{BranchKeyCache, BranchKeyCacheConfig};
+use super::nonce_pool::NoncePool;
 use super::record::{check_record_slots, open_record, seal_record};
 use super::slot::{unwrap_data_key, wrap_data_key};
 use super::store::{BranchStore, StoredCurrent};
@@ -51,6 +52,7 @@ pub struct BranchWrapper {
     /// The current version's kid and key until the earlier of their times to live end:
     /// sealing many objects then costs no kid formatting and no cache look-up each.
     sealing: Mutex<Option<Sealing>>,
+    nonces: NoncePool,
 }
 
 /// What sealing needs, kept while it is fresh.
@@ -98,6 +100,7 @@ impl BranchWrapper {
             provider: Provider::default(),
             current: Mutex::new(None),
             sealing: Mutex::new(None),
+            nonces: NoncePool::new(),
         })
     }
 
@@ -405,7 +408,21 @@ impl KeyWrapper for BranchWrapper {
 
     async fn wrap_key_for(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
         let (kid, key) = self.sealing_key().await?;
-        let wrapped = wrap_data_key(self.provider, &key, &kid, context.message_id(), data_key)?;
+        let nonce = self
+            .nonces
+            .take(self.provider)
+            .map_err(|_| Error::Backend {
+                backend: self.provider.name(),
+                message: "random number generator failed".to_owned(),
+            })?;
+        let wrapped = wrap_data_key(
+            self.provider,
+            &key,
+            &kid,
+            context.message_id(),
+            &nonce,
+            data_key,
+        )?;
         Ok(KeySlot::new(kid, WrapAlgorithm::BranchAes256Gcm, wrapped)?)
     }
 
