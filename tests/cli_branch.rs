@@ -146,6 +146,22 @@ fn a_cmk_rotation_rewraps_the_records_and_leaves_the_objects_alone() {
         .args(["key", "rotate", "cmk"])
         .assert()
         .success();
+    // A directory store is walked like any tree: its records per CMK version, the one
+    // under the old version stale.
+    let out = site
+        .cmke()
+        .args(["inventory", "--json"])
+        .arg(site.path("branches"))
+        .output()
+        .expect("run");
+    let records: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(records["objects"], 1, "{records}");
+    assert_eq!(
+        records["stale"].as_array().map(Vec::len),
+        Some(1),
+        "{records}"
+    );
+    assert_eq!(records["keys"][0]["key"], "local:cmk", "{records}");
     site.cmke()
         .arg("rewrap")
         .arg(site.path("branches"))

@@ -64,6 +64,24 @@ impl Site {
         cmd
     }
 
+    /// `cmke inventory --json URL`: the store's part.
+    fn store_inventory(&self) -> Value {
+        let out = self
+            .cmke()
+            .args(["inventory", "--json"])
+            .arg(&self.store)
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+        json["branch_stores"][0].clone()
+    }
+
+    fn current_branch_kid(&self) -> String {
+        let listing = self.listing();
+        listing[0]["current_kid"].as_str().expect("kid").to_owned()
+    }
+
     fn listing(&self) -> Value {
         let out = self
             .cmke()
@@ -104,11 +122,29 @@ async fn branch_keys_in_a_container_from_create_to_a_cmk_rotation() {
         .stdout("kept in the container's care");
     let before = std::fs::read(&sealed).expect("read");
 
-    // A CMK rotation, then the records re-wrapped where they are: the object is untouched.
+    // A CMK rotation: the inventory of the store shows the record under the old version.
     site.cmke()
         .args(["key", "rotate", "cmk"])
         .assert()
         .success();
+    let stale = site.store_inventory();
+    assert_eq!(stale["records"], 1, "{stale}");
+    assert_eq!(
+        stale["stale_records"][0],
+        site.current_branch_kid(),
+        "{stale}"
+    );
+    let versions = &stale["cmk_keys"][0]["versions"];
+    assert_eq!(versions[0]["records"], 1, "{stale}");
+    assert_eq!(versions[0]["current"], false, "{stale}");
+    site.cmke()
+        .args(["inventory"])
+        .arg(&site.store)
+        .assert()
+        .success()
+        .stdout(contains("OLD").and(contains("record under an old CMK version")));
+
+    // The records re-wrapped where they are: the object is untouched.
     site.cmke()
         .arg("rewrap")
         .arg(&site.store)
@@ -133,6 +169,9 @@ async fn branch_keys_in_a_container_from_create_to_a_cmk_rotation() {
         listing[0]["versions"][0]["cmk_kids"][0], keys[0]["current_kid"],
         "{listing}"
     );
+    let current = site.store_inventory();
+    assert_eq!(current["stale_records"].as_array().map(Vec::len), Some(0));
+    assert_eq!(current["cmk_keys"][0]["versions"][0]["current"], true);
     assert_eq!(std::fs::read(&sealed).expect("read"), before);
     site.cmke()
         .arg("decrypt")

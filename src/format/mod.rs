@@ -16,10 +16,11 @@ mod header;
 pub mod limits;
 mod malformed;
 mod reader;
+mod slot;
 
 pub use body::{segment_nonce, BodyLayout, SEGMENT_AAD_LEN, TAG_LEN};
 pub use header::{
-    header_len, Header, HeaderLen, KeySlot, Preamble, WrapAlgorithm, BRANCH_WRAPPED_LEN, MAGIC,
-    SUITE_AES256GCM_HKDF_COMMIT, VERSION,
+    header_len, Header, HeaderLen, Preamble, MAGIC, SUITE_AES256GCM_HKDF_COMMIT, VERSION,
 };
 pub use malformed::Malformed;
+pub use slot::{KeySlot, WrapAlgorithm, BRANCH_WRAPPED_LEN};

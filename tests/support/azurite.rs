@@ -89,7 +89,9 @@ pub fn azurite() -> &'static Azurite {
                 break digits.parse::<u16>().expect("port");
             }
             assert!(
-                started.elapsed() < std::time::Duration::from_secs(60) && !text.contains("rror"),
+                started.elapsed() < std::time::Duration::from_secs(60)
+                    && !text.contains("rror")
+                    && !text.contains("not found"),
                 "Azurite did not start ({}): run `bash .ci/test-all.sh` (it installs it) or \
                  `npm install --prefix target/azurite azurite@3`; its output:\n{text}",
                 azurite_blob().display()

@@ -253,11 +253,17 @@ pub enum Command {
 
     /// Count objects and bytes per key and key version, reading only headers. Marks objects
     /// not under their key's current version, files that are not CMKE, and corrupt headers.
+    /// Objects under branch keys are counted per branch version; a branch store's records
+    /// per CMK version (a blob container URL, or a directory store walked like any tree).
     #[command(after_help = "Examples:\n  \
                             cmke inventory data/\n  \
                             cmke inventory --json data/ archive/ | jq '.stale | length'\n  \
-                            cmke inventory --stale data/ | xargs cmke rewrap   # list the stale files\n\n\
-                            Exit code: 0, or 2 when a file has a corrupt header.")]
+                            cmke inventory --stale data/ | xargs cmke rewrap   # list the stale files\n  \
+                            cmke inventory branches/            # records per CMK version\n  \
+                            cmke inventory https://acct.blob.core.windows.net/branches --azure-credential cli\n\n\
+                            --stale lists files only; a store's records under an old CMK version are \
+                            in the table and the JSON (`cmke rewrap STORE` re-wraps them).\n\
+                            Exit code: 0, or 2 when a file has a corrupt header or a record cannot be read.")]
     Inventory {
         /// JSON: per key and version, with the stale, foreign and corrupt files listed.
         #[arg(long, conflicts_with = "stale")]
@@ -265,7 +271,7 @@ pub enum Command {
         /// Print only the paths of objects not under their key's current version.
         #[arg(long)]
         stale: bool,
-        /// Files or directories to walk.
+        /// Files or directories to walk, or blob container URLs of branch stores.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },

@@ -16,8 +16,9 @@ use tokio::sync::Semaphore;
 pub use crate::bulk_report::Summary;
 use crate::bulk_report::{Outcome, Report};
 use crate::io::io_error;
+use crate::key_pool::KeyPool;
 use crate::replace::{self, NotReplaced, Opened};
-use crate::sources::{KeyPool, KeySources};
+use crate::sources::KeySources;
 use crate::walk::{self, Found, Kind, Temp};
 
 /// Options of a bulk re-wrap.

@@ -1,12 +1,13 @@
 //! `cmke inventory`: what is under which key version, from headers alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use cmk_envelope::{Error, Result};
 use serde::Serialize;
 
 use crate::escape;
+use crate::inventory_records::{self, StoreReport};
 use crate::sources::{key_of, KeySources};
 use crate::walk::{self, Found, Kind, Temp};
 
@@ -58,26 +59,65 @@ pub struct Inventory {
     temporary_lookalikes: Vec<PathBuf>,
     /// Symlinks inside the trees: not followed.
     symlinks: Vec<PathBuf>,
+    /// Blob-container branch stores named on the command line: records per CMK version.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    branch_stores: Vec<StoreReport>,
 }
 
 impl Inventory {
-    /// Whether a corrupt header was found (exit code 2).
+    /// Whether a corrupt header or an unreadable branch record was found (exit code 2).
     pub fn has_corrupt(&self) -> bool {
-        !self.corrupt.is_empty()
+        !self.corrupt.is_empty() || self.branch_stores.iter().any(StoreReport::has_unreadable)
     }
 }
 
+/// Each key's current version, or why it could not be asked.
+pub type CurrentVersions = BTreeMap<String, std::result::Result<String, String>>;
+
+/// Asks every key in `keys` for its current version: one question per key, the keys asked
+/// together (bounded by the pool), so that one slow or unreachable service does not hold
+/// up the others.
+pub async fn current_versions(sources: &KeySources, keys: BTreeSet<String>) -> CurrentVersions {
+    let pool = sources.pool();
+    let mut asking = tokio::task::JoinSet::new();
+    for key in keys {
+        let pool = std::sync::Arc::clone(&pool);
+        asking.spawn(async move {
+            let answer = pool.current_kid_of(&key).await.map_err(|e| e.to_string());
+            (key, answer)
+        });
+    }
+    let mut current = CurrentVersions::new();
+    while let Some(done) = asking.join_next().await {
+        if let Ok((key, answer)) = done {
+            current.insert(key, answer);
+        }
+    }
+    current
+}
+
 /// Reads the headers of every file under `paths` and asks each key named for its current
-/// version.
+/// version; a blob container URL among `paths` is a branch store, whose records are listed
+/// per CMK version.
 ///
 /// # Errors
-/// [`Error::Io`] for a path that cannot be walked; a file that cannot be read is listed as
-/// corrupt with the reason.
+/// [`Error::Io`] for a path that cannot be walked; a store that cannot be listed; a file
+/// that cannot be read is listed as corrupt with the reason.
 pub async fn take(sources: &KeySources, paths: &[PathBuf]) -> Result<Inventory> {
     let mut inventory = Inventory::default();
+    let (stores, paths): (Vec<&PathBuf>, Vec<&PathBuf>) = paths
+        .iter()
+        .partition(|path| path.to_str().is_some_and(crate::branches::is_store_url));
+    for store in stores {
+        let location = store.to_str().unwrap_or_default();
+        inventory
+            .branch_stores
+            .push(inventory_records::take(sources, location).await?);
+    }
+    let paths: Vec<PathBuf> = paths.into_iter().cloned().collect();
     let mut per_kid: BTreeMap<String, VersionCount> = BTreeMap::new();
     let mut objects: Vec<(PathBuf, Vec<String>)> = Vec::new();
-    for found in walk::files_under(paths)? {
+    for found in walk::files_under(&paths)? {
         let path = match found {
             Found::Symlink(path) => {
                 inventory.symlinks.push(path);
@@ -125,24 +165,9 @@ pub async fn take(sources: &KeySources, paths: &[PathBuf]) -> Result<Inventory> 
         }
     }
 
-    // One question per key, not per object; the keys asked together (bounded by the
-    // pool), so that one slow or unreachable service does not hold up the others.
-    let pool = sources.pool();
-    let keys: std::collections::BTreeSet<String> = per_kid.keys().map(|k| key_of(k)).collect();
-    let mut asking = tokio::task::JoinSet::new();
-    for key in keys {
-        let pool = std::sync::Arc::clone(&pool);
-        asking.spawn(async move {
-            let answer = pool.current_kid_of(&key).await.map_err(|e| e.to_string());
-            (key, answer)
-        });
-    }
-    let mut current: BTreeMap<String, std::result::Result<String, String>> = BTreeMap::new();
-    while let Some(done) = asking.join_next().await {
-        if let Ok((key, answer)) = done {
-            current.insert(key, answer);
-        }
-    }
+    // One question per key, not per object.
+    let keys: BTreeSet<String> = per_kid.keys().map(|k| key_of(k)).collect();
+    let current = current_versions(sources, keys).await;
     for (path, kids) in objects {
         let mut stale = false;
         let mut unknown = false;
@@ -196,6 +221,19 @@ pub fn stale_paths(inventory: &Inventory) -> String {
 
 /// The table an operator reads.
 pub fn to_table(inventory: &Inventory) -> String {
+    let only_stores = inventory.objects == 0
+        && inventory.not_cmke.is_empty()
+        && inventory.corrupt.is_empty()
+        && !inventory.branch_stores.is_empty();
+    if only_stores {
+        return inventory
+            .branch_stores
+            .iter()
+            .map(inventory_records::to_table)
+            .collect::<String>()
+            .trim_start()
+            .to_owned();
+    }
     let mut out = format!(
         "{:<72} {:>10} {:>14}\n",
         "KEY / VERSION", "OBJECTS", "BYTES"
@@ -269,6 +307,9 @@ pub fn to_table(inventory: &Inventory) -> String {
     }
     if !inventory.stale.is_empty() {
         out.push_str("`cmke rewrap` moves the old ones to the current versions; `cmke inventory --stale` lists them.\n");
+    }
+    for store in &inventory.branch_stores {
+        out.push_str(&inventory_records::to_table(store));
     }
     out
 }
