@@ -49,11 +49,19 @@ impl Envelope {
         let (header, schedule, layout) = self.start(plaintext.len()).await?;
         let header_len = header.encoded_len();
         let total = envelope_len(header_len, layout)?;
-        out.clear();
-        out.reserve(total);
-        header.write(out);
-        // The body's bytes are all overwritten below.
-        out.resize(total, 0);
+        if out.len() > header_len {
+            // A reused buffer keeps its bytes, and only what lies past them is zero-filled:
+            // the header and every body byte are overwritten below. Clearing it first would
+            // zero-fill the whole body again for every object.
+            out.resize(total, 0);
+            let (head, _) = out.split_at_mut(header_len);
+            head.copy_from_slice(&header.to_bytes());
+        } else {
+            out.clear();
+            out.reserve(total);
+            header.write(out);
+            out.resize(total, 0);
+        }
         let (_, body) = out.split_at_mut(header_len);
         let engine = SegmentEngine::new(schedule, header.preamble(), &self.aad_hash(aad));
         seal_body(&engine, layout, self.max_threads, plaintext, body)
