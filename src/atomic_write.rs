@@ -2,7 +2,7 @@
 //! keyring's own (cmke has its own, which also keeps an object's owner and mode).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -91,8 +91,37 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()>
 }
 
 /// Creates `path` with `bytes`, failing if it exists; durable like
-/// [`write_file_atomically`].
+/// [`write_file_atomically`], and like it never half-written under its name: the bytes go
+/// to a temporary file beside `path`, made durable, then hard-linked to `path` (a link
+/// fails if `path` exists), so a crash or a kill leaves no partial key or record that a
+/// later listing would find. A file system without hard links gets the bytes written to
+/// `path` directly, created exclusively.
 pub(crate) fn create_file_durably(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let (tmp, mut file) = create_temp_beside(path, mode)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    let linked = written.and_then(|()| fs::hard_link(&tmp, path));
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::Unsupported | ErrorKind::PermissionDenied
+            ) =>
+        {
+            create_in_place(path, bytes, mode)?;
+        }
+        Err(e) => return Err(Error::io_at(path, e)),
+    }
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Creates `path` exclusively and writes `bytes` to it; removes it if the write fails.
+fn create_in_place(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     set_mode(&mut options, mode);
@@ -102,9 +131,6 @@ pub(crate) fn create_file_durably(path: &Path, bytes: &[u8], mode: u32) -> Resul
         drop(file);
         let _ = fs::remove_file(path);
         return Err(Error::io_at(path, e));
-    }
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
     }
     Ok(())
 }
@@ -193,5 +219,40 @@ mod tests {
                 .ok();
             assert_eq!(mode, Some(0o600));
         }
+    }
+
+    fn names_in(dir: &Path) -> Vec<std::ffi::OsString> {
+        fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect()
+    }
+
+    #[test]
+    fn creates_once_and_leaves_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("v1.cmke");
+        create_file_durably(&path, b"first", 0o600).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(fs::read(&path).ok().as_deref(), Some(&b"first"[..]));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok();
+            assert_eq!(mode, Some(0o600));
+        }
+        // A second create of the same name fails as "exists" and changes nothing.
+        match create_file_durably(&path, b"second", 0o600) {
+            Err(Error::Io { source, .. }) => assert_eq!(source.kind(), ErrorKind::AlreadyExists),
+            other => panic!("expected AlreadyExists, got {other:?}"),
+        }
+        assert_eq!(fs::read(&path).ok().as_deref(), Some(&b"first"[..]));
+        assert_eq!(
+            names_in(dir.path()),
+            vec![std::ffi::OsString::from("v1.cmke")]
+        );
     }
 }
