@@ -19,14 +19,94 @@ struct VersionCount {
     current: bool,
 }
 
+/// One key with its current version and a count per version: of objects here, of branch
+/// records in `inventory_records`.
 #[derive(Serialize)]
-struct KeyReport {
+pub struct KeyReport<V> {
     key: String,
     /// Null when the key could not be asked (see `current_error`).
     current_kid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     current_error: Option<String>,
-    versions: Vec<VersionCount>,
+    versions: Vec<V>,
+}
+
+impl<V> KeyReport<V> {
+    /// The key's line of the table: its name and current version, or why it is unknown.
+    pub fn heading(&self) -> String {
+        let status = match (&self.current_kid, &self.current_error) {
+            (Some(now), _) => format!("current: {}", escape::text(now)),
+            (None, Some(why)) => format!("current version unknown: {}", escape::text(why)),
+            (None, None) => String::new(),
+        };
+        format!("{}  ({status})\n", escape::text(&self.key))
+    }
+
+    /// The mark of a version's line: current, old, or unknown when the key was not asked.
+    pub fn mark(&self, current: bool) -> &'static str {
+        if current {
+            "current"
+        } else if self.current_kid.is_some() {
+            "OLD"
+        } else {
+            "?"
+        }
+    }
+
+    /// The counts per version.
+    pub fn versions(&self) -> &[V] {
+        &self.versions
+    }
+}
+
+/// Groups counts per kid into keys: `version(kid, count, is_current)` makes each version's
+/// entry.
+pub fn group_by_key<C, V>(
+    per_kid: BTreeMap<String, C>,
+    current: &CurrentVersions,
+    version: impl Fn(String, C, bool) -> V,
+) -> Vec<KeyReport<V>> {
+    let mut keys: BTreeMap<String, KeyReport<V>> = BTreeMap::new();
+    for (kid, count) in per_kid {
+        let key = key_of(&kid);
+        let answer = current.get(&key);
+        let is_current = matches!(answer, Some(Ok(now)) if *now == kid);
+        keys.entry(key.clone())
+            .or_insert_with(|| KeyReport {
+                key,
+                current_kid: answer.and_then(|a| a.as_ref().ok().cloned()),
+                current_error: answer.and_then(|a| a.as_ref().err().cloned()),
+                versions: Vec::new(),
+            })
+            .versions
+            .push(version(kid, count, is_current));
+    }
+    keys.into_values().collect()
+}
+
+/// Splits `items` (each with the kids of its slots) into those with a slot under an old
+/// version and those, otherwise current, with a key that could not be asked.
+pub fn stale_and_unknown<T>(
+    items: Vec<(T, Vec<String>)>,
+    current: &CurrentVersions,
+) -> (Vec<T>, Vec<T>) {
+    let (mut stale, mut unknown) = (Vec::new(), Vec::new());
+    for (item, kids) in items {
+        let mut is_stale = false;
+        let mut is_unknown = false;
+        for kid in &kids {
+            match current.get(&key_of(kid)) {
+                Some(Ok(now)) => is_stale |= now != kid,
+                _ => is_unknown = true,
+            }
+        }
+        if is_stale {
+            stale.push(item);
+        } else if is_unknown {
+            unknown.push(item);
+        }
+    }
+    (stale, unknown)
 }
 
 #[derive(Serialize)]
@@ -46,7 +126,7 @@ struct Corrupt {
 pub struct Inventory {
     objects: u64,
     bytes: u64,
-    keys: Vec<KeyReport>,
+    keys: Vec<KeyReport<VersionCount>>,
     /// Objects with a slot not under its key's current version.
     stale: Vec<PathBuf>,
     /// Objects whose keys could not be asked for their current version.
@@ -168,37 +248,11 @@ pub async fn take(sources: &KeySources, paths: &[PathBuf]) -> Result<Inventory> 
     // One question per key, not per object.
     let keys: BTreeSet<String> = per_kid.keys().map(|k| key_of(k)).collect();
     let current = current_versions(sources, keys).await;
-    for (path, kids) in objects {
-        let mut stale = false;
-        let mut unknown = false;
-        for kid in &kids {
-            match current.get(&key_of(kid)) {
-                Some(Ok(now)) => stale |= now != kid,
-                _ => unknown = true,
-            }
-        }
-        if stale {
-            inventory.stale.push(path);
-        } else if unknown {
-            inventory.unknown.push(path);
-        }
-    }
-    let mut keys: BTreeMap<String, KeyReport> = BTreeMap::new();
-    for (kid, mut count) in per_kid {
-        let key = key_of(&kid);
-        let answer = current.get(&key);
-        count.current = matches!(answer, Some(Ok(now)) if *now == kid);
-        keys.entry(key.clone())
-            .or_insert_with(|| KeyReport {
-                key,
-                current_kid: answer.and_then(|a| a.as_ref().ok().cloned()),
-                current_error: answer.and_then(|a| a.as_ref().err().cloned()),
-                versions: Vec::new(),
-            })
-            .versions
-            .push(count);
-    }
-    inventory.keys = keys.into_values().collect();
+    (inventory.stale, inventory.unknown) = stale_and_unknown(objects, &current);
+    inventory.keys = group_by_key(per_kid, &current, |_, mut count: VersionCount, current| {
+        count.current = current;
+        count
+    });
     Ok(inventory)
 }
 
@@ -239,25 +293,14 @@ pub fn to_table(inventory: &Inventory) -> String {
         "KEY / VERSION", "OBJECTS", "BYTES"
     );
     for key in &inventory.keys {
-        let status = match (&key.current_kid, &key.current_error) {
-            (Some(now), _) => format!("current: {}", escape::text(now)),
-            (None, Some(why)) => format!("current version unknown: {}", escape::text(why)),
-            (None, None) => String::new(),
-        };
-        out.push_str(&format!("{}  ({status})\n", escape::text(&key.key)));
-        for version in &key.versions {
-            let mark = if version.current {
-                "current"
-            } else if key.current_kid.is_some() {
-                "OLD"
-            } else {
-                "?"
-            };
+        out.push_str(&key.heading());
+        for version in key.versions() {
             out.push_str(&format!(
-                "  {:<70} {:>10} {:>14}  {mark}\n",
+                "  {:<70} {:>10} {:>14}  {}\n",
                 escape::text(&version.kid),
                 version.objects,
-                version.bytes
+                version.bytes,
+                key.mark(version.current)
             ));
         }
     }

@@ -9,7 +9,7 @@ use cmk_envelope::Result;
 use serde::Serialize;
 
 use crate::escape;
-use crate::inventory::{current_versions, CurrentVersions};
+use crate::inventory::{current_versions, group_by_key, stale_and_unknown, KeyReport};
 use crate::sources::{key_of, KeySources};
 
 #[derive(Serialize)]
@@ -19,22 +19,12 @@ struct RecordCount {
     current: bool,
 }
 
-#[derive(Serialize)]
-struct CmkReport {
-    key: String,
-    /// Null when the key could not be asked (see `current_error`).
-    current_kid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    current_error: Option<String>,
-    versions: Vec<RecordCount>,
-}
-
 /// One store, as `--json` prints it.
 #[derive(Serialize)]
 pub struct StoreReport {
     store: String,
     records: u64,
-    cmk_keys: Vec<CmkReport>,
+    cmk_keys: Vec<KeyReport<RecordCount>>,
     /// Branch versions whose record is not under its CMK's current version: `cmke rewrap
     /// URL` re-wraps them.
     stale_records: Vec<String>,
@@ -78,62 +68,20 @@ pub async fn take(sources: &KeySources, location: &str) -> Result<StoreReport> {
     }
     let keys: BTreeSet<String> = per_kid.keys().map(|k| key_of(k)).collect();
     let current = current_versions(sources, keys).await;
-    let (stale_records, unknown_records) = sort_records(&records, &current);
+    let record_count = records.len();
+    let (stale_records, unknown_records) = stale_and_unknown(records, &current);
     Ok(StoreReport {
         store: location.to_owned(),
-        records: u64::try_from(records.len() + unreadable_records.len()).unwrap_or(u64::MAX),
-        cmk_keys: per_key(per_kid, &current),
+        records: u64::try_from(record_count + unreadable_records.len()).unwrap_or(u64::MAX),
+        cmk_keys: group_by_key(per_kid, &current, |kid, records, current| RecordCount {
+            kid,
+            records,
+            current,
+        }),
         stale_records,
         unknown_records,
         unreadable_records,
     })
-}
-
-/// The records under an old CMK version, and those whose CMKs could not be asked.
-fn sort_records(
-    records: &[(String, Vec<String>)],
-    current: &CurrentVersions,
-) -> (Vec<String>, Vec<String>) {
-    let (mut stale, mut unknown) = (Vec::new(), Vec::new());
-    for (kid, cmk_kids) in records {
-        let mut is_stale = false;
-        let mut is_unknown = false;
-        for cmk_kid in cmk_kids {
-            match current.get(&key_of(cmk_kid)) {
-                Some(Ok(now)) => is_stale |= now != cmk_kid,
-                _ => is_unknown = true,
-            }
-        }
-        if is_stale {
-            stale.push(kid.clone());
-        } else if is_unknown {
-            unknown.push(kid.clone());
-        }
-    }
-    (stale, unknown)
-}
-
-fn per_key(per_kid: BTreeMap<String, u64>, current: &CurrentVersions) -> Vec<CmkReport> {
-    let mut keys: BTreeMap<String, CmkReport> = BTreeMap::new();
-    for (kid, records) in per_kid {
-        let key = key_of(&kid);
-        let answer = current.get(&key);
-        let is_current = matches!(answer, Some(Ok(now)) if *now == kid);
-        keys.entry(key.clone())
-            .or_insert_with(|| CmkReport {
-                key,
-                current_kid: answer.and_then(|a| a.as_ref().ok().cloned()),
-                current_error: answer.and_then(|a| a.as_ref().err().cloned()),
-                versions: Vec::new(),
-            })
-            .versions
-            .push(RecordCount {
-                kid,
-                records,
-                current: is_current,
-            });
-    }
-    keys.into_values().collect()
 }
 
 /// The table an operator reads, after the objects'.
@@ -146,24 +94,13 @@ pub fn to_table(report: &StoreReport) -> String {
         "RECORDS"
     );
     for key in &report.cmk_keys {
-        let status = match (&key.current_kid, &key.current_error) {
-            (Some(now), _) => format!("current: {}", escape::text(now)),
-            (None, Some(why)) => format!("current version unknown: {}", escape::text(why)),
-            (None, None) => String::new(),
-        };
-        out.push_str(&format!("{}  ({status})\n", escape::text(&key.key)));
-        for version in &key.versions {
-            let mark = if version.current {
-                "current"
-            } else if key.current_kid.is_some() {
-                "OLD"
-            } else {
-                "?"
-            };
+        out.push_str(&key.heading());
+        for version in key.versions() {
             out.push_str(&format!(
-                "  {:<70} {:>10}  {mark}\n",
+                "  {:<70} {:>10}  {}\n",
                 escape::text(&version.kid),
-                version.records
+                version.records,
+                key.mark(version.current)
             ));
         }
     }
