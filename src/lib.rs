@@ -40,31 +40,30 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod atomic_write;
 mod crypto;
 mod data_key;
 mod engine;
 mod envelope;
 mod error;
-mod file_trust;
 mod fips;
 pub mod format;
 mod inspect;
 mod kid;
 mod policy;
 pub mod stream;
+pub mod trust;
 mod wrap;
 
 pub use crypto::Provider;
 pub use data_key::{DataKey, DATA_KEY_LEN};
 pub use envelope::{Envelope, EnvelopeBuilder, OpenInfo, Opened, RewrapTarget, Rewrapped, Sealed};
 pub use error::{Error, Result};
-pub use file_trust::check_file_trust;
 pub use fips::{fips_status, require_fips, FipsStatus};
 pub use format::{KeySlot, WrapAlgorithm};
 pub use inspect::{inspect, inspect_reader, inspect_stream, BodyInfo, HeaderInfo, SlotInfo};
 pub use kid::Kid;
 pub use policy::{RewrapEndpoint, RewrapPolicy};
+pub use trust::check_file_trust;
 #[cfg(feature = "azure")]
 pub use wrap::azure;
 #[cfg(feature = "pkcs11")]

@@ -14,11 +14,13 @@ fn dir() -> std::path::PathBuf {
 }
 
 fn reader_for(provider: Provider) -> Envelope {
-    let keyring = Keyring::open(dir().join("keyring"))
+    let keyring = Keyring::open(support::private_copy_kept(&dir().join("keyring")))
         .expect("vector keyring")
         .with_provider(provider);
     let cmk = Arc::new(keyring.key("pub-cmk").expect("cmk"));
-    let store = Arc::new(DirectoryStore::open(dir().join("branches")).expect("store"));
+    let store = Arc::new(
+        DirectoryStore::open(support::private_copy_kept(&dir().join("branches"))).expect("store"),
+    );
     let branch = BranchWrapper::new(store, "pub-br", cmk)
         .expect("branch")
         .with_provider(provider);

@@ -223,7 +223,7 @@ fn pin_module_and_key_problems_are_clear_and_never_echo_the_pin() {
 
     // The PIN from a file.
     let pin_file = dir.path().join("pin");
-    std::fs::write(&pin_file, softhsm::USER_PIN).expect("pin");
+    support::write_private(&pin_file, softhsm::USER_PIN);
     cmke(dir.path())
         .env_remove("CMKE_PKCS11_PIN")
         .env("CMKE_PKCS11_PIN_FILE", &pin_file)

@@ -45,7 +45,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn envelope_for(keyring_dir: &Path) -> Envelope {
-    let keyring = Keyring::open(keyring_dir).expect("keyring");
+    let keyring = Keyring::open(support::private_copy_kept(keyring_dir)).expect("keyring");
     let key: Arc<dyn KeyWrapper> = Arc::new(keyring.key("interop").expect("key"));
     Envelope::builder()
         .seal_with(key)

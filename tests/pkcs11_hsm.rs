@@ -212,7 +212,7 @@ async fn wrong_pin_missing_key_token_and_module_each_say_what_is_wrong() {
     // The PIN from a file (its first line) works.
     let dir = tempfile::tempdir().expect("tempdir");
     let pin_file = dir.path().join("pin");
-    std::fs::write(&pin_file, format!("{}\n", softhsm::USER_PIN)).expect("pin file");
+    support::write_private(&pin_file, format!("{}\n", softhsm::USER_PIN));
     let from_file = Pkcs11Wrapper::connect(good.clone().pin(PinSource::File(pin_file)))
         .await
         .expect("PIN from a file");

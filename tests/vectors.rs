@@ -6,9 +6,11 @@ use cmk_envelope::{Envelope, Error, Provider};
 use serde_json::Value;
 
 fn reader_for(provider: Provider) -> Envelope {
-    let keyring = Keyring::open(support::vectors_dir().join("keyring"))
-        .expect("vector keyring")
-        .with_provider(provider);
+    let keyring = Keyring::open(support::private_copy_kept(
+        &support::vectors_dir().join("keyring"),
+    ))
+    .expect("vector keyring")
+    .with_provider(provider);
     Envelope::builder()
         .provider(provider)
         .open_with_all(keyring.openers().expect("keys"))

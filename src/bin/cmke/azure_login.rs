@@ -153,29 +153,12 @@ fn secret(name: &str, file_name: &str) -> Result<Option<Zeroizing<String>>> {
     }
 }
 
-/// A file holding a secret: owned by the user (or root), and neither writable nor readable
-/// by anyone else.
+/// A file holding a secret: every part of its path the user's (or root's), neither
+/// writable nor readable by anyone else, one link; read from the descriptor checked.
 fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
-    cmk_envelope::check_file_trust(path, what)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|e| crate::io::io_error(path, e))?
-            .permissions()
-            .mode();
-        if mode & 0o044 != 0 {
-            return Err(Error::UntrustedFile {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "this {what} is readable by other users (mode {:o}): run `chmod go-rwx {}`",
-                    mode & 0o777,
-                    path.display()
-                ),
-            });
-        }
-    }
-    std::fs::read(path)
-        .map(Zeroizing::new)
-        .map_err(|e| crate::io::io_error(path, e))
+    use cmk_envelope::trust::{TrustedFile, TrustedKind};
+    TrustedFile::open(path, TrustedKind::Secret, what)?.read_bounded(SECRET_FILE_LIMIT)
 }
+
+/// Client secrets, certificates with their keys: far below this.
+const SECRET_FILE_LIMIT: usize = 1024 * 1024;

@@ -5,7 +5,9 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cmk_envelope::branch::{BranchStore, BranchWrapper, DirectoryStore, BRANCH_KID_PREFIX};
+use cmk_envelope::branch::{
+    BranchStore, BranchWrapper, DirectoryStore, RecordKeys, BRANCH_KID_PREFIX,
+};
 use cmk_envelope::format::Header;
 use cmk_envelope::software::KeyName;
 use cmk_envelope::{Error, KeyWrapper, Kid, Result};
@@ -61,20 +63,71 @@ impl KeySources {
     /// [`Error::KeyNotFound`] when the store has no such branch key; [`Error::NoKeyForKid`]
     /// when its record names a service that is not allowed; the CMK's errors.
     pub async fn branch_key(&self, name: &str) -> Result<Arc<BranchWrapper>> {
+        self.branch_wrapper(name, None).await.map(Arc::new)
+    }
+
+    /// The branch key `name`, whose own CMK (for sealing and new versions) is the one its
+    /// current record names. When `current` or its record cannot be used, any other
+    /// readable record names it, so that objects under their own, sound records still open
+    /// (sealing still refuses, with the reason). Records under other CMKs (versions made
+    /// before a `branch rotate --cmk`) open through `record_keys`.
+    pub async fn branch_wrapper(
+        &self,
+        name: &str,
+        record_keys: Option<Arc<dyn RecordKeys>>,
+    ) -> Result<BranchWrapper> {
         let store = self.branch_store(false)?;
         let key_name = KeyName::new(name)?;
-        // The current record names the CMK; if `current` cannot be read, any record does,
-        // so that objects under existing versions still open (sealing still needs it).
-        let version = match store.read_current(&key_name).await {
-            Ok(current) => current.version,
-            // Damaged or missing: any record names the CMK. Other failures (access, the
-            // service) would fail the listing too, and are reported as they are.
-            Err(unreadable @ (Error::InvalidKey(_) | Error::KeyNotFound { .. })) => {
-                store.versions(&key_name).await?.pop().ok_or(unreadable)?
+        let mut candidates = Vec::new();
+        let mut first_failure = None;
+        match store.read_current(&key_name).await {
+            Ok(current) => candidates.push(current.version),
+            // Access refused, the service down: the listing would fail the same way.
+            Err(
+                e @ (Error::AccessDenied { .. }
+                | Error::Unavailable { .. }
+                | Error::Throttled { .. }),
+            ) => return Err(e),
+            Err(e) => first_failure = Some(e),
+        }
+        for version in store.versions(&key_name).await?.into_iter().rev() {
+            if !candidates.contains(&version) {
+                candidates.push(version);
             }
-            Err(e) => return Err(e),
-        };
-        let record = store.read_record(&key_name, &version).await?;
+        }
+        for version in candidates {
+            match self
+                .cmk_of_record(store.as_ref(), name, &key_name, &version)
+                .await
+            {
+                Ok(cmk) => {
+                    let mut wrapper = BranchWrapper::new(Arc::clone(&store), name, cmk)?
+                        .with_provider(self.provider);
+                    if let Some(keys) = record_keys {
+                        wrapper = wrapper.with_record_keys(keys);
+                    }
+                    return Ok(wrapper);
+                }
+                Err(e) => {
+                    first_failure.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_failure.unwrap_or_else(|| Error::KeyNotFound {
+            kid: format!("{BRANCH_KID_PREFIX}{name}"),
+            detail: format!("no record in {}", store.location()),
+        }))
+    }
+
+    /// The CMK the record of `version` names, within the operator's allowlist.
+    async fn cmk_of_record(
+        &self,
+        store: &dyn BranchStore,
+        name: &str,
+        key_name: &KeyName,
+        version: &cmk_envelope::software::KeyVersion,
+    ) -> Result<Arc<dyn KeyWrapper>> {
+        let record = store.read_record(key_name, version).await?;
         let (header, _) = Header::parse_prefix(&record.bytes)?;
         let kids: Vec<&str> = header.slots().iter().map(|s| s.kid()).collect();
         let allowed = kids.iter().find(|kid| self.allowlist().allows(kid));
@@ -89,9 +142,7 @@ impl KeySources {
                     .collect(),
             });
         };
-        let cmk = self.cmk_named_by(cmk_kid).await?;
-        let wrapper = BranchWrapper::new(store, name, cmk)?.with_provider(self.provider);
-        Ok(Arc::new(wrapper))
+        self.cmk_named_by(cmk_kid).await
     }
 
     /// The CMK a record's (allowed) slot names: the key, not the version, so that records

@@ -27,6 +27,9 @@ use serde::Deserialize;
 
 use crate::args::{AzureCredential, ProviderChoice};
 
+/// A configuration file is a few lines; a larger one is not read.
+const CONFIG_FILE_LIMIT: usize = 1024 * 1024;
+
 /// What the configuration file may set.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,11 +93,21 @@ impl FileConfig {
                 None => return Ok(Self::default()),
             },
         };
+        use cmk_envelope::trust::{TrustedFile, TrustedKind};
         if !required && !path.exists() {
             return Ok(Self::default());
         }
-        cmk_envelope::check_file_trust(&path, "configuration file")?;
-        let text = std::fs::read_to_string(&path).map_err(|e| crate::io::io_error(&path, e))?;
+        let file = match TrustedFile::open(&path, TrustedKind::Config, "configuration file") {
+            Ok(file) => file,
+            Err(Error::Io { source, .. })
+                if !required && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(Self::default())
+            }
+            Err(e) => return Err(e),
+        };
+        // What is read is the descriptor that was checked, not the path again.
+        let text = file.read_text(CONFIG_FILE_LIMIT)?;
         let config = Self::parse(&text)
             .map_err(|why| Error::InvalidArgument(format!("{}: {why}", path.display())))?;
         Ok(config.relative_to(path.parent().unwrap_or_else(|| Path::new("/"))))

@@ -2,9 +2,9 @@
 //! envelope per set of keys.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use cmk_envelope::branch::BranchWrapper;
+use cmk_envelope::branch::{BranchWrapper, RecordKeys};
 use cmk_envelope::format::Header;
 use cmk_envelope::software::{KeyName, Keyring};
 use cmk_envelope::{Envelope, Error, KeyWrapper, Kid, Result};
@@ -32,7 +32,8 @@ impl KeySources {
     }
 
     fn pool_with(&self, lazy_rewrap: bool) -> Arc<KeyPool> {
-        Arc::new(KeyPool {
+        Arc::new_cyclic(|me| KeyPool {
+            me: me.clone(),
             lazy_rewrap,
             sources: self.clone(),
             keyring: OnceCell::new(),
@@ -52,12 +53,30 @@ type RemoteCell = Arc<OnceCell<Shared<Arc<dyn KeyWrapper>>>>;
 /// A branch key, opened once by whichever file needs it first.
 type BranchCell = Arc<OnceCell<Shared<Arc<BranchWrapper>>>>;
 
+/// Opens branch key records with the CMKs their own slots name, as any other envelope of
+/// the run: only keys of the operator's keyring and of the services the operator allows.
+struct PoolRecordKeys(Weak<KeyPool>);
+
+#[cmk_envelope::async_trait]
+impl RecordKeys for PoolRecordKeys {
+    async fn envelope_for(&self, record: &Header) -> Result<Arc<Envelope>> {
+        let pool = self.0.upgrade().ok_or_else(|| Error::Backend {
+            backend: "cmke",
+            message: "a branch record was opened after its run ended".to_owned(),
+        })?;
+        pool.envelope_for(record).await
+    }
+}
+
 /// Which keys an envelope opens with: the keyring or not, and the remote and branch keys.
 type KeySet = (bool, Vec<String>);
 
 /// The keys of one run, resolved per file and connected once each: a key that cannot be
 /// reached fails only the files under it, and many files under one key cost one connect.
 pub struct KeyPool {
+    /// This pool, for the branch keys' [`RecordKeys`]: weak, so the pool is not kept
+    /// alive by its own branch keys.
+    me: Weak<KeyPool>,
     sources: KeySources,
     /// Whether opening looks for stale objects (see [`KeySources::pool_noting_stale`]).
     lazy_rewrap: bool,
@@ -110,7 +129,12 @@ impl KeyPool {
         };
         cell.get_or_init(|| async {
             let _permit = self.connects.acquire().await;
-            self.sources.branch_key(name).await.map_err(Arc::new)
+            let keys: Arc<dyn RecordKeys> = Arc::new(PoolRecordKeys(self.me.clone()));
+            self.sources
+                .branch_wrapper(name, Some(keys))
+                .await
+                .map(Arc::new)
+                .map_err(Arc::new)
         })
         .await
         .clone()

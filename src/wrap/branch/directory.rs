@@ -1,51 +1,63 @@
 //! A branch key store in a directory: the embedded default.
 
-use std::fs;
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use async_trait::async_trait;
+use rustix::fs::FileType;
 
 use super::store::{BranchStore, StoredCurrent, StoredRecord};
-use crate::atomic_write::{create_file_durably, create_private_dir, write_file_atomically};
 use crate::crypto::Provider;
 use crate::error::{Error, Result};
-use crate::file_trust::check_file_trust;
 use crate::software::{KeyName, KeyVersion};
+use crate::trust::create_private_dir;
+use crate::trust::{TrustedDir, TrustedKind};
 
 const CURRENT_FILE: &str = "current";
 const LOCK_FILE: &str = ".lock";
 const RECORD_SUFFIX: &str = ".cmke";
 const FILE_MODE: u32 = 0o600;
+/// A record is a header with a few slots and a 32-byte body: far below this. A larger file
+/// (or a device, a FIFO) is refused before more than this is read.
+pub const MAX_RECORD_LEN: usize = 64 * 1024;
+/// `current` holds one version line.
+const CURRENT_LIMIT: usize = 256;
 
 /// Branch key records in a directory: `{dir}/{name}/{version}.cmke` and
 /// `{dir}/{name}/current`, like the software keyring.
 ///
+/// Every part is checked before anything in it is read: the store directory and all its
+/// ancestors, each key directory, `current`, each record and the lock file must be the
+/// user's (or root's) and writable by nobody else; a symlink or a hard link anywhere inside
+/// is refused, and so is anything that is not a regular file of at most
+/// [`MAX_RECORD_LEN`] bytes. Whoever can write a store chooses the keys of future objects:
+/// a record is easy to make (wrapping needs only the CMK's public key), and moving
+/// `current` to it would seal new objects under a key its maker knows.
+///
 /// Records are created only where none exists, and `current` is replaced atomically
 /// (write, fsync, rename) while holding an exclusive lock on `{dir}/{name}/.lock`, and only
 /// if it still names the version the writer read: two rotations at once on one machine (or
-/// over a file system with working `flock`) cannot both win.
+/// over a file system with working `flock`) cannot both win. Temporary files of a write
+/// that was killed are removed by the next write, once provably this user's and of a
+/// process that is gone.
 #[derive(Debug, Clone)]
 pub struct DirectoryStore {
-    dir: PathBuf,
+    root: TrustedDir,
 }
 
 impl DirectoryStore {
-    /// Opens an existing store directory. Like a keyring, it must be owned by the user (or
-    /// root) and not writable by others: whoever can change `current` chooses the version
-    /// new objects are sealed under.
+    /// Opens an existing store directory, checked as described above.
     ///
     /// # Errors
     /// [`Error::KeyringNotFound`] when `dir` is not a directory; [`Error::UntrustedFile`]
-    /// for a directory someone else can change.
+    /// for a directory (or an ancestor) someone else can change.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
             return Err(Error::KeyringNotFound(dir.to_path_buf()));
         }
-        check_file_trust(dir, "branch key store")?;
         Ok(Self {
-            dir: dir.to_path_buf(),
+            root: TrustedDir::open(dir, "branch key store")?,
         })
     }
 
@@ -61,55 +73,56 @@ impl DirectoryStore {
         Self::open(dir)
     }
 
-    fn name_dir(&self, name: &KeyName) -> PathBuf {
-        self.dir.join(name.as_str())
+    fn name_dir(&self, name: &KeyName, create: bool) -> Result<Option<TrustedDir>> {
+        self.root
+            .subdir(name.as_str(), "branch key directory", create)
     }
 
-    fn record_path(&self, name: &KeyName, version: &KeyVersion) -> PathBuf {
-        self.name_dir(name)
-            .join(format!("{}{RECORD_SUFFIX}", version.as_str()))
+    fn existing_name_dir(&self, name: &KeyName, kid: String) -> Result<TrustedDir> {
+        self.name_dir(name, false)?
+            .ok_or_else(|| Error::KeyNotFound {
+                kid,
+                detail: format!("no branch key {name} in {}", self.root.path().display()),
+            })
     }
 
     /// Runs `f` holding the branch key's lock, so that read-compare-replace is one step.
-    fn locked<T>(&self, name: &KeyName, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let name_dir = self.name_dir(name);
-        create_private_dir(&name_dir)?;
-        let path = name_dir.join(LOCK_FILE);
-        let mut options = fs::OpenOptions::new();
-        options.create(true).truncate(false).write(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(FILE_MODE);
-        }
-        let lock = options.open(&path).map_err(|e| Error::io_at(&path, e))?;
-        #[cfg(unix)]
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| Error::io_at(&path, e.into()))?;
+    fn locked<T>(&self, dir: &TrustedDir, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let lock = dir.lock(LOCK_FILE)?;
         let result = f();
         // Closing the file releases the lock.
         drop(lock);
         result
     }
 
-    fn read_current_file(&self, name: &KeyName) -> Result<Option<StoredCurrent>> {
-        let path = self.name_dir(name).join(CURRENT_FILE);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io_at(&path, e)),
+    fn read_current_in(dir: &TrustedDir) -> Result<Option<StoredCurrent>> {
+        let Some(bytes) = dir.read(
+            CURRENT_FILE,
+            TrustedKind::Record,
+            "branch current file",
+            CURRENT_LIMIT,
+        )?
+        else {
+            return Ok(None);
         };
-        let version = KeyVersion::new(text.trim()).map_err(|_| {
-            Error::InvalidKey(format!(
-                "{} does not hold a version (32 lowercase hex characters)",
-                path.display()
-            ))
-        })?;
+        let version = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| KeyVersion::new(text.trim()).ok())
+            .ok_or_else(|| {
+                Error::InvalidKey(format!(
+                    "{} does not hold a version (32 lowercase hex characters)",
+                    dir.path().join(CURRENT_FILE).display()
+                ))
+            })?;
         // Versions are random and never reused, so the version itself tells whether
         // `current` moved since it was read.
         let tag = version.as_str().to_owned();
         Ok(Some(StoredCurrent { version, tag }))
     }
+}
+
+fn record_file(version: &KeyVersion) -> String {
+    format!("{}{RECORD_SUFFIX}", version.as_str())
 }
 
 fn digest(bytes: &[u8]) -> String {
@@ -131,21 +144,27 @@ fn conflict(what: impl Into<String>, detail: impl Into<String>) -> Error {
 #[async_trait]
 impl BranchStore for DirectoryStore {
     fn location(&self) -> String {
-        self.dir.display().to_string()
+        self.root.path().display().to_string()
     }
 
     async fn read_record(&self, name: &KeyName, version: &KeyVersion) -> Result<StoredRecord> {
-        let path = self.record_path(name, version);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(StoredRecord {
+        let kid = format!("branch:{name}/{version}");
+        let dir = self.existing_name_dir(name, kid.clone())?;
+        let file = record_file(version);
+        match dir.read(
+            &file,
+            TrustedKind::Record,
+            "branch key record",
+            MAX_RECORD_LEN,
+        )? {
+            Some(bytes) => Ok(StoredRecord {
                 tag: digest(&bytes),
-                bytes,
+                bytes: bytes.to_vec(),
             }),
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::KeyNotFound {
-                kid: format!("branch:{name}/{version}"),
-                detail: format!("no record {}", path.display()),
+            None => Err(Error::KeyNotFound {
+                kid,
+                detail: format!("no record {}", dir.path().join(file).display()),
             }),
-            Err(e) => Err(Error::io_at(&path, e)),
         }
     }
 
@@ -155,12 +174,19 @@ impl BranchStore for DirectoryStore {
         version: &KeyVersion,
         record: &[u8],
     ) -> Result<()> {
-        create_private_dir(&self.name_dir(name))?;
-        let path = self.record_path(name, version);
-        match create_file_durably(&path, record, FILE_MODE) {
+        let dir = self
+            .name_dir(name, true)?
+            .ok_or_else(|| Error::KeyNotFound {
+                kid: format!("branch:{name}"),
+                detail: String::new(),
+            })?;
+        // Temporary files of a create or rotate that was killed: ours, so removed.
+        dir.sweep_temps();
+        let file = record_file(version);
+        match dir.create_file(&file, record, FILE_MODE) {
             Err(Error::Io { source, .. }) if source.kind() == ErrorKind::AlreadyExists => {
                 Err(conflict(
-                    path.display().to_string(),
+                    dir.path().join(file).display().to_string(),
                     "a record of this version exists",
                 ))
             }
@@ -175,25 +201,34 @@ impl BranchStore for DirectoryStore {
         record: &[u8],
         tag: &str,
     ) -> Result<()> {
-        let path = self.record_path(name, version);
-        self.locked(name, || {
-            let now = fs::read(&path).map_err(|e| Error::io_at(&path, e))?;
+        let dir = self.existing_name_dir(name, format!("branch:{name}/{version}"))?;
+        let file = record_file(version);
+        let shown = dir.path().join(&file).display().to_string();
+        self.locked(&dir, || {
+            let now = dir
+                .read(
+                    &file,
+                    TrustedKind::Record,
+                    "branch key record",
+                    MAX_RECORD_LEN,
+                )?
+                .ok_or_else(|| conflict(shown.clone(), "the record is gone"))?;
             if digest(&now) != tag {
                 return Err(conflict(
-                    path.display().to_string(),
+                    shown.clone(),
                     "the record changed since it was read",
                 ));
             }
-            write_file_atomically(&path, record, FILE_MODE)
+            dir.replace_file(&file, record, FILE_MODE)
         })
     }
 
     async fn read_current(&self, name: &KeyName) -> Result<StoredCurrent> {
-        self.read_current_file(name)?
-            .ok_or_else(|| Error::KeyNotFound {
-                kid: format!("branch:{name}"),
-                detail: format!("no branch key {name} in {}", self.dir.display()),
-            })
+        let dir = self.existing_name_dir(name, format!("branch:{name}"))?;
+        Self::read_current_in(&dir)?.ok_or_else(|| Error::KeyNotFound {
+            kid: format!("branch:{name}"),
+            detail: format!("no current version in {}", dir.path().display()),
+        })
     }
 
     async fn set_current(
@@ -202,21 +237,27 @@ impl BranchStore for DirectoryStore {
         version: &KeyVersion,
         expected: Option<&StoredCurrent>,
     ) -> Result<()> {
-        let path = self.name_dir(name).join(CURRENT_FILE);
-        self.locked(name, || {
-            let now = self.read_current_file(name)?;
+        let dir = self
+            .name_dir(name, true)?
+            .ok_or_else(|| Error::KeyNotFound {
+                kid: format!("branch:{name}"),
+                detail: String::new(),
+            })?;
+        let shown = dir.path().join(CURRENT_FILE).display().to_string();
+        self.locked(&dir, || {
+            let now = Self::read_current_in(&dir)?;
             match (expected, &now) {
                 (None, None) => {}
                 (Some(expected), Some(now)) if expected.tag == now.tag => {}
                 (None, Some(now)) => {
                     return Err(conflict(
-                        path.display().to_string(),
+                        shown,
                         format!("branch key {name} exists (current version {})", now.version),
                     ))
                 }
                 (_, now) => {
                     return Err(conflict(
-                        path.display().to_string(),
+                        shown,
                         format!(
                             "another rotation moved it first (now {})",
                             now.as_ref()
@@ -225,34 +266,30 @@ impl BranchStore for DirectoryStore {
                     ))
                 }
             }
-            write_file_atomically(&path, format!("{version}\n").as_bytes(), FILE_MODE)
+            dir.replace_file(CURRENT_FILE, format!("{version}\n").as_bytes(), FILE_MODE)
         })
     }
 
     async fn names(&self) -> Result<Vec<KeyName>> {
-        let entries = fs::read_dir(&self.dir).map_err(|e| Error::io_at(&self.dir, e))?;
-        let mut names: Vec<KeyName> = entries
-            .flatten()
-            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|entry| KeyName::new(entry.file_name().to_str()?).ok())
-            .collect();
-        names.sort();
-        Ok(names)
+        // Symlinks named like a branch key are listed too, so that using or listing them
+        // says why they are refused instead of hiding them.
+        Ok(self
+            .root
+            .entries()?
+            .into_iter()
+            .filter(|(_, kind)| matches!(kind, FileType::Directory | FileType::Symlink))
+            .filter_map(|(name, _)| KeyName::new(&name).ok())
+            .collect())
     }
 
     async fn versions(&self, name: &KeyName) -> Result<Vec<KeyVersion>> {
-        let dir = self.name_dir(name);
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io_at(&dir, e)),
+        let Some(dir) = self.name_dir(name, false)? else {
+            return Ok(Vec::new());
         };
-        let mut versions: Vec<KeyVersion> = entries
-            .flatten()
-            .filter_map(|entry| {
-                let file = entry.file_name();
-                KeyVersion::new(file.to_str()?.strip_suffix(RECORD_SUFFIX)?).ok()
-            })
+        let mut versions: Vec<KeyVersion> = dir
+            .entries()?
+            .into_iter()
+            .filter_map(|(file, _)| KeyVersion::new(file.strip_suffix(RECORD_SUFFIX)?).ok())
             .collect();
         versions.sort();
         Ok(versions)

@@ -49,11 +49,11 @@ mod wrapper;
 
 #[cfg(feature = "azure-blob")]
 pub use blob::BlobStore;
-pub use directory::DirectoryStore;
+pub use directory::{DirectoryStore, MAX_RECORD_LEN};
 pub use key_cache::BranchKeyCacheConfig;
 pub use kid::{BranchKid, BRANCH_KID_PREFIX};
 pub use store::{BranchStore, StoredCurrent, StoredRecord};
-pub use wrapper::{BranchListing, BranchWrapper};
+pub use wrapper::{BranchListing, BranchWrapper, RecordKeys};
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 

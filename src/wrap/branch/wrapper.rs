@@ -44,6 +44,9 @@ pub struct BranchWrapper {
     name: KeyName,
     store: Arc<dyn BranchStore>,
     cmk: Arc<dyn KeyWrapper>,
+    /// Opens records under other CMKs than `cmk` (older versions after a rotation to
+    /// another CMK); `None`: every record opens with `cmk`.
+    record_keys: Option<Arc<dyn RecordKeys>>,
     cache: BranchKeyCache,
     provider: Provider,
     /// The current version as last read, and when: read again after the time to live, so
@@ -72,6 +75,23 @@ impl std::fmt::Debug for BranchWrapper {
     }
 }
 
+/// The keys that open branch key records whose CMK is not the wrapper's own: after
+/// `rotate` under another CMK, objects under the older versions still open, each record
+/// with the CMK its own slots name. The implementation decides which CMKs it will use (an
+/// allowlist of vaults, tokens and keyrings): a record names its CMK, and nothing read
+/// from a store should choose where the caller's credentials go.
+#[async_trait]
+pub trait RecordKeys: Send + Sync {
+    /// An envelope that opens the record whose header is `record` (its slots name the
+    /// CMK), or an error saying why none may. Lazy re-wrap should be off: a record is
+    /// re-wrapped by [`BranchWrapper::rewrap_records`], not on open.
+    ///
+    /// # Errors
+    /// [`Error::NoKeyForKid`] for a record under a CMK the caller does not allow; the
+    /// CMK's errors.
+    async fn envelope_for(&self, record: &Header) -> Result<Arc<Envelope>>;
+}
+
 /// One branch key in a store, for listings and inventories.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -83,6 +103,9 @@ pub struct BranchListing {
     /// Every version with a record, and the kids of the CMK slots of its record (empty
     /// when the record does not parse).
     pub versions: Vec<(KeyVersion, Vec<String>)>,
+    /// What is wrong with this branch key's entries (an unreadable `current`, a record
+    /// that is refused or does not parse), one line each; the rest is still listed.
+    pub problems: Vec<String>,
 }
 
 impl BranchWrapper {
@@ -96,6 +119,7 @@ impl BranchWrapper {
             name: KeyName::new(name)?,
             store,
             cmk,
+            record_keys: None,
             cache: BranchKeyCache::new(BranchKeyCacheConfig::default()),
             provider: Provider::default(),
             current: Mutex::new(None),
@@ -127,6 +151,15 @@ impl BranchWrapper {
         self
     }
 
+    /// Opens records whose slots do not name `cmk` with `keys` (see [`RecordKeys`]), so
+    /// that objects under versions wrapped by an earlier CMK keep opening. Records under
+    /// `cmk` still open with it.
+    #[must_use]
+    pub fn with_record_keys(mut self, keys: Arc<dyn RecordKeys>) -> Self {
+        self.record_keys = Some(keys);
+        self
+    }
+
     /// Uses this crypto provider for branch slots and records (default: aws-lc when
     /// compiled in).
     #[must_use]
@@ -142,6 +175,24 @@ impl BranchWrapper {
             .provider(self.provider)
             .lazy_rewrap(false)
             .build()
+    }
+
+    /// The envelope that opens `record`: the CMK's own when one of its slots is the
+    /// CMK's, else what the [`RecordKeys`] give for it.
+    async fn records_for(&self, kid: &BranchKid, record: &[u8]) -> Result<Arc<Envelope>> {
+        let Some(keys) = &self.record_keys else {
+            return Ok(Arc::new(self.records()?));
+        };
+        check_record_slots(kid, record)?;
+        let (header, _) = Header::parse_prefix(record)?;
+        let ours = header
+            .slots()
+            .iter()
+            .any(|slot| self.cmk.recognizes(slot.kid()) == Some(true));
+        if ours {
+            return Ok(Arc::new(self.records()?));
+        }
+        keys.envelope_for(&header).await
     }
 
     /// The branch key's name.
@@ -243,7 +294,12 @@ impl BranchWrapper {
         self.cache
             .get_or_load(&kid.to_string(), || async {
                 let record = self.store.read_record(&kid.name, &kid.version).await?;
-                open_record(&self.records()?, kid, &record.bytes).await
+                open_record(
+                    &*self.records_for(kid, &record.bytes).await?,
+                    kid,
+                    &record.bytes,
+                )
+                .await
             })
             .await
     }
@@ -293,16 +349,37 @@ impl BranchWrapper {
     pub async fn list(store: &dyn BranchStore) -> Result<Vec<BranchListing>> {
         let mut listings = Vec::new();
         for name in store.names().await? {
-            let current = store.read_current(&name).await.ok().map(|c| c.version);
+            let mut problems = Vec::new();
+            let current = match store.read_current(&name).await {
+                Ok(current) => Some(current.version),
+                Err(e) => {
+                    problems.push(format!("current: {e}"));
+                    None
+                }
+            };
             let mut versions = Vec::new();
-            for version in store.versions(&name).await? {
+            let found = match store.versions(&name).await {
+                Ok(found) => found,
+                Err(e) => {
+                    problems.push(format!("versions: {e}"));
+                    Vec::new()
+                }
+            };
+            for version in found {
                 let kids = match store.read_record(&name, &version).await {
-                    Ok(record) => Header::parse_prefix(&record.bytes)
-                        .map(|(header, _)| {
+                    Ok(record) => match Header::parse_prefix(&record.bytes) {
+                        Ok((header, _)) => {
                             header.slots().iter().map(|s| s.kid().to_owned()).collect()
-                        })
-                        .unwrap_or_default(),
-                    Err(_) => Vec::new(),
+                        }
+                        Err(e) => {
+                            problems.push(format!("record {version}: {e}"));
+                            Vec::new()
+                        }
+                    },
+                    Err(e) => {
+                        problems.push(format!("record {version}: {e}"));
+                        Vec::new()
+                    }
                 };
                 versions.push((version, kids));
             }
@@ -310,6 +387,7 @@ impl BranchWrapper {
                 name,
                 current,
                 versions,
+                problems,
             });
         }
         Ok(listings)

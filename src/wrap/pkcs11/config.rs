@@ -17,11 +17,14 @@ use crate::wrap::KeyRules;
 pub enum PinSource {
     /// An environment variable.
     Env(String),
-    /// A file (its first line; mode 0600 recommended). Refused when it is writable by group
-    /// or others or owned by another user (root excepted): see
-    /// [`check_file_trust`](crate::check_file_trust).
+    /// A file (its first line, mode 0600). Refused when it or a directory above it is
+    /// writable by group or others or owned by another user (root excepted), when others
+    /// can read it, or when it has more than one link: see [`trust`](crate::trust).
     File(PathBuf),
 }
+
+/// A PIN file holds one line.
+const PIN_FILE_LIMIT: usize = 4096;
 
 impl PinSource {
     pub(super) fn read(&self) -> Result<AuthPin> {
@@ -32,10 +35,9 @@ impl PinSource {
                 ))
             })?),
             PinSource::File(path) => {
-                crate::check_file_trust(path, "PIN file")?;
-                let text = Zeroizing::new(
-                    std::fs::read_to_string(path).map_err(|e| Error::io_at(path, e))?,
-                );
+                use crate::trust::{TrustedFile, TrustedKind};
+                let text = TrustedFile::open(path, TrustedKind::Secret, "PIN file")?
+                    .read_text(PIN_FILE_LIMIT)?;
                 Zeroizing::new(text.lines().next().unwrap_or_default().to_owned())
             }
         };

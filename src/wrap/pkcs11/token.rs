@@ -26,12 +26,29 @@ pub(crate) struct Token {
 
 impl Token {
     /// Loads `module` (once per process: a second load shares the first's state) and finds
-    /// the token labelled `label`.
+    /// the token labelled `label`. The module is code that runs with the PIN: it is loaded
+    /// only from the descriptor whose path and file were checked (`/proc/self/fd/N`), never
+    /// by its path again, so a file swapped in after the check is not what runs.
     pub(crate) fn open(module: &Path, label: &str, token_uri: &str) -> Result<Self> {
-        let pkcs11 = Pkcs11::new(module).map_err(|e| Error::Backend {
+        use crate::trust::{TrustedFile, TrustedKind};
+        let checked = TrustedFile::open(module, TrustedKind::Module, "PKCS#11 module").map_err(
+            |e| match e {
+                Error::Io { source, .. } => Error::Backend {
+                    backend: BACKEND,
+                    message: format!(
+                        "cannot load the PKCS#11 module {}: {source}",
+                        module.display()
+                    ),
+                },
+                other => other,
+            },
+        )?;
+        let pkcs11 = Pkcs11::new(checked.descriptor_path()?).map_err(|e| Error::Backend {
             backend: BACKEND,
             message: format!("cannot load the PKCS#11 module {}: {e}", module.display()),
         })?;
+        // The mapping outlives the descriptor.
+        drop(checked);
         match pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
             Err(e) => return Err(fail(e, token_uri, "initialising the module")),

@@ -1,20 +1,23 @@
 //! The keyring directory: create, rotate, import, list, and hand out keys.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::material::RsaKeyMaterial;
 use super::names::{KeyName, KeyVersion, LocalKid};
 use super::rotations::RotationCount;
-use crate::atomic_write::{create_file_durably, create_private_dir, write_file_atomically};
 use crate::crypto::Provider;
 use crate::error::{Error, Result};
-use crate::file_trust::{check_file_trust, check_metadata};
 use crate::kid::Kid;
+use crate::trust::create_private_dir;
+use crate::trust::{TrustedDir, TrustedKind};
 use crate::wrap::KeyRules;
 
 const CURRENT_FILE: &str = "current";
 const KEY_FILE_MODE: u32 = 0o600;
+/// No PEM RSA key this crate accepts comes near this; a larger "key file" is not read.
+const KEY_FILE_LIMIT: usize = 64 * 1024;
+/// `current` holds one version line.
+const CURRENT_LIMIT: usize = 256;
 
 /// A software keyring on disk (see the [module docs](super) for the layout).
 ///
@@ -32,6 +35,9 @@ const KEY_FILE_MODE: u32 = 0o600;
 #[derive(Debug, Clone)]
 pub struct Keyring {
     dir: PathBuf,
+    /// The keyring directory as checked when it was opened: every key directory and file
+    /// is reached from it, never by a path again.
+    root: TrustedDir,
     domain: String,
     key_rules: KeyRules,
     provider: Provider,
@@ -56,9 +62,10 @@ pub struct KeyListing {
 impl Keyring {
     /// Opens an existing keyring directory.
     ///
-    /// The directory must be owned by the user (or root) and not writable by group or
-    /// others ([`check_file_trust`](crate::check_file_trust)); so must every key directory
-    /// and key file read later, and none of those may be a symlink.
+    /// The directory and every directory above it must be owned by the user (or root) and
+    /// not writable by group or others ([`trust`](crate::trust)); so must every key
+    /// directory and key file read later, none of which may be a symlink or a hard link,
+    /// and key files must be readable by nobody else (mode 0600).
     ///
     /// # Errors
     /// [`Error::KeyringNotFound`] when `dir` is not a directory; [`Error::UntrustedFile`]
@@ -68,13 +75,14 @@ impl Keyring {
         if !dir.is_dir() {
             return Err(Error::KeyringNotFound(dir.to_path_buf()));
         }
-        check_file_trust(dir, "keyring directory")?;
+        let root = TrustedDir::open(dir, "keyring directory")?;
         let canonical = dir.canonicalize().map_err(|e| Error::io_at(dir, e))?;
         let domain = format!("local:{}", canonical.display());
         Ok(Self {
             rotations: RotationCount::of(&domain),
             domain,
             dir: dir.to_path_buf(),
+            root,
             key_rules: KeyRules::default(),
             provider: Provider::default(),
         })
@@ -132,15 +140,17 @@ impl Keyring {
     /// As [`Keyring::create_key`], and [`Error::PolicyRefused`] for a size the key rules refuse.
     pub fn create_key_with_size(&self, name: &str, bits: usize) -> Result<Kid> {
         let name = KeyName::new(name)?;
-        let key_dir = self.key_dir(&name);
-        if key_dir.exists() {
+        if self
+            .root
+            .subdir(name.as_str(), "key directory", false)?
+            .is_some()
+        {
             return Err(Error::InvalidArgument(format!(
                 "key {name} already exists in {}: rotate it instead",
                 self.dir.display()
             )));
         }
         let material = RsaKeyMaterial::generate(bits, &self.key_rules, self.provider)?;
-        create_private_dir(&key_dir)?;
         self.add_version(&name, &material)
     }
 
@@ -168,10 +178,6 @@ impl Keyring {
     pub fn import_pem(&self, name: &str, pem: &str) -> Result<Kid> {
         let name = KeyName::new(name)?;
         let material = RsaKeyMaterial::from_pem(pem, &self.key_rules, self.provider)?;
-        let key_dir = self.key_dir(&name);
-        if !key_dir.exists() {
-            create_private_dir(&key_dir)?;
-        }
         self.add_version(&name, &material)
     }
 
@@ -234,56 +240,31 @@ impl Keyring {
         self.provider
     }
 
-    fn key_dir(&self, name: &KeyName) -> PathBuf {
-        self.dir.join(name.as_str())
-    }
-
-    pub(super) fn version_path(&self, name: &KeyName, version: &KeyVersion) -> PathBuf {
-        self.key_dir(name).join(format!("{version}.pem"))
-    }
-
     /// The key's directory, checked: a real directory (not a symlink) that only its user
     /// can change.
-    fn checked_key_dir(&self, name: &KeyName) -> Result<PathBuf> {
-        let key_dir = self.key_dir(name);
-        let meta = match fs::symlink_metadata(&key_dir) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::KeyNotFound {
-                    kid: format!("local:{name}"),
-                    detail: String::new(),
-                })
-            }
-            Err(e) => return Err(Error::io_at(&key_dir, e)),
-        };
-        if meta.file_type().is_symlink() {
-            return Err(symlink_refused(&key_dir, "key directory"));
-        }
-        if !meta.is_dir() {
-            return Err(Error::KeyNotFound {
+    fn checked_key_dir(&self, name: &KeyName) -> Result<TrustedDir> {
+        self.root
+            .subdir(name.as_str(), "key directory", false)?
+            .ok_or_else(|| Error::KeyNotFound {
                 kid: format!("local:{name}"),
                 detail: String::new(),
-            });
-        }
-        check_metadata(&key_dir, &meta, "key directory")?;
-        Ok(key_dir)
+            })
     }
 
     /// The version named by `{name}/current`.
     pub(super) fn current_version(&self, name: &KeyName) -> Result<KeyVersion> {
         let key_dir = self.checked_key_dir(name)?;
-        let path = key_dir.join(CURRENT_FILE);
-        let text = read_key_file(&path).map_err(|e| match e {
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                Error::KeyNotFound {
-                    kid: format!("local:{name}"),
-                    detail: "no current version".to_owned(),
-                }
-            }
-            other => other,
-        })?;
-        KeyVersion::new(text.trim())
-            .map_err(|_| Error::InvalidKey(format!("{} does not name a version", path.display())))
+        let path = key_dir.path().join(CURRENT_FILE);
+        let bytes = key_dir
+            .read(CURRENT_FILE, TrustedKind::Record, "key file", CURRENT_LIMIT)?
+            .ok_or_else(|| Error::KeyNotFound {
+                kid: format!("local:{name}"),
+                detail: "no current version".to_owned(),
+            })?;
+        std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| KeyVersion::new(text.trim()).ok())
+            .ok_or_else(|| Error::InvalidKey(format!("{} does not name a version", path.display())))
     }
 
     /// Reads and checks one version's key file.
@@ -292,21 +273,24 @@ impl Keyring {
         name: &KeyName,
         version: &KeyVersion,
     ) -> Result<RsaKeyMaterial> {
-        self.checked_key_dir(name)?;
-        let path = self.version_path(name, version);
-        let pem = read_key_file(&path).map_err(|e| match e {
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                Error::KeyNotFound {
-                    kid: LocalKid {
-                        name: name.clone(),
-                        version: version.clone(),
-                    }
-                    .to_string(),
-                    detail: String::new(),
+        let key_dir = self.checked_key_dir(name)?;
+        let file = format!("{version}.pem");
+        let path = key_dir.path().join(&file);
+        let bytes = key_dir
+            .read(&file, TrustedKind::Secret, "key file", KEY_FILE_LIMIT)?
+            .ok_or_else(|| Error::KeyNotFound {
+                kid: LocalKid {
+                    name: name.clone(),
+                    version: version.clone(),
                 }
-            }
-            other => other,
-        })?;
+                .to_string(),
+                detail: String::new(),
+            })?;
+        let pem = zeroize::Zeroizing::new(
+            std::str::from_utf8(&bytes)
+                .map_err(|_| Error::InvalidKey(format!("{}: not PEM text", path.display())))?
+                .to_owned(),
+        );
         // Reading old data must not depend on today's size policy: sizes are checked when a
         // key is created, imported, or used to wrap new data.
         let any_size = KeyRules::any_supported_size();
@@ -325,51 +309,31 @@ impl Keyring {
     /// key's name (refused, with the reason). Other entries (stray files, names that are
     /// not key names) are no keys and are passed over.
     fn key_entries(&self) -> Result<Vec<std::result::Result<KeyName, (String, String)>>> {
-        let entries = fs::read_dir(&self.dir).map_err(|e| Error::io_at(&self.dir, e))?;
         let mut found = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io_at(&self.dir, e))?;
-            let file_name = entry.file_name();
-            let Some(name) = file_name.to_str().and_then(|n| KeyName::new(n).ok()) else {
+        for (file_name, kind) in self.root.entries()? {
+            let Ok(name) = KeyName::new(&file_name) else {
                 continue;
             };
-            // file_type does not follow symlinks: `alias -> orders` is not a second key.
-            let kind = entry
-                .file_type()
-                .map_err(|e| Error::io_at(entry.path(), e))?;
-            if kind.is_symlink() {
+            // Entries are not followed: `alias -> orders` is not a second key.
+            if kind == rustix::fs::FileType::Symlink {
                 found.push(Err((
                     name.to_string(),
-                    symlink_refused(&entry.path(), "key directory").to_string(),
+                    symlink_refused(&self.dir.join(&file_name), "key directory").to_string(),
                 )));
-            } else if kind.is_dir() {
+            } else if kind == rustix::fs::FileType::Directory {
                 found.push(Ok(name));
             }
         }
-        found.sort_by(|a, b| {
-            let key = |e: &std::result::Result<KeyName, (String, String)>| match e {
-                Ok(n) => n.as_str().to_owned(),
-                Err((n, _)) => n.clone(),
-            };
-            key(a).cmp(&key(b))
-        });
         Ok(found)
     }
 
     fn versions(&self, name: &KeyName) -> Result<Vec<KeyVersion>> {
-        let key_dir = self.key_dir(name);
-        let entries = fs::read_dir(&key_dir).map_err(|e| Error::io_at(&key_dir, e))?;
-        let mut versions = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io_at(&key_dir, e))?;
-            let file_name = entry.file_name();
-            let Some(stem) = file_name.to_str().and_then(|n| n.strip_suffix(".pem")) else {
-                continue;
-            };
-            if let Ok(version) = KeyVersion::new(stem) {
-                versions.push(version);
-            }
-        }
+        let key_dir = self.checked_key_dir(name)?;
+        let mut versions: Vec<KeyVersion> = key_dir
+            .entries()?
+            .into_iter()
+            .filter_map(|(file, _)| KeyVersion::new(file.strip_suffix(".pem")?).ok())
+            .collect();
         versions.sort();
         Ok(versions)
     }
@@ -386,13 +350,18 @@ impl Keyring {
             })?;
         let version = KeyVersion::from_random(random);
         let pem = material.to_pem()?;
-        create_file_durably(
-            &self.version_path(name, &version),
-            pem.as_bytes(),
-            KEY_FILE_MODE,
-        )?;
-        write_file_atomically(
-            &self.key_dir(name).join(CURRENT_FILE),
+        let key_dir = self
+            .root
+            .subdir(name.as_str(), "key directory", true)?
+            .ok_or_else(|| Error::KeyNotFound {
+                kid: format!("local:{name}"),
+                detail: String::new(),
+            })?;
+        // Temporary files of a write that was killed: ours, so removed.
+        key_dir.sweep_temps();
+        key_dir.create_file(&format!("{version}.pem"), pem.as_bytes(), KEY_FILE_MODE)?;
+        key_dir.replace_file(
+            CURRENT_FILE,
             format!("{version}\n").as_bytes(),
             KEY_FILE_MODE,
         )?;
@@ -413,16 +382,4 @@ fn symlink_refused(path: &Path, what: &str) -> Error {
              so that nothing outside it decides which key is used"
         ),
     }
-}
-
-/// Reads a key file or `current`: a regular file, not a symlink, only its user can change.
-fn read_key_file(path: &Path) -> Result<zeroize::Zeroizing<String>> {
-    let meta = fs::symlink_metadata(path).map_err(|e| Error::io_at(path, e))?;
-    if meta.file_type().is_symlink() {
-        return Err(symlink_refused(path, "key file"));
-    }
-    check_metadata(path, &meta, "key file")?;
-    fs::read_to_string(path)
-        .map(zeroize::Zeroizing::new)
-        .map_err(|e| Error::io_at(path, e))
 }
