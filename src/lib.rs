@@ -50,6 +50,7 @@ pub mod format;
 mod inspect;
 mod kid;
 mod policy;
+pub mod redact;
 pub mod stream;
 pub mod trust;
 mod wrap;

@@ -232,3 +232,159 @@ pub fn check_file_trust(path: &Path, what: &str) -> Result<()> {
     };
     TrustedFile::open(path, kind, what).map(drop)
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn with_mode(mode: u32) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"x").expect("write");
+        chmod(&path, mode);
+        (dir, path)
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    fn is_root() -> bool {
+        rustix::process::geteuid().is_root()
+    }
+
+    #[test]
+    fn group_or_world_writable_files_are_refused_with_the_fix() {
+        for (mode, who) in [
+            (0o620, "its group"),
+            (0o602, "everyone"),
+            (0o666, "its group and everyone"),
+        ] {
+            let (_dir, path) = with_mode(mode);
+            let error = check_file_trust(&path, "PIN file").expect_err("refused");
+            let text = error.to_string();
+            assert!(
+                text.contains(who) && text.contains("chmod go-w") && text.contains("PIN file"),
+                "{text}"
+            );
+        }
+        for mode in [0o600, 0o644, 0o755, 0o400] {
+            let (_dir, path) = with_mode(mode);
+            check_file_trust(&path, "PIN file").expect("accepted");
+        }
+    }
+
+    #[test]
+    fn files_of_another_user_are_refused_unless_root_owns_them() {
+        let (_dir, path) = with_mode(0o600);
+        if !is_root() {
+            // Only root can give a file away; as a normal user our own file must pass.
+            check_file_trust(&path, "key file").expect("own file");
+            return;
+        }
+        std::os::unix::fs::chown(&path, Some(4242), None).expect("chown");
+        let text = check_file_trust(&path, "key file")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            text.contains("uid 4242") && text.contains("chown"),
+            "{text}"
+        );
+        std::os::unix::fs::chown(&path, Some(0), None).expect("chown back");
+        check_file_trust(&path, "key file").expect("root-owned");
+    }
+
+    #[test]
+    fn an_ancestor_others_can_write_is_refused_unless_it_is_roots_and_sticky() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::write(open.join("cmke.toml"), "").expect("write");
+        chmod(&open, 0o777);
+        let refused = TrustedFile::open(&open.join("cmke.toml"), TrustedKind::Config, "config")
+            .expect_err("refused");
+        assert!(
+            matches!(&refused, Error::UntrustedFile { path, .. } if path == &open),
+            "{refused}"
+        );
+        chmod(&open, 0o1777);
+        let sticky = TrustedFile::open(&open.join("cmke.toml"), TrustedKind::Config, "config");
+        // Like /tmp: a sticky directory is safe only when root owns it.
+        assert_eq!(sticky.is_ok(), is_root(), "{sticky:?}");
+    }
+
+    #[test]
+    fn a_symlink_on_the_way_is_followed_only_when_root_or_the_user_made_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).expect("mkdir");
+        std::fs::write(real.join("pin"), "1234").expect("write");
+        chmod(&real.join("pin"), 0o600);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("real", &link).expect("symlink");
+        let text = TrustedFile::open(&link.join("pin"), TrustedKind::Secret, "PIN file")
+            .expect("followed")
+            .read_text(64)
+            .expect("read");
+        assert_eq!(text.as_str(), "1234");
+        // `..` after a symlink is the parent of where the link leads.
+        std::fs::create_dir(real.join("sub")).expect("mkdir");
+        std::os::unix::fs::symlink("real/sub", dir.path().join("deep")).expect("symlink");
+        TrustedFile::open(
+            &dir.path().join("deep/../pin"),
+            TrustedKind::Secret,
+            "PIN file",
+        )
+        .expect("physical parent");
+        if is_root() {
+            std::os::unix::fs::lchown(&link, Some(4242), None).expect("lchown");
+            let refused = TrustedFile::open(&link.join("pin"), TrustedKind::Secret, "PIN file")
+                .expect_err("another user's symlink");
+            assert!(refused.to_string().contains("uid 4242"), "{refused}");
+        }
+    }
+
+    #[test]
+    fn secrets_others_can_read_or_with_two_links_are_refused() {
+        let (dir, path) = with_mode(0o644);
+        let refused = TrustedFile::open(&path, TrustedKind::Secret, "key file")
+            .expect_err("readable by others");
+        assert!(refused.to_string().contains("chmod go-rwx"), "{refused}");
+        chmod(&path, 0o600);
+        std::fs::hard_link(&path, dir.path().join("twin")).expect("link");
+        let refused =
+            TrustedFile::open(&path, TrustedKind::Secret, "key file").expect_err("two links");
+        assert!(refused.to_string().contains("2 hard links"), "{refused}");
+        // A configuration file may have links: it holds no secret.
+        TrustedFile::open(&path, TrustedKind::Config, "config").expect("config");
+    }
+
+    #[test]
+    fn a_module_is_loaded_from_the_descriptor_that_was_checked() {
+        let (dir, path) = with_mode(0o755);
+        let checked = TrustedFile::open(&path, TrustedKind::Module, "module").expect("open");
+        let by_descriptor = checked.descriptor_path().expect("/proc/self/fd");
+        // Swapped after the check: the descriptor still reaches the file that was checked.
+        std::fs::write(dir.path().join("evil"), b"evil").expect("write");
+        std::fs::rename(dir.path().join("evil"), &path).expect("swap");
+        assert_eq!(std::fs::read(&by_descriptor).expect("read"), b"x");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            fifo.as_path(),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+        let refused = TrustedFile::open(&fifo, TrustedKind::Config, "config").expect_err("a FIFO");
+        assert!(refused.to_string().contains("FIFO"), "{refused}");
+    }
+}

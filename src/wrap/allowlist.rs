@@ -57,7 +57,8 @@ impl KidAllowlist {
     pub fn allow_vault(mut self, url: &str) -> Result<Self> {
         let host = vault_host_of(url).ok_or_else(|| {
             Error::InvalidArgument(format!(
-                "{url}: a vault is named by its URL, https://{{name}}.vault.azure.net"
+                "{}: a vault is named by its URL, https://{{name}}.vault.azure.net",
+                crate::redact::urls(url)
             ))
         })?;
         self.vault_hosts.insert(host);

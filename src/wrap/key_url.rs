@@ -31,7 +31,9 @@ impl KeyUrl {
     /// # Errors
     /// [`Error::InvalidArgument`] naming what is wrong: scheme, host, path, name or version.
     pub(crate) fn parse(url: &str) -> Result<Self> {
-        let invalid = |why: &str| Error::InvalidArgument(format!("key URL {url}: {why}"));
+        let invalid = |why: &str| {
+            Error::InvalidArgument(format!("key URL {}: {why}", crate::redact::urls(url)))
+        };
         let rest = url
             .strip_prefix("https://")
             .ok_or_else(|| invalid("must start with https://"))?;

@@ -321,6 +321,11 @@ pub struct ManyFiles {
     /// Files at once [default: four per core, at least 8; or `jobs` in cmke.toml].
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Memory for all jobs together, e.g. 512MiB [default: 256MiB; or `max_memory` in
+    /// cmke.toml]. A file whose segments do not fit waits for room; one that could never
+    /// fit fails alone.
+    #[arg(long, value_parser = crate::memory_budget::parse_size)]
+    pub max_memory: Option<u64>,
     /// No line per file: only failures and the summary.
     #[arg(long, short)]
     pub quiet: bool,

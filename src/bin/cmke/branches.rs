@@ -13,6 +13,7 @@ use cmk_envelope::software::KeyName;
 use cmk_envelope::{Error, KeyWrapper, Kid, Result};
 
 use crate::args::BranchCommand;
+use crate::escape;
 use crate::sources::KeySources;
 
 impl KeySources {
@@ -45,7 +46,8 @@ impl KeySources {
         }
         if location.contains("://") {
             return Err(Error::InvalidArgument(format!(
-                "{location}: a branch store is a directory or an https:// blob container URL"
+                "{}: a branch store is a directory or an https:// blob container URL",
+                cmk_envelope::redact::urls(location)
             )));
         }
         Ok(Arc::new(if create {
@@ -185,17 +187,20 @@ pub async fn rewrap_store(sources: &KeySources, location: &str) -> Result<ExitCo
             match outcome {
                 Ok(Some(cmk_kid)) => {
                     rewrapped += 1;
-                    println!("{kid}: record re-wrapped under {cmk_kid}");
+                    println!("{kid}: record re-wrapped under {}", escape::text(&cmk_kid));
                 }
                 Ok(None) => current += 1,
                 Err(e) => {
-                    eprintln!("cmke: {kid}: {e}");
+                    eprintln!("cmke: {kid}: {}", escape::text(&e.to_string()));
                     first_failure.get_or_insert(e);
                 }
             }
         }
     }
-    eprintln!("cmke: {location}: {rewrapped} records re-wrapped, {current} already current");
+    eprintln!(
+        "cmke: {}: {rewrapped} records re-wrapped, {current} already current",
+        escape::text(location)
+    );
     match first_failure {
         Some(e) => Err(e),
         None => Ok(ExitCode::SUCCESS),
@@ -246,6 +251,7 @@ pub async fn branch_command(sources: &KeySources, command: BranchCommand) -> Res
                                     "cmk_kids": cmk_kids,
                                 })
                             }).collect::<Vec<_>>(),
+                            "problems": branch.problems,
                         })
                     })
                     .collect();
@@ -271,7 +277,13 @@ pub async fn branch_command(sources: &KeySources, command: BranchCommand) -> Res
                         } else {
                             " "
                         };
-                        println!("  {mark} {version}  record under {}", cmk_kids.join(", "));
+                        println!(
+                            "  {mark} {version}  record under {}",
+                            escape::text(&cmk_kids.join(", "))
+                        );
+                    }
+                    for problem in &branch.problems {
+                        println!("  ! {}", escape::text(problem));
                     }
                 }
             }

@@ -17,6 +17,7 @@ pub use crate::bulk_report::Summary;
 use crate::bulk_report::{Outcome, Report};
 use crate::io::io_error;
 use crate::key_pool::KeyPool;
+use crate::memory_budget::{open_need, MemoryBudget};
 use crate::replace::{self, NotReplaced, Opened};
 use crate::sources::KeySources;
 use crate::walk::{self, Found, Kind, Temp};
@@ -28,6 +29,8 @@ pub struct RewrapOptions {
     pub detached: bool,
     pub break_hard_links: bool,
     pub jobs: usize,
+    /// Memory for all jobs together (`--max-memory`).
+    pub max_memory: u64,
     pub quiet: bool,
 }
 
@@ -41,7 +44,7 @@ pub async fn rewrap(
     paths: &[PathBuf],
     options: RewrapOptions,
 ) -> Result<Summary> {
-    let files = walk::files_under(paths)?;
+    let files = walk::files_under(paths);
     let pool = sources.pool();
     // A Key Vault target is not read until a file needs it: a move the policy refuses by
     // the kids alone (another vault, a software key) is refused without a network call.
@@ -50,13 +53,28 @@ pub async fn rewrap(
         None => RewrapTarget::CurrentVersion,
     };
     let report = Arc::new(Report::new(files.len(), options.quiet));
+    let budget = MemoryBudget::new(options.max_memory);
     let options = Arc::new(options);
     let summary = run_all(files, options.jobs, Arc::clone(&report), move |found| {
-        let (pool, target, options) = (Arc::clone(&pool), target.clone(), Arc::clone(&options));
+        let (pool, target, options, budget) = (
+            Arc::clone(&pool),
+            target.clone(),
+            Arc::clone(&options),
+            budget.clone(),
+        );
         async move {
             match found {
                 Found::Symlink(_) => Outcome::SymlinkSkipped,
-                Found::File(path) => rewrap_one(&pool, &target, &options, &path).await,
+                Found::Unreadable(_, error) => Outcome::Failed(error),
+                Found::File(path) => {
+                    // A re-wrap copies the body through two fixed buffers, whatever its
+                    // segments: the same share of the budget for every file.
+                    let _memory = match budget.reserve(replace::REPLACE_MEMORY, &path).await {
+                        Ok(permit) => permit,
+                        Err(e) => return Outcome::Failed(e),
+                    };
+                    rewrap_one(&pool, &target, &options, &path).await
+                }
             }
         }
     })
@@ -73,6 +91,8 @@ pub struct VerifyOptions {
     pub detached: bool,
     pub body_ext: String,
     pub jobs: usize,
+    /// Memory for all jobs together (`--max-memory`).
+    pub max_memory: u64,
     pub quiet: bool,
 }
 
@@ -85,7 +105,7 @@ pub async fn verify(
     paths: &[PathBuf],
     options: VerifyOptions,
 ) -> Result<Summary> {
-    let files = walk::files_under(paths)?;
+    let files = walk::files_under(paths);
     let pool = sources.pool();
     // With --detached, the bodies are verified with their headers, not on their own.
     let bodies: Arc<HashSet<PathBuf>> = Arc::new(if options.detached {
@@ -94,15 +114,21 @@ pub async fn verify(
         HashSet::new()
     });
     let report = Arc::new(Report::new(files.len(), options.quiet));
+    let budget = MemoryBudget::new(options.max_memory);
     let options = Arc::new(options);
     let summary = run_all(files, options.jobs, Arc::clone(&report), move |found| {
-        let (pool, options, bodies) =
-            (Arc::clone(&pool), Arc::clone(&options), Arc::clone(&bodies));
+        let (pool, options, bodies, budget) = (
+            Arc::clone(&pool),
+            Arc::clone(&options),
+            Arc::clone(&bodies),
+            budget.clone(),
+        );
         async move {
             match found {
                 Found::Symlink(_) => Outcome::SymlinkSkipped,
+                Found::Unreadable(_, error) => Outcome::Failed(error),
                 Found::File(path) if bodies.contains(&path) => Outcome::DetachedBody,
-                Found::File(path) => verify_one(&pool, &options, path).await,
+                Found::File(path) => verify_one(&pool, &options, &budget, path).await,
             }
         }
     })
@@ -245,7 +271,7 @@ async fn detached_bodies(files: &[Found], body_ext: &str) -> HashSet<PathBuf> {
         .iter()
         .filter_map(|f| match f {
             Found::File(p) => Some(p.clone()),
-            Found::Symlink(_) => None,
+            Found::Symlink(_) | Found::Unreadable(..) => None,
         })
         .collect();
     let body_ext = body_ext.to_owned();
@@ -271,7 +297,12 @@ fn body_path(header: &Path, body_ext: &str) -> PathBuf {
     }
 }
 
-async fn verify_one(pool: &KeyPool, options: &VerifyOptions, path: PathBuf) -> Outcome {
+async fn verify_one(
+    pool: &KeyPool,
+    options: &VerifyOptions,
+    budget: &MemoryBudget,
+    path: PathBuf,
+) -> Outcome {
     if let Some(outcome) = temp_outcome(&path, true) {
         return outcome;
     }
@@ -279,7 +310,7 @@ async fn verify_one(pool: &KeyPool, options: &VerifyOptions, path: PathBuf) -> O
         let path = path.clone();
         blocking(move || walk::classify(&path)).await
     };
-    let (header, header_bytes, detached) = match classified {
+    let (header, header_bytes, detached, len) = match classified {
         Err(e) => return Outcome::Failed(e),
         Ok(Kind::Foreign { .. }) => return Outcome::Failed(Error::Malformed(Malformed::BadMagic)),
         Ok(Kind::Corrupt { error }) => return Outcome::Failed(error),
@@ -287,9 +318,10 @@ async fn verify_one(pool: &KeyPool, options: &VerifyOptions, path: PathBuf) -> O
             header,
             header_bytes,
             detached,
-            ..
-        }) => (header, header_bytes, detached),
+            len,
+        }) => (header, header_bytes, detached, len),
     };
+    let header_bytes_len = header_bytes.len() as u64;
     let source: Box<dyn Read + Send> = if detached {
         if !options.detached {
             // A header with no body proves nothing: a failure, unless the operator said
@@ -314,6 +346,19 @@ async fn verify_one(pool: &KeyPool, options: &VerifyOptions, path: PathBuf) -> O
             Ok(file) => Box::new(file),
             Err(e) => return Outcome::Failed(io_error(&path, e)),
         }
+    };
+    // A detached header's body is as long as the body file; bound it by the file read.
+    let body_len = if detached {
+        std::fs::metadata(body_path(&path, &options.body_ext)).map_or(u64::MAX, |m| m.len())
+    } else {
+        len.saturating_sub(header_bytes_len)
+    };
+    let _memory = match budget
+        .reserve(open_need(header.preamble().segment_size(), body_len), &path)
+        .await
+    {
+        Ok(permit) => permit,
+        Err(e) => return Outcome::Failed(e),
     };
     let envelope = match pool.envelope_for(&header).await {
         Ok(envelope) => envelope,

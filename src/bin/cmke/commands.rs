@@ -125,6 +125,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 detached,
                 break_hard_links,
                 jobs: sources.jobs(many.jobs),
+                max_memory: sources.max_memory(many.max_memory),
                 quiet: many.quiet,
             };
             let (stores, paths): (Vec<_>, Vec<_>) = many
@@ -167,6 +168,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(if inventory.has_corrupt() {
                 ExitCode::from(crate::EXIT_BAD_INPUT)
+            } else if inventory.has_unreadable() {
+                ExitCode::from(crate::EXIT_USAGE_OR_IO)
             } else {
                 ExitCode::SUCCESS
             })
@@ -182,6 +185,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 detached,
                 body_ext,
                 jobs: sources.jobs(many.jobs),
+                max_memory: sources.max_memory(many.max_memory),
                 quiet: many.quiet,
             };
             let summary = bulk::verify(&sources, &many.paths, options).await?;

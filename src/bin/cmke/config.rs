@@ -15,6 +15,7 @@
 //! pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
 //! pkcs11_pin_file = "/run/secrets/hsm-pin"   # the PIN itself never goes in this file
 //! jobs = 8                         # files at once for rewrap and verify
+//! max_memory = "256MiB"            # memory for all those files together
 //! vaults = ["https://contoso.vault.azure.net"]   # key services cmke may contact
 //! pkcs11_tokens = ["prod-hsm"]
 //! branch_store = "/var/lib/cmke/branches"    # branch key records (cmke branch …)
@@ -40,6 +41,8 @@ pub struct FileConfig {
     pub pkcs11_module: Option<PathBuf>,
     pub pkcs11_pin_file: Option<PathBuf>,
     pub jobs: Option<usize>,
+    /// Memory for all jobs of a bulk run together, e.g. "512MiB" (`--max-memory`).
+    pub max_memory: Option<String>,
     /// Key-service operations per second for a whole run (`--max-key-ops`).
     pub max_key_ops: Option<std::num::NonZeroU32>,
     /// Vaults (`https://{name}.vault.azure.net`) whose keys envelopes may name.

@@ -7,8 +7,16 @@ use std::fmt::Write;
 use std::path::Path;
 
 /// `text` with control characters, and the invisible characters that reorder or hide text
-/// (bidirectional overrides, zero-width marks), written as `\n`, `\x1b`, `\u{202e}`.
+/// (bidirectional overrides, zero-width marks), written as `\n`, `\x1b`, `\u{202e}`; and
+/// every URL in it without userinfo, query or fragment (a SAS `sig=`, a password).
 pub fn text(text: &str) -> Cow<'_, str> {
+    match cmk_envelope::redact::urls(text) {
+        Cow::Borrowed(text) => controls(text),
+        Cow::Owned(redacted) => Cow::Owned(controls(&redacted).into_owned()),
+    }
+}
+
+fn controls(text: &str) -> Cow<'_, str> {
     if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }

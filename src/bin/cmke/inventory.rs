@@ -133,6 +133,10 @@ pub struct Inventory {
     unknown: Vec<PathBuf>,
     not_cmke: Vec<Foreign>,
     corrupt: Vec<Corrupt>,
+    /// Paths and directories that could not be walked (unreadable, too deep): everything
+    /// else was still counted (exit code 1 when nothing worse was found).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unreadable: Vec<Corrupt>,
     /// Leftovers of an interrupted cmke (the next rewrap removes them).
     stale_temporary_files: Vec<PathBuf>,
     /// Named like temporary files but not provably cmke's: never removed.
@@ -145,6 +149,11 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// Whether a path or directory could not be walked (exit code 1).
+    pub fn has_unreadable(&self) -> bool {
+        !self.unreadable.is_empty()
+    }
+
     /// Whether a corrupt header or an unreadable branch record was found (exit code 2).
     pub fn has_corrupt(&self) -> bool {
         !self.corrupt.is_empty() || self.branch_stores.iter().any(StoreReport::has_unreadable)
@@ -197,10 +206,17 @@ pub async fn take(sources: &KeySources, paths: &[PathBuf]) -> Result<Inventory> 
     let paths: Vec<PathBuf> = paths.into_iter().cloned().collect();
     let mut per_kid: BTreeMap<String, VersionCount> = BTreeMap::new();
     let mut objects: Vec<(PathBuf, Vec<String>)> = Vec::new();
-    for found in walk::files_under(&paths)? {
+    for found in walk::files_under(&paths) {
         let path = match found {
             Found::Symlink(path) => {
                 inventory.symlinks.push(path);
+                continue;
+            }
+            Found::Unreadable(path, error) => {
+                inventory.unreadable.push(Corrupt {
+                    path,
+                    error: error.to_string(),
+                });
                 continue;
             }
             Found::File(path) => path,
@@ -346,6 +362,13 @@ pub fn to_table(inventory: &Inventory) -> String {
             "corrupt: {}: {}\n",
             escape::path(&corrupt.path),
             escape::text(&corrupt.error)
+        ));
+    }
+    for unreadable in &inventory.unreadable {
+        out.push_str(&format!(
+            "not walked: {}: {}\n",
+            escape::path(&unreadable.path),
+            escape::text(&unreadable.error)
         ));
     }
     if !inventory.stale.is_empty() {

@@ -2,7 +2,7 @@
 //! envelope per set of keys.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use cmk_envelope::branch::{BranchWrapper, RecordKeys};
 use cmk_envelope::format::Header;
@@ -32,15 +32,14 @@ impl KeySources {
     }
 
     fn pool_with(&self, lazy_rewrap: bool) -> Arc<KeyPool> {
-        Arc::new_cyclic(|me| KeyPool {
-            me: me.clone(),
+        Arc::new(KeyPool {
             lazy_rewrap,
             sources: self.clone(),
-            keyring: OnceCell::new(),
-            remote: Mutex::new(HashMap::new()),
+            keyring: Arc::new(OnceCell::new()),
+            remote: Arc::new(Mutex::new(HashMap::new())),
             envelopes: Mutex::new(HashMap::new()),
             branches: Mutex::new(HashMap::new()),
-            connects: Semaphore::new(CONCURRENT_CONNECTS),
+            connects: Arc::new(Semaphore::new(CONCURRENT_CONNECTS)),
         })
     }
 }
@@ -55,16 +54,12 @@ type BranchCell = Arc<OnceCell<Shared<Arc<BranchWrapper>>>>;
 
 /// Opens branch key records with the CMKs their own slots name, as any other envelope of
 /// the run: only keys of the operator's keyring and of the services the operator allows.
-struct PoolRecordKeys(Weak<KeyPool>);
+struct PoolRecordKeys(Arc<KeyPool>);
 
 #[cmk_envelope::async_trait]
 impl RecordKeys for PoolRecordKeys {
     async fn envelope_for(&self, record: &Header) -> Result<Arc<Envelope>> {
-        let pool = self.0.upgrade().ok_or_else(|| Error::Backend {
-            backend: "cmke",
-            message: "a branch record was opened after its run ended".to_owned(),
-        })?;
-        pool.envelope_for(record).await
+        self.0.envelope_for(record).await
     }
 }
 
@@ -74,21 +69,35 @@ type KeySet = (bool, Vec<String>);
 /// The keys of one run, resolved per file and connected once each: a key that cannot be
 /// reached fails only the files under it, and many files under one key cost one connect.
 pub struct KeyPool {
-    /// This pool, for the branch keys' [`RecordKeys`]: weak, so the pool is not kept
-    /// alive by its own branch keys.
-    me: Weak<KeyPool>,
     sources: KeySources,
     /// Whether opening looks for stale objects (see [`KeySources::pool_noting_stale`]).
     lazy_rewrap: bool,
-    keyring: OnceCell<Shared<Keyring>>,
-    remote: Mutex<HashMap<String, RemoteCell>>,
+    /// Shared with the pool that opens branch records ([`KeyPool::for_records`]), so a
+    /// key serves objects and records with one connect.
+    keyring: Arc<OnceCell<Shared<Keyring>>>,
+    remote: Arc<Mutex<HashMap<String, RemoteCell>>>,
     /// One envelope per set of keys, so that keys loaded once serve every file.
     envelopes: Mutex<HashMap<KeySet, Arc<Envelope>>>,
     branches: Mutex<HashMap<String, BranchCell>>,
-    connects: Semaphore,
+    connects: Arc<Semaphore>,
 }
 
 impl KeyPool {
+    /// The pool that opens branch key records: the same keys and connections, no lazy
+    /// re-wrap (records are re-wrapped by `rewrap STORE`), and no branch keys of its own
+    /// (a record is wrapped by a CMK, never by a branch key).
+    fn for_records(&self) -> Arc<KeyPool> {
+        Arc::new(KeyPool {
+            lazy_rewrap: false,
+            sources: self.sources.clone(),
+            keyring: Arc::clone(&self.keyring),
+            remote: Arc::clone(&self.remote),
+            envelopes: Mutex::new(HashMap::new()),
+            branches: Mutex::new(HashMap::new()),
+            connects: Arc::clone(&self.connects),
+        })
+    }
+
     async fn keyring(&self) -> Shared<Keyring> {
         self.keyring
             .get_or_init(|| async { self.sources.open_keyring().map_err(Arc::new) })
@@ -129,7 +138,7 @@ impl KeyPool {
         };
         cell.get_or_init(|| async {
             let _permit = self.connects.acquire().await;
-            let keys: Arc<dyn RecordKeys> = Arc::new(PoolRecordKeys(self.me.clone()));
+            let keys: Arc<dyn RecordKeys> = Arc::new(PoolRecordKeys(self.for_records()));
             self.sources
                 .branch_wrapper(name, Some(keys))
                 .await

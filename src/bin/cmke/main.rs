@@ -15,6 +15,7 @@ mod inventory;
 mod inventory_records;
 mod io;
 mod key_pool;
+mod memory_budget;
 mod replace;
 mod run_target;
 mod sources;

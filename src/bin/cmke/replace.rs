@@ -23,6 +23,9 @@ use crate::walk::Kind;
 /// Bytes copied and compared per read.
 const CHUNK: usize = 1 << 20;
 
+/// What [`replace_header`] holds in memory at once: the headers and two copy buffers.
+pub const REPLACE_MEMORY: u64 = 2 * CHUNK as u64 + (64 << 10);
+
 /// What identifies a file and its content: device and inode, size, and the modification
 /// and status-change times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

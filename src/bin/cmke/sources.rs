@@ -29,6 +29,8 @@ pub struct KeySources {
     pub azure_credential: AzureCredential,
     pub hsm: HsmSettings,
     jobs: Option<usize>,
+    /// `max_memory` in cmke.toml, parsed.
+    max_memory: Option<u64>,
     allowlist: KidAllowlist,
     /// One budget for every key of the run (clones share it): `--max-key-ops` when given,
     /// else no rate; either way a 429 pauses the whole run together.
@@ -75,6 +77,12 @@ impl KeySources {
                     .or(file.pkcs11_pin_file),
             },
             jobs: file.jobs,
+            max_memory: file
+                .max_memory
+                .as_deref()
+                .map(crate::memory_budget::parse_size)
+                .transpose()
+                .map_err(|why| Error::InvalidArgument(format!("max_memory in cmke.toml: {why}")))?,
             allowlist,
             branch_store: cli.branch_store.clone().or(file.branch_store),
             max_key_ops: Some(
@@ -97,6 +105,12 @@ impl KeySources {
     pub fn allow_named_key(&mut self, key: &str) -> Result<()> {
         self.allowlist = self.allowlist.clone().allow_key(key)?;
         Ok(())
+    }
+
+    /// The memory budget of a bulk run: the flag, else the configuration, else 256 MiB.
+    pub fn max_memory(&self, flag: Option<u64>) -> u64 {
+        flag.or(self.max_memory)
+            .unwrap_or(crate::memory_budget::DEFAULT_MAX_MEMORY)
     }
 
     /// Files handled at once: the flag, else the configuration, else four per core (at

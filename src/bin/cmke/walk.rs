@@ -1,9 +1,14 @@
 //! Finding the objects under the paths an operator names, and telling envelopes, leftover
 //! temporary files and everything else apart by their names and first bytes only.
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use cmk_envelope::format::{Header, MAGIC};
 use cmk_envelope::stream::read_header_bytes;
@@ -19,51 +24,155 @@ pub enum Found {
     /// A symbolic link met inside a tree: not followed, so that a walk never leaves the
     /// tree; listed.
     Symlink(PathBuf),
+    /// A path or directory that could not be walked (unreadable, too deep for its path to
+    /// be used, gone): one failure in the report; everything else is still processed.
+    Unreadable(PathBuf, Error),
 }
+
+/// Paths this long cannot be handed to the system (PATH_MAX, counting the final NUL).
+const PATH_MAX: usize = 4095;
 
 /// Every regular file under `paths`, sorted, each once. A path named on the command line
 /// is followed if it is a symlink (as `find -H` does: the operator named it) and walked by
 /// its real path, so that a file is replaced beside its target, not over the link;
 /// symlinks met inside a tree are reported, not followed.
 ///
-/// # Errors
-/// [`Error::Io`] for a path that cannot be read.
-pub fn files_under(paths: &[PathBuf]) -> Result<Vec<Found>> {
+/// Trees are walked by directory descriptors (`openat` with `O_NOFOLLOW` from the parent),
+/// so no path length limits the walk and no directory swapped for a symlink mid-walk leads
+/// it outside. A directory that cannot be read, or whose entries' paths would be too long
+/// to use, is [`Found::Unreadable`]: one failure, and the walk goes on.
+pub fn files_under(paths: &[PathBuf]) -> Vec<Found> {
+    raise_open_file_limit();
     let mut found = Vec::new();
-    let mut pending: Vec<PathBuf> = Vec::new();
     for path in paths {
-        let meta = std::fs::symlink_metadata(path).map_err(|e| io_error(path, e))?;
-        if meta.file_type().is_symlink() {
-            pending.push(std::fs::canonicalize(path).map_err(|e| io_error(path, e))?);
-        } else {
-            pending.push(path.clone());
-        }
-    }
-    while let Some(path) = pending.pop() {
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| io_error(&path, e))?;
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(&path).map_err(|e| io_error(&path, e))? {
-                let entry = entry.map_err(|e| io_error(&path, e))?;
-                let kind = entry.file_type().map_err(|e| io_error(&path, e))?;
-                if kind.is_dir() || kind.is_file() {
-                    pending.push(entry.path());
-                } else if kind.is_symlink() {
-                    found.push(Found::Symlink(entry.path()));
+        let path = match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => match std::fs::canonicalize(path) {
+                Ok(real) => real,
+                Err(e) => {
+                    found.push(Found::Unreadable(path.clone(), io_error(path, e)));
+                    continue;
+                }
+            },
+            Ok(_) => path.clone(),
+            Err(e) => {
+                found.push(Found::Unreadable(path.clone(), io_error(path, e)));
+                continue;
+            }
+        };
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                match rustix::fs::open(
+                    &path,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    Ok(fd) => walk_dir(&fd, &path, &mut found),
+                    Err(e) => {
+                        found.push(Found::Unreadable(path.clone(), io_error(&path, e.into())))
+                    }
                 }
             }
-        } else if meta.is_file() {
-            found.push(Found::File(path));
+            Ok(meta) if meta.is_file() => found.push(Found::File(path)),
+            Ok(_) => {}
+            Err(e) => found.push(Found::Unreadable(path.clone(), io_error(&path, e))),
         }
     }
     found.sort_by(|a, b| a.path().cmp(b.path()));
     found.dedup_by(|a, b| a.path() == b.path());
-    Ok(found)
+    found
+}
+
+/// The entries of the open directory `dir` (at `path`), and the trees below it.
+fn walk_dir(dir: &OwnedFd, path: &Path, found: &mut Vec<Found>) {
+    let entries = match rustix::fs::Dir::read_from(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            found.push(Found::Unreadable(
+                path.to_path_buf(),
+                io_error(path, e.into()),
+            ));
+            return;
+        }
+    };
+    let mut subdirs = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                found.push(Found::Unreadable(
+                    path.to_path_buf(),
+                    io_error(path, e.into()),
+                ));
+                return;
+            }
+        };
+        let name = OsStr::from_bytes(entry.file_name().to_bytes()).to_owned();
+        if name == "." || name == ".." {
+            continue;
+        }
+        let child = path.join(&name);
+        let mut kind = entry.file_type();
+        if kind == FileType::Unknown {
+            // Some file systems do not say in the listing.
+            match rustix::fs::statat(dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) => kind = FileType::from_raw_mode(stat.st_mode),
+                Err(e) => {
+                    found.push(Found::Unreadable(child.clone(), io_error(&child, e.into())));
+                    continue;
+                }
+            }
+        }
+        let too_deep = child.as_os_str().len() >= PATH_MAX;
+        match kind {
+            FileType::Directory | FileType::RegularFile if too_deep => {
+                found.push(Found::Unreadable(
+                    child.clone(),
+                    io_error(
+                        &child,
+                        std::io::Error::other(
+                            "too deep: its path is longer than the system accepts (PATH_MAX), \
+                             so nothing below it can be processed; move it higher",
+                        ),
+                    ),
+                ));
+            }
+            FileType::Directory => subdirs.push((name, child)),
+            FileType::RegularFile => found.push(Found::File(child)),
+            FileType::Symlink => found.push(Found::Symlink(child)),
+            _ => {}
+        }
+    }
+    for (name, child) in subdirs {
+        match rustix::fs::openat(
+            dir,
+            name.as_os_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => walk_dir(&fd, &child, found),
+            Err(e) => found.push(Found::Unreadable(child.clone(), io_error(&child, e.into()))),
+        }
+    }
+}
+
+/// A deep tree holds one descriptor per level while it is walked: allow as many as the
+/// system lets this process have.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        let _ = setrlimit(Resource::Nofile, raised);
+    }
 }
 
 impl Found {
     pub fn path(&self) -> &Path {
         match self {
-            Found::File(p) | Found::Symlink(p) => p,
+            Found::File(p) | Found::Symlink(p) | Found::Unreadable(p, _) => p,
         }
     }
 }

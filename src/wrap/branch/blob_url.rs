@@ -47,8 +47,9 @@ impl BlobStoreUrl {
     pub(crate) fn parse(url: &str) -> Result<Self> {
         let bad = |why: &str| {
             Error::InvalidArgument(format!(
-                "{url}: not a blob container store ({why}); expected \
-                 https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]"
+                "{}: not a blob container store ({why}); expected \
+                 https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]",
+                crate::redact::urls(url)
             ))
         };
         let rest = url
