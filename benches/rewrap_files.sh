@@ -47,8 +47,19 @@ run() { # binary → seconds of wall time for one rewrap of a fresh copy of the 
 }
 
 echo "round  base_s  new_s  new/base"
+ratios=()
 for ((r = 1; r <= rounds; r++)); do
-    b=$(run "$CMKE_BASE_BIN")
-    n=$(run "$new_bin")
-    printf '%5d  %6.2f  %5.2f  %8.3f\n' "$r" "$b" "$n" "$(python3 -c "print($n / $b)")"
+    # ABBA: the order alternates, so that disk write-back left by the run before (which
+    # grows over the first rounds) weighs on neither binary more than the other.
+    if ((r % 2)); then
+        b=$(run "$CMKE_BASE_BIN")
+        n=$(run "$new_bin")
+    else
+        n=$(run "$new_bin")
+        b=$(run "$CMKE_BASE_BIN")
+    fi
+    ratio=$(python3 -c "print($n / $b)")
+    ratios+=("$ratio")
+    printf '%5d  %6.2f  %5.2f  %8.3f\n' "$r" "$b" "$n" "$ratio"
 done
+python3 -c "import math,sys; r=[float(x) for x in sys.argv[1:]]; print(f'geometric mean new/base: {math.exp(sum(map(math.log, r)) / len(r)):.3f} over {len(r)} rounds')" "${ratios[@]}"

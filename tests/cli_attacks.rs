@@ -655,9 +655,9 @@ fn branch_list_escapes_record_kids_and_no_message_echoes_a_sas_or_a_password() {
 fn temporary_files_of_a_killed_branch_or_key_write_are_removed_by_the_next_one() {
     let site = Site::new();
     // pid 4194304 is above the kernel's largest pid: a process that is surely gone.
-    let branch_temp = site.path("branches/orders/.current.tmp-4194304-1f-0");
-    let key_temp = site.path("keyring/cmk/.current.tmp-4194304-2a-1");
-    let not_ours = site.path("branches/orders/.current.tmp-notapid");
+    let branch_temp = site.path("branches/orders/.current.cmke-tmp-4194304-1f-0");
+    let key_temp = site.path("keyring/cmk/.current.cmke-tmp-4194304-2a-1");
+    let not_ours = site.path("branches/orders/.current.cmke-tmp-notapid");
     for file in [&branch_temp, &key_temp, &not_ours] {
         std::fs::write(file, "").expect("plant");
     }

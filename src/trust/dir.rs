@@ -17,8 +17,9 @@ use super::walk::open_no_follow;
 use super::{too_large, TrustedFile, TrustedKind};
 use crate::error::{Error, Result};
 
-/// What marks a temporary file of ours: `.{target}{TEMP_MARKER}{pid}-{nanos}-{attempt}`.
-pub(crate) const TEMP_MARKER: &str = ".tmp-";
+/// What marks a temporary file of this crate and of `cmke`:
+/// `.{target}{TEMP_MARKER}{pid}-{hex nanos}-{attempt}`.
+pub const TEMP_MARKER: &str = ".cmke-tmp-";
 
 /// A directory checked once, then used through its descriptor (see the module docs).
 #[derive(Debug, Clone)]
@@ -285,8 +286,18 @@ impl TrustedDir {
     }
 }
 
-/// `.{target}.tmp-{pid}-{hex nanos}-{attempt}`: the target and the pid.
-pub(crate) fn parse_temp_name(name: &str) -> Option<(&str, u32)> {
+/// Whether `name` has the exact shape of a temporary file of this crate or of `cmke`,
+/// `.{target}.cmke-tmp-{pid}-{hex nanos}-{attempt}`: the target's name and the pid of the
+/// process that made it. Only such a file, of a process that is gone, is ever removed as
+/// a leftover.
+///
+/// ```
+/// use cmk_envelope::trust::parse_temp_name;
+/// assert_eq!(parse_temp_name(".current.cmke-tmp-42-1f-0"), Some(("current", 42)));
+/// assert_eq!(parse_temp_name(".current.tmp-42"), None);
+/// ```
+#[must_use]
+pub fn parse_temp_name(name: &str) -> Option<(&str, u32)> {
     let rest = name.strip_prefix('.')?;
     let (target, tail) = rest.rsplit_once(TEMP_MARKER)?;
     let mut parts = tail.split('-');
@@ -399,9 +410,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let trusted = trusted(&dir);
         // pid 4194304 is above the kernel's largest pid: never a live process.
-        let dead = ".current.tmp-4194304-1f-0";
-        let live = format!(".current.tmp-{}-1f-0", std::process::id());
-        let foreign = ".current.tmp-x";
+        let dead = ".current.cmke-tmp-4194304-1f-0";
+        let live = format!(".current.cmke-tmp-{}-1f-0", std::process::id());
+        let foreign = ".current.cmke-tmp-x";
         for name in [dead, live.as_str(), foreign] {
             std::fs::write(dir.path().join(name), b"x").unwrap_or_else(|e| panic!("{e}"));
         }

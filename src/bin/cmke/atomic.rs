@@ -12,7 +12,7 @@ use crate::io::io_error;
 
 /// What every temporary file of `cmke` carries in its name, and no user file plausibly
 /// does.
-pub const TEMP_MARKER: &str = ".cmke-tmp-";
+pub use cmk_envelope::trust::TEMP_MARKER;
 
 /// A temporary file beside `target`, removed on drop unless it was renamed away.
 pub struct TempFile {
@@ -128,25 +128,7 @@ impl Write for AtomicOutput {
     }
 }
 
-/// Whether `.{target}{TEMP_MARKER}{pid}-{hex}-{n}` is the exact shape of `name`: the
-/// target's name and the pid of the process that made it.
-pub fn parse_temp_name(name: &str) -> Option<(&str, u32)> {
-    let rest = name.strip_prefix('.')?;
-    let (target, tail) = rest.rsplit_once(TEMP_MARKER)?;
-    let mut parts = tail.split('-');
-    let pid = parts.next()?.parse::<u32>().ok()?;
-    let nanos = parts.next()?;
-    let attempt = parts.next()?;
-    let well_formed = !target.is_empty()
-        && !nanos.is_empty()
-        && nanos.len() <= 8
-        && nanos
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        && attempt.parse::<u32>().is_ok_and(|n| n < 100)
-        && parts.next().is_none();
-    well_formed.then_some((target, pid))
-}
+pub use cmk_envelope::trust::parse_temp_name;
 
 #[cfg(test)]
 mod tests {

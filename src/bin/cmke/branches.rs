@@ -175,7 +175,19 @@ pub async fn rewrap_store(sources: &KeySources, location: &str) -> Result<ExitCo
     let pool = sources.pool();
     let (mut rewrapped, mut current, mut first_failure) = (0_usize, 0_usize, None);
     for name in store.names().await? {
-        for version in store.versions(&name).await? {
+        // One bad branch key (a refused directory) is reported; the others go on.
+        let versions = match store.versions(&name).await {
+            Ok(versions) => versions,
+            Err(e) => {
+                eprintln!(
+                    "cmke: {BRANCH_KID_PREFIX}{name}: {}",
+                    escape::text(&e.to_string())
+                );
+                first_failure.get_or_insert(e);
+                continue;
+            }
+        };
+        for version in versions {
             let kid = format!("{BRANCH_KID_PREFIX}{name}/{version}");
             let outcome = async {
                 let record = store.read_record(&name, &version).await?;
