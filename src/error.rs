@@ -175,6 +175,58 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// For callers in `std::io` code: `?` in a function returning `io::Result` works on this
+/// crate's results. The kind says what to do (tampering and wrong keys are `InvalidData`,
+/// as the [`stream`](crate::stream) readers give them; a key the caller may not use is
+/// `PermissionDenied`; a missing key `NotFound`; a throttled service `ResourceBusy`, an
+/// unreachable one `TimedOut`; bad arguments `InvalidInput`), and the crate's error stays
+/// inside: `io::Error::into_inner` and `source()` give it back, and converting back with
+/// `Error::from` returns it unchanged. An I/O error with no path comes back as itself.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use std::sync::Arc;
+/// use cmk_envelope::{software::Keyring, Envelope};
+///
+/// let dir = tempfile::tempdir()?;
+/// let keyring = Keyring::create(dir.path())?;
+/// keyring.create_key("orders")?;
+/// let envelope = Envelope::builder().seal_with(Arc::new(keyring.key("orders")?)).build()?;
+/// let mut sealed = envelope.seal(b"row", b"").await?;
+/// *sealed.last_mut().unwrap() ^= 1;
+/// let tampered = envelope.open(&sealed, b"").await.map_err(std::io::Error::from);
+/// assert_eq!(tampered.unwrap_err().kind(), std::io::ErrorKind::InvalidData);
+/// # Ok(()) }
+/// ```
+impl From<Error> for std::io::Error {
+    fn from(error: Error) -> Self {
+        use std::io::ErrorKind;
+        let kind = match &error {
+            Error::Io { path: None, .. } => {
+                if let Error::Io { source, .. } = error {
+                    return source;
+                }
+                ErrorKind::Other
+            }
+            Error::Io { source, .. } => source.kind(),
+            Error::Malformed(_) | Error::DecryptionFailed => ErrorKind::InvalidData,
+            Error::AccessDenied { .. }
+            | Error::KeyDisabled { .. }
+            | Error::PolicyRefused(_)
+            | Error::UntrustedFile { .. } => ErrorKind::PermissionDenied,
+            Error::NoKeyForKid { .. } | Error::KeyNotFound { .. } | Error::KeyringNotFound(_) => {
+                ErrorKind::NotFound
+            }
+            Error::Throttled { .. } => ErrorKind::ResourceBusy,
+            Error::Unavailable { .. } => ErrorKind::TimedOut,
+            Error::InvalidKey(_) | Error::InvalidArgument(_) => ErrorKind::InvalidInput,
+            Error::Conflict { .. } | Error::Backend { .. } => ErrorKind::Other,
+        };
+        std::io::Error::new(kind, error)
+    }
+}
+
 impl Error {
     /// An I/O error on a named file.
     pub(crate) fn io_at(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

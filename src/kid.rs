@@ -1,7 +1,7 @@
 //! Key identifiers: the one place a kid string is taken apart.
 //!
 //! A slot's kid names the key service, the key and the version that wrapped it
-//! (DESIGN.md, "Key identifiers"). [`Kid::parse`] reads every kind this crate writes;
+//! (docs/FORMAT.md, "Key slots": the kids in use). [`Kid::parse`] reads every kind this crate writes;
 //! anything else is [`Kid::Other`], kept as it was, since other implementations may write
 //! kids of their own.
 
@@ -48,7 +48,7 @@ pub enum Kid {
         /// The version's `CKA_ID`.
         id: Vec<u8>,
     },
-    /// A branch key version: `branch:{name}/{version}` (DESIGN.md, "Branch keys").
+    /// A branch key version: `branch:{name}/{version}` (docs/FORMAT.md, "Branch keys").
     Branch(BranchKid),
     /// Any other kid (another implementation's, or one of ours that does not parse).
     Other(String),

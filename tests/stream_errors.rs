@@ -75,3 +75,67 @@ fn tampering_read_through_the_async_reader_is_decryption_failed_with_question_ma
     });
     assert!(matches!(opened, Err(Error::DecryptionFailed)), "{opened:?}");
 }
+
+/// `?` from the crate's results inside a function that returns `io::Result`.
+fn open_in_io_code(envelope: &Envelope, sealed: &[u8]) -> std::io::Result<Vec<u8>> {
+    let opened = block_on(envelope.open(sealed, b""))?;
+    Ok(opened.plaintext().to_vec())
+}
+
+#[test]
+fn question_mark_in_io_code_gives_meaningful_kinds_and_keeps_the_crate_error() {
+    let keyring = support::temp_keyring(Provider::default());
+    let envelope = support::envelope_for(&keyring.key, Provider::default(), 65_536);
+    let sealed = block_on(envelope.seal(b"row", b"")).expect("seal");
+    assert_eq!(open_in_io_code(&envelope, &sealed).expect("opens"), b"row");
+
+    let mut tampered = sealed.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let error = open_in_io_code(&envelope, &tampered).expect_err("tampered");
+    // The same kind as the stream readers give.
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    assert!(error.get_ref().is_some_and(|inner| inner.is::<Error>()));
+    assert!(matches!(Error::from(error), Error::DecryptionFailed));
+
+    for (crate_error, kind) in [
+        (
+            Error::AccessDenied {
+                kid: "k".into(),
+                detail: String::new(),
+            },
+            std::io::ErrorKind::PermissionDenied,
+        ),
+        (
+            Error::KeyNotFound {
+                kid: "k".into(),
+                detail: String::new(),
+            },
+            std::io::ErrorKind::NotFound,
+        ),
+        (
+            Error::Throttled {
+                kid: "k".into(),
+                detail: String::new(),
+                retry_after: None,
+            },
+            std::io::ErrorKind::ResourceBusy,
+        ),
+        (
+            Error::InvalidArgument("x".into()),
+            std::io::ErrorKind::InvalidInput,
+        ),
+    ] {
+        let io = std::io::Error::from(crate_error);
+        assert_eq!(io.kind(), kind);
+        let inner = io.get_ref().expect("the crate's error inside");
+        assert!(inner.is::<Error>());
+    }
+    // An I/O error without a path comes back as itself.
+    let plain = std::io::Error::from(Error::from(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "cut",
+    )));
+    assert_eq!(plain.kind(), std::io::ErrorKind::UnexpectedEof);
+    assert!(plain.get_ref().is_some_and(|e| !e.is::<Error>()));
+}

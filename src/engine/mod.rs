@@ -1,6 +1,6 @@
 //! The segment engine: the one place that knows how a segment is sealed and opened.
 //!
-//! [`SegmentEngine`] owns the rules of the format's body (DESIGN.md, "Body"): the nonce of
+//! [`SegmentEngine`] owns the rules of the format's body (docs/FORMAT.md, "Body"): the nonce of
 //! segment `i` and its last flag, the associated data every segment shares, which lengths a
 //! segment may have and its size on the wire. Every data path calls it: whole bodies in
 //! memory ([`body`]), in the caller's own buffer ([`in_place`]), one segment at a time

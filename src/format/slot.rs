@@ -16,7 +16,7 @@ pub enum WrapAlgorithm {
     /// compatibility with keys that only support it.
     #[serde(rename = "RSA-OAEP")]
     RsaOaepSha1,
-    /// AES-256-GCM under a branch key (DESIGN.md, "Branch keys"): the data key wrapped
+    /// AES-256-GCM under a branch key (docs/FORMAT.md, "Branch keys"): the data key wrapped
     /// locally, with a key derived from the branch key and the object's message id. The
     /// wrapped bytes are exactly [`BRANCH_WRAPPED_LEN`].
     #[serde(rename = "AES-256-GCM-BRANCH")]

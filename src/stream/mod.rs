@@ -37,15 +37,7 @@ pub fn into_cmk_error(error: std::io::Error) -> Error {
     Error::from(error)
 }
 
-/// Wraps the crate's error for `std::io` callers.
+/// Wraps the crate's error for `std::io` callers (the one mapping, `From<Error>`).
 pub(crate) fn to_io(error: Error) -> std::io::Error {
-    let kind = match error {
-        Error::Io { ref source, .. } => source.kind(),
-        Error::Malformed(_) | Error::DecryptionFailed => std::io::ErrorKind::InvalidData,
-        _ => std::io::ErrorKind::Other,
-    };
-    match error {
-        Error::Io { source, path: None } => source,
-        other => std::io::Error::new(kind, other),
-    }
+    std::io::Error::from(error)
 }

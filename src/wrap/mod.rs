@@ -92,7 +92,7 @@ pub(crate) fn confirm_unwrapped(
 /// An RSA slot does not depend on it, and a wrapper that only implements
 /// [`KeyWrapper::wrap_key`] and [`KeyWrapper::unwrap_key`] never sees it. A branch slot is
 /// bound to its object: its wrapping key is derived from the branch key and the object's
-/// message id (DESIGN.md, "Branch keys"), so an [`Envelope`](crate::Envelope) always
+/// message id (docs/FORMAT.md, "Branch keys"), so an [`Envelope`](crate::Envelope) always
 /// calls the `_for` methods, which hand the context over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotContext<'a> {

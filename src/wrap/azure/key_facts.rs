@@ -10,7 +10,7 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use crate::error::{Error, Result};
 use crate::wrap::KeyRules;
 
-/// Recovery levels that mean soft delete with purge protection (DESIGN.md).
+/// Recovery levels that mean soft delete with purge protection (README, "What the vault and the identity need").
 pub(crate) const PURGE_PROTECTED_LEVELS: [&str; 4] = [
     "Recoverable",
     "Recoverable+ProtectedSubscription",

@@ -1,4 +1,4 @@
-//! Branch keys: one key-service call per branch key, not per object (DESIGN.md, "Branch
+//! Branch keys: one key-service call per branch key, not per object (docs/FORMAT.md, "Branch
 //! keys (slot algorithm 3)").
 //!
 //! A branch key is 32 random bytes kept in a *record*: an ordinary CMKE envelope of those

@@ -25,7 +25,7 @@ pub struct StoredCurrent {
 }
 
 /// A branch key store: `{name}/{version}.cmke` records and a `{name}/current` pointer
-/// (DESIGN.md, "Branch keys").
+/// (docs/FORMAT.md, "Branch keys").
 ///
 /// Implementations: [`DirectoryStore`](super::DirectoryStore) and, with feature `azure-blob`,
 /// an Azure Blob Storage container. Every write is conditional, so two writers at once

@@ -1,6 +1,6 @@
 //! The software keyring: RSA keys in PKCS#8 PEM files on disk, the embedded default.
 //!
-//! Layout (DESIGN.md): `{dir}/{name}/{version}.pem` (mode 0600) and `{dir}/{name}/current`
+//! Layout (docs/FORMAT.md, "Stores on disk"): `{dir}/{name}/{version}.pem` (mode 0600) and `{dir}/{name}/current`
 //! naming the current version. Kids are `local:{name}/{version}`. Rotation adds a version
 //! and atomically replaces `current`; versions are never deleted.
 //!
