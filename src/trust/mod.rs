@@ -193,7 +193,9 @@ pub(crate) fn too_large(path: &Path, what: &str, limit: usize) -> Error {
     Error::UntrustedFile {
         path: path.to_path_buf(),
         reason: format!(
-            "this {what} is larger than {limit} bytes, which no genuine one is; it is not read"
+            "this {what} is larger than {limit} bytes, which no genuine one is, so it is not \
+             read; move it aside (`mv {0} {0}.suspect`) and restore the genuine one",
+            path.display()
         ),
     }
 }
