@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use cmk_envelope::Result;
 
-use crate::io::io_error;
+use crate::io_error::io_error;
 
 /// What every temporary file of `cmke` carries in its name, and no user file plausibly
 /// does.

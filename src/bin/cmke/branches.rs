@@ -14,6 +14,7 @@ use cmk_envelope::{Error, KeyWrapper, Kid, Result};
 
 use crate::args::BranchCommand;
 use crate::escape;
+pub use crate::key_names::{branch_name_in, is_store_url};
 use crate::sources::KeySources;
 
 impl KeySources {
@@ -161,11 +162,6 @@ impl KeySources {
     }
 }
 
-/// Whether a branch store the operator named is a blob container URL.
-pub fn is_store_url(location: &str) -> bool {
-    location.starts_with("https://")
-}
-
 /// `cmke rewrap URL` after a CMK rotation: re-wraps every record of the store whose CMK
 /// slot is not under its key's current version, each through the CMK its own slots name
 /// (and the operator allows). Objects are not touched. Every record is tried; the first
@@ -217,11 +213,6 @@ pub async fn rewrap_store(sources: &KeySources, location: &str) -> Result<ExitCo
         Some(e) => Err(e),
         None => Ok(ExitCode::SUCCESS),
     }
-}
-
-/// A key named on the command line as `branch:NAME`: its name.
-pub fn branch_name_in(key: &str) -> Option<&str> {
-    key.strip_prefix(BRANCH_KID_PREFIX)
 }
 
 pub async fn branch_command(sources: &KeySources, command: BranchCommand) -> Result<ExitCode> {

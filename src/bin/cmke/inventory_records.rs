@@ -9,7 +9,7 @@ use cmk_envelope::Result;
 use serde::Serialize;
 
 use crate::escape;
-use crate::inventory::{current_versions, group_by_key, stale_and_unknown, KeyReport};
+use crate::key_report::{current_versions, group_by_key, stale_and_unknown, KeyReport};
 use crate::sources::{key_of, KeySources};
 
 #[derive(Serialize)]

@@ -8,6 +8,7 @@ use std::path::Path;
 use cmk_envelope::{Error, Result};
 
 use crate::atomic::AtomicOutput;
+pub use crate::io_error::io_error;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Output buffers are no larger than a default segment, so a whole segment goes straight
@@ -132,11 +133,4 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8], mode: u32) -> Result<()> 
     let mut out = Output::create(path, mode)?;
     out.write_all(bytes)?;
     out.commit()
-}
-
-pub fn io_error(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        path: Some(path.to_path_buf()),
-        source,
-    }
 }

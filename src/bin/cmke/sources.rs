@@ -14,9 +14,9 @@ use cmk_envelope::software::Keyring;
 use cmk_envelope::{Error, KeyOpsLimit, KeyWrapper, Kid, KidAllowlist, Provider, Result};
 
 use crate::args::{AzureCredential, Cli, ProviderChoice};
-use crate::branches::branch_name_in;
 use crate::config::{user_keyring_path, FileConfig};
 use crate::hsm::{self, HsmSettings};
+use crate::key_names::branch_name_in;
 use crate::vault;
 
 /// Everything `cmke` needs to reach keys.
