@@ -70,6 +70,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 step "the README's first command: the rotation demo"
 cargo run --quiet --example rotation_demo
 
+step "a key service of one's own, checked by the published behaviour suite"
+cargo run --quiet --example own_key_service --features test-support
+
 step "cargo test --all-features: the FIPS build (feature fips), with every backend and cmke"
 # --all-features includes `fips`: this run is the whole suite on AWS-LC's FIPS module (the
 # rustcrypto provider is left out of FIPS builds). It must come before the default run:

@@ -20,7 +20,9 @@ use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use cmk_envelope::branch::{BranchWrapper, DirectoryStore};
 use cmk_envelope::format::{KeySlot, WrapAlgorithm};
 use cmk_envelope::software::Keyring;
-use cmk_envelope::{DataKey, Envelope, KeyWrapper, ProtectionLevel, Result, Unwrapped};
+use cmk_envelope::{
+    DataKey, Envelope, KeyFacts, KeyWrapper, ProtectionLevel, Result, SlotContext, Unwrapped,
+};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 const SIZE: usize = 1024;
@@ -42,21 +44,18 @@ impl KeyWrapper for NoWrap {
     async fn current_kid(&self) -> Result<String> {
         Ok("local:reference/00000000000000000000000000000000".to_owned())
     }
-    async fn wrap_key(&self, _: &DataKey) -> Result<KeySlot> {
+    async fn wrap_key(&self, _: &DataKey, _: SlotContext<'_>) -> Result<KeySlot> {
         Ok(KeySlot::new(
             self.current_kid().await?,
             WrapAlgorithm::RsaOaepSha256,
             vec![0; 256],
         )?)
     }
-    async fn unwrap_key(&self, _: &KeySlot) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, _: &KeySlot, _: SlotContext<'_>) -> Result<Unwrapped> {
         Ok(Unwrapped::NotMine)
     }
-    fn protection(&self) -> ProtectionLevel {
-        ProtectionLevel::Software
-    }
-    fn domain(&self) -> &str {
-        "reference"
+    fn key_facts(&self) -> KeyFacts<'_> {
+        KeyFacts::new(ProtectionLevel::Software, "reference")
     }
 }
 

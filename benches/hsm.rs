@@ -16,7 +16,7 @@ mod softhsm;
 use std::sync::Arc;
 
 use cmk_envelope::pkcs11::{PinSource, Pkcs11Config, Pkcs11Wrapper};
-use cmk_envelope::{DataKey, KeySlot, KeyWrapper, Unwrapped};
+use cmk_envelope::{DataKey, KeySlot, KeyWrapper, SlotContext, Unwrapped};
 use criterion::{criterion_group, criterion_main, Criterion};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -41,7 +41,7 @@ fn bench(c: &mut Criterion) {
         .block_on(Pkcs11Wrapper::connect(config.clone().sessions(1)))
         .expect("connect");
     let slot: KeySlot = rt
-        .block_on(one.wrap_key(&DataKey::from_bytes([7; 32])))
+        .block_on(one.wrap_key(&DataKey::from_bytes([7; 32]), SlotContext::new(&[0; 32])))
         .expect("wrap");
 
     // The primitive: C_Decrypt on one logged-in session, in this thread.
@@ -93,7 +93,9 @@ fn bench(c: &mut Criterion) {
                     let tasks: Vec<_> = (0..UNWRAPS)
                         .map(|_| {
                             let (wrapper, slot) = (Arc::clone(&wrapper), slot.clone());
-                            tokio::spawn(async move { wrapper.unwrap_key(&slot).await })
+                            tokio::spawn(async move {
+                                wrapper.unwrap_key(&slot, SlotContext::new(&[0; 32])).await
+                            })
                         })
                         .collect();
                     for task in tasks {

@@ -105,6 +105,18 @@ impl Kid {
         }
     }
 
+    /// Whether this kid names a version of `key` (as [`Kid::key`] writes keys). Key Vault
+    /// key names compare without regard to case, as the service treats them; an other kid
+    /// names no key of ours.
+    #[must_use]
+    pub fn is_version_of(&self, key: &str) -> bool {
+        match self {
+            Kid::Other(_) => false,
+            Kid::KeyVault { .. } => self.key().eq_ignore_ascii_case(key),
+            _ => self.key() == key,
+        }
+    }
+
     /// The version: the keyring's or Key Vault's version string, a PKCS#11 `CKA_ID` in
     /// lowercase hex; `None` for an other kid.
     #[must_use]

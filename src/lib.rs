@@ -52,6 +52,8 @@ mod kid;
 mod policy;
 pub mod redact;
 pub mod stream;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod trust;
 mod wrap;
 
@@ -71,8 +73,8 @@ pub use wrap::azure;
 pub use wrap::pkcs11;
 pub use wrap::{
     branch, pkcs11_token_of, software, vault_host_of, CacheConfig, CacheStats, CachingWrapper,
-    KeyOpsLimit, KeyRules, KeyWrapper, KidAllowlist, ProtectionLevel, SlotContext, Unwrapped,
-    RSA_PUBLIC_EXPONENT, RSA_SIZES,
+    KeyFacts, KeyOpsLimit, KeyRules, KeyWrapper, KidAllowlist, ProtectionLevel, SlotContext,
+    Unwrapped, RSA_PUBLIC_EXPONENT, RSA_SIZES,
 };
 
 /// Re-exported so that implementors of [`KeyWrapper`] use the same macro version.

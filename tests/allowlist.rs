@@ -8,8 +8,8 @@ use std::sync::Arc;
 use cmk_envelope::format::Header;
 use cmk_envelope::software::Keyring;
 use cmk_envelope::{
-    async_trait, DataKey, Envelope, Error, KeySlot, KeyWrapper, KidAllowlist, ProtectionLevel,
-    Unwrapped, WrapAlgorithm,
+    async_trait, DataKey, Envelope, Error, KeyFacts, KeySlot, KeyWrapper, KidAllowlist,
+    ProtectionLevel, SlotContext, Unwrapped, WrapAlgorithm,
 };
 use support::block_on;
 
@@ -24,21 +24,18 @@ impl KeyWrapper for Eager {
     async fn current_kid(&self) -> cmk_envelope::Result<String> {
         Ok("https://contoso.vault.azure.net/keys/k/1".to_owned())
     }
-    async fn wrap_key(&self, _: &DataKey) -> cmk_envelope::Result<KeySlot> {
+    async fn wrap_key(&self, _: &DataKey, _: SlotContext<'_>) -> cmk_envelope::Result<KeySlot> {
         Err(Error::InvalidArgument("not for sealing".to_owned()))
     }
-    async fn unwrap_key(&self, _: &KeySlot) -> cmk_envelope::Result<Unwrapped> {
+    async fn unwrap_key(&self, _: &KeySlot, _: SlotContext<'_>) -> cmk_envelope::Result<Unwrapped> {
         self.asked.fetch_add(1, Ordering::SeqCst);
         Err(Error::AccessDenied {
             kid: "asked".to_owned(),
             detail: "would have presented a credential".to_owned(),
         })
     }
-    fn protection(&self) -> ProtectionLevel {
-        ProtectionLevel::KeyVault
-    }
-    fn domain(&self) -> &str {
-        "anywhere"
+    fn key_facts(&self) -> KeyFacts<'_> {
+        KeyFacts::new(ProtectionLevel::KeyVault, "anywhere")
     }
 }
 

@@ -365,6 +365,7 @@ impl KeyWrapper for Sha1Writer {
     async fn wrap_key(
         &self,
         data_key: &cmk_envelope::DataKey,
+        _: cmk_envelope::SlotContext<'_>,
     ) -> cmk_envelope::Result<cmk_envelope::KeySlot> {
         let mut out = vec![0u8; self.public.ciphertext_size()];
         let wrapped = self
@@ -387,14 +388,12 @@ impl KeyWrapper for Sha1Writer {
     async fn unwrap_key(
         &self,
         _: &cmk_envelope::KeySlot,
+        _: cmk_envelope::SlotContext<'_>,
     ) -> cmk_envelope::Result<cmk_envelope::Unwrapped> {
         Ok(cmk_envelope::Unwrapped::NotMine)
     }
-    fn protection(&self) -> cmk_envelope::ProtectionLevel {
-        cmk_envelope::ProtectionLevel::KeyVault
-    }
-    fn domain(&self) -> &str {
-        "sha1-writer"
+    fn key_facts(&self) -> cmk_envelope::KeyFacts<'_> {
+        cmk_envelope::KeyFacts::new(cmk_envelope::ProtectionLevel::KeyVault, "sha1-writer")
     }
 }
 
@@ -438,17 +437,18 @@ struct KeyVaultBackend {
     billing: Arc<KeyVaultWrapper>,
 }
 
+#[cmk_envelope::async_trait]
 impl behaviour::Backend for KeyVaultBackend {
     fn wrapper(&self) -> Arc<dyn KeyWrapper> {
         self.key.clone()
     }
-    fn rotate(&self) {
+    async fn rotate(&self) {
         self.vault.create_key("orders", 2048);
     }
-    fn other_key(&self) -> Arc<dyn KeyWrapper> {
+    async fn other_key(&self) -> Arc<dyn KeyWrapper> {
         self.billing.clone()
     }
-    fn set_enabled(&self, enabled: bool) -> bool {
+    async fn set_enabled(&self, enabled: bool) -> bool {
         self.vault.set_enabled("orders", enabled);
         true
     }

@@ -14,19 +14,20 @@ struct SoftwareBackend {
     key: Arc<SoftwareWrapper>,
 }
 
+#[cmk_envelope::async_trait]
 impl behaviour::Backend for SoftwareBackend {
     fn wrapper(&self) -> Arc<dyn KeyWrapper> {
         self.key.clone()
     }
-    fn rotate(&self) {
+    async fn rotate(&self) {
         self.keyring.rotate_key("orders").expect("rotate");
     }
-    fn other_key(&self) -> Arc<dyn KeyWrapper> {
+    async fn other_key(&self) -> Arc<dyn KeyWrapper> {
         self.keyring.create_key("billing").expect("create");
         Arc::new(self.keyring.key("billing").expect("key"))
     }
     /// A keyring key has no disabled state: a key file is there or not.
-    fn set_enabled(&self, _: bool) -> bool {
+    async fn set_enabled(&self, _: bool) -> bool {
         false
     }
 }

@@ -340,3 +340,77 @@ async fn two_rotations_at_once_one_wins_and_both_records_open() {
         .iter()
         .all(|(_, cmk_kids)| cmk_kids.len() == 1));
 }
+
+/// What a user writes first around any key: a decorator that forwards the required
+/// methods only (here counting calls), and nothing of `confirm_wrap`.
+struct Counting<W> {
+    inner: Arc<W>,
+    wraps: std::sync::atomic::AtomicUsize,
+    unwraps: std::sync::atomic::AtomicUsize,
+}
+
+#[cmk_envelope::async_trait]
+impl<W: KeyWrapper> KeyWrapper for Counting<W> {
+    async fn current_kid(&self) -> cmk_envelope::Result<String> {
+        self.inner.current_kid().await
+    }
+    async fn wrap_key(
+        &self,
+        data_key: &cmk_envelope::DataKey,
+        context: cmk_envelope::SlotContext<'_>,
+    ) -> cmk_envelope::Result<cmk_envelope::KeySlot> {
+        self.wraps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.wrap_key(data_key, context).await
+    }
+    async fn unwrap_key(
+        &self,
+        slot: &cmk_envelope::KeySlot,
+        context: cmk_envelope::SlotContext<'_>,
+    ) -> cmk_envelope::Result<cmk_envelope::Unwrapped> {
+        self.unwraps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.unwrap_key(slot, context).await
+    }
+    fn key_facts(&self) -> cmk_envelope::KeyFacts<'_> {
+        self.inner.key_facts()
+    }
+}
+
+#[tokio::test]
+async fn a_decorator_forwarding_the_required_methods_works_around_a_branch_key() {
+    let provider = Provider::default();
+    let s = setup(provider);
+    let counting = Arc::new(Counting {
+        inner: branch(&s, provider).await,
+        wraps: Default::default(),
+        unwraps: Default::default(),
+    });
+    let envelope = envelope(counting.clone(), provider);
+    for i in 0..1000u32 {
+        let plaintext = i.to_be_bytes();
+        let sealed = envelope.seal(&plaintext, b"").await.expect("seal");
+        let opened = envelope.open(&sealed, b"").await.expect("open");
+        assert_eq!(opened.plaintext(), plaintext);
+    }
+    let count = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(count(&counting.wraps), 1000);
+    assert_eq!(count(&counting.unwraps), 1000);
+    // And a re-wrap through it (the default confirm_wrap) after a branch rotation.
+    let sealed = envelope.seal(b"old", b"").await.expect("seal");
+    counting.inner.rotate().await.expect("rotate");
+    let rewrapped = envelope
+        .rewrap(&sealed, RewrapTarget::CurrentVersion)
+        .await
+        .expect("rewrap")
+        .expect("stale after rotation");
+    let updated = rewrapped.apply_to(&sealed).expect("apply");
+    assert_eq!(
+        envelope
+            .open(&updated, b"")
+            .await
+            .expect("open")
+            .plaintext(),
+        b"old"
+    );
+}

@@ -517,6 +517,7 @@ impl KeyWrapper for PlantedKid {
     async fn wrap_key(
         &self,
         _: &cmk_envelope::DataKey,
+        _: cmk_envelope::SlotContext<'_>,
     ) -> cmk_envelope::Result<cmk_envelope::KeySlot> {
         Ok(cmk_envelope::KeySlot::new(
             self.0.clone(),
@@ -527,14 +528,12 @@ impl KeyWrapper for PlantedKid {
     async fn unwrap_key(
         &self,
         _: &cmk_envelope::KeySlot,
+        _: cmk_envelope::SlotContext<'_>,
     ) -> cmk_envelope::Result<cmk_envelope::Unwrapped> {
         Ok(cmk_envelope::Unwrapped::NotMine)
     }
-    fn protection(&self) -> cmk_envelope::ProtectionLevel {
-        cmk_envelope::ProtectionLevel::Software
-    }
-    fn domain(&self) -> &str {
-        "planted"
+    fn key_facts(&self) -> cmk_envelope::KeyFacts<'_> {
+        cmk_envelope::KeyFacts::new(cmk_envelope::ProtectionLevel::Software, "planted")
     }
 }
 

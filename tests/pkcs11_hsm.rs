@@ -64,16 +64,17 @@ struct HsmBackend {
     wrapper: Arc<Pkcs11Wrapper>,
 }
 
+#[cmk_envelope::async_trait]
 impl behaviour::Backend for HsmBackend {
     fn wrapper(&self) -> Arc<dyn KeyWrapper> {
         self.wrapper.clone()
     }
     /// `cmke key rotate` does the same: a new key pair with the next id.
-    fn rotate(&self) {
+    async fn rotate(&self) {
         let config = self.config.clone();
         on_own_thread(async move { Pkcs11Wrapper::rotate_key(&config).await }).expect("rotate");
     }
-    fn other_key(&self) -> Arc<dyn KeyWrapper> {
+    async fn other_key(&self) -> Arc<dyn KeyWrapper> {
         let config = Pkcs11Config::new(softhsm::module(), &self.config_token(), "billing")
             .pin(PinSource::Env(softhsm::PIN_VAR.to_owned()));
         Arc::new(on_own_thread(async move {
@@ -84,7 +85,7 @@ impl behaviour::Backend for HsmBackend {
         }))
     }
     /// A PKCS#11 key has no disabled state that tokens agree on.
-    fn set_enabled(&self, _: bool) -> bool {
+    async fn set_enabled(&self, _: bool) -> bool {
         false
     }
 }
@@ -92,7 +93,8 @@ impl behaviour::Backend for HsmBackend {
 impl HsmBackend {
     fn config_token(&self) -> String {
         self.wrapper
-            .domain()
+            .key_facts()
+            .domain
             .trim_start_matches("pkcs11:token=")
             .to_owned()
     }
@@ -248,7 +250,10 @@ async fn a_token_without_oaep_sha256_says_so() {
     let kid = wrapper.current_kid().await.expect("kid");
     let slot =
         cmk_envelope::KeySlot::new(kid, WrapAlgorithm::RsaOaepSha256, vec![7; 256]).expect("slot");
-    match wrapper.unwrap_key(&slot).await {
+    match wrapper
+        .unwrap_key(&slot, cmk_envelope::SlotContext::new(&[0; 32]))
+        .await
+    {
         Err(Error::Backend { message, .. }) => assert!(message.contains("SHA-256"), "{message}"),
         other => panic!("{:?}", other.err()),
     }

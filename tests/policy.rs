@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use cmk_envelope::software::SoftwareWrapper;
 use cmk_envelope::{
-    async_trait, DataKey, Envelope, Error, KeyRules, KeySlot, KeyWrapper, ProtectionLevel,
-    Provider, RewrapPolicy, RewrapTarget, Unwrapped,
+    async_trait, DataKey, Envelope, Error, KeyFacts, KeyRules, KeySlot, KeyWrapper,
+    ProtectionLevel, Provider, RewrapPolicy, RewrapTarget, SlotContext, Unwrapped,
 };
 
 /// Test double: a software key that reports itself as an HSM key, to exercise the policy
@@ -19,17 +19,22 @@ impl KeyWrapper for ReportsHsm {
     async fn current_kid(&self) -> cmk_envelope::Result<String> {
         self.0.current_kid().await
     }
-    async fn wrap_key(&self, key: &DataKey) -> cmk_envelope::Result<KeySlot> {
-        self.0.wrap_key(key).await
+    async fn wrap_key(
+        &self,
+        key: &DataKey,
+        context: SlotContext<'_>,
+    ) -> cmk_envelope::Result<KeySlot> {
+        self.0.wrap_key(key, context).await
     }
-    async fn unwrap_key(&self, slot: &KeySlot) -> cmk_envelope::Result<Unwrapped> {
-        self.0.unwrap_key(slot).await
+    async fn unwrap_key(
+        &self,
+        slot: &KeySlot,
+        context: SlotContext<'_>,
+    ) -> cmk_envelope::Result<Unwrapped> {
+        self.0.unwrap_key(slot, context).await
     }
-    fn protection(&self) -> ProtectionLevel {
-        ProtectionLevel::Hsm
-    }
-    fn domain(&self) -> &str {
-        "hsm:test-token"
+    fn key_facts(&self) -> KeyFacts<'_> {
+        KeyFacts::new(ProtectionLevel::Hsm, "hsm:test-token")
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cmk_envelope::software::SoftwareWrapper;
 use cmk_envelope::{
-    async_trait, DataKey, Envelope, Error, KeySlot, KeyWrapper, ProtectionLevel, Provider,
+    async_trait, DataKey, Envelope, Error, KeyFacts, KeySlot, KeyWrapper, Provider, SlotContext,
     Unwrapped,
 };
 
@@ -25,25 +25,30 @@ impl KeyWrapper for Recording {
     async fn current_kid(&self) -> cmk_envelope::Result<String> {
         self.inner.current_kid().await
     }
-    async fn wrap_key(&self, data_key: &DataKey) -> cmk_envelope::Result<KeySlot> {
+    async fn wrap_key(
+        &self,
+        data_key: &DataKey,
+        context: SlotContext<'_>,
+    ) -> cmk_envelope::Result<KeySlot> {
         self.seen
             .lock()
             .expect("lock")
             .push(*data_key.expose_secret());
-        self.inner.wrap_key(data_key).await
+        self.inner.wrap_key(data_key, context).await
     }
-    async fn unwrap_key(&self, slot: &KeySlot) -> cmk_envelope::Result<Unwrapped> {
-        let unwrapped = self.inner.unwrap_key(slot).await?;
+    async fn unwrap_key(
+        &self,
+        slot: &KeySlot,
+        context: SlotContext<'_>,
+    ) -> cmk_envelope::Result<Unwrapped> {
+        let unwrapped = self.inner.unwrap_key(slot, context).await?;
         if let Unwrapped::Key(k) = &unwrapped {
             self.seen.lock().expect("lock").push(*k.expose_secret());
         }
         Ok(unwrapped)
     }
-    fn protection(&self) -> ProtectionLevel {
-        self.inner.protection()
-    }
-    fn domain(&self) -> &str {
-        self.inner.domain()
+    fn key_facts(&self) -> KeyFacts<'_> {
+        self.inner.key_facts()
     }
 }
 

@@ -11,8 +11,8 @@ use cmk_envelope::format::limits::{MAX_SLOTS, PREAMBLE_LEN};
 use cmk_envelope::format::{Header, Malformed};
 use cmk_envelope::software::SoftwareWrapper;
 use cmk_envelope::{
-    async_trait, DataKey, Envelope, Error, KeySlot, KeyWrapper, ProtectionLevel, Provider,
-    RewrapTarget, Unwrapped, WrapAlgorithm,
+    async_trait, DataKey, Envelope, Error, KeyFacts, KeySlot, KeyWrapper, Provider, RewrapTarget,
+    SlotContext, Unwrapped, WrapAlgorithm,
 };
 use support::block_on;
 
@@ -27,18 +27,26 @@ impl KeyWrapper for Counting {
     async fn current_kid(&self) -> cmk_envelope::Result<String> {
         self.inner.current_kid().await
     }
-    async fn wrap_key(&self, data_key: &DataKey) -> cmk_envelope::Result<KeySlot> {
-        self.inner.wrap_key(data_key).await
+    async fn wrap_key(
+        &self,
+        data_key: &DataKey,
+        context: SlotContext<'_>,
+    ) -> cmk_envelope::Result<KeySlot> {
+        self.inner.wrap_key(data_key, context).await
     }
-    async fn unwrap_key(&self, slot: &KeySlot) -> cmk_envelope::Result<Unwrapped> {
+    async fn unwrap_key(
+        &self,
+        slot: &KeySlot,
+        context: SlotContext<'_>,
+    ) -> cmk_envelope::Result<Unwrapped> {
         self.unwraps.fetch_add(1, Ordering::SeqCst);
-        self.inner.unwrap_key(slot).await
+        self.inner.unwrap_key(slot, context).await
     }
-    fn protection(&self) -> ProtectionLevel {
-        self.inner.protection()
-    }
-    fn domain(&self) -> &str {
-        self.inner.domain()
+    /// Tells no kid from another (no `key`), so that every way in, re-wrap included,
+    /// must unwrap to decide: what is counted here.
+    fn key_facts(&self) -> KeyFacts<'_> {
+        let facts = self.inner.key_facts();
+        KeyFacts::new(facts.protection, facts.domain)
     }
 }
 

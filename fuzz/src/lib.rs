@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use cmk_envelope::{
+use cmk_envelope::{KeyFacts, SlotContext, 
     async_trait, DataKey, Envelope, Error, KeySlot, KeyWrapper, ProtectionLevel, Result, Unwrapped,
     WrapAlgorithm,
 };
@@ -23,7 +23,7 @@ impl KeyWrapper for InsecureCleartextWrapper {
         Ok(CLEARTEXT_KID.to_owned())
     }
 
-    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
+    async fn wrap_key(&self, data_key: &DataKey, _: SlotContext<'_>) -> Result<KeySlot> {
         Ok(KeySlot::new(
             CLEARTEXT_KID.to_owned(),
             WrapAlgorithm::RsaOaepSha256,
@@ -31,7 +31,7 @@ impl KeyWrapper for InsecureCleartextWrapper {
         )?)
     }
 
-    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot, _: SlotContext<'_>) -> Result<Unwrapped> {
         if slot.kid() != CLEARTEXT_KID {
             return Ok(Unwrapped::NotMine);
         }
@@ -40,12 +40,8 @@ impl KeyWrapper for InsecureCleartextWrapper {
             .ok_or(Error::DecryptionFailed)
     }
 
-    fn protection(&self) -> ProtectionLevel {
-        ProtectionLevel::Software
-    }
-
-    fn domain(&self) -> &str {
-        "fuzz"
+    fn key_facts(&self) -> KeyFacts<'_> {
+        KeyFacts::new(ProtectionLevel::Software, "fuzz")
     }
 }
 

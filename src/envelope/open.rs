@@ -256,7 +256,7 @@ impl Envelope {
         let message_id = header.preamble().message_id();
         let new_slot = recovered
             .wrapper
-            .wrap_key_for(&recovered.data_key, SlotContext::new(&message_id))
+            .wrap_key(&recovered.data_key, SlotContext::new(&message_id))
             .await?;
         Rewrapped::replacing(header, header_len, recovered.slot_index, new_slot).map(Some)
     }

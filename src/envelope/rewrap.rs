@@ -23,7 +23,7 @@ impl std::fmt::Debug for RewrapTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RewrapTarget::CurrentVersion => f.write_str("CurrentVersion"),
-            RewrapTarget::Key(w) => f.debug_tuple("Key").field(&w.domain()).finish(),
+            RewrapTarget::Key(w) => f.debug_tuple("Key").field(&w.key_facts().domain).finish(),
         }
     }
 }
@@ -160,20 +160,20 @@ impl Envelope {
         self.rewrap_policy.check_rewrap(
             &RewrapEndpoint {
                 kid: &from_kid,
-                protection: recovered.wrapper.protection(),
-                domain: recovered.wrapper.domain(),
+                protection: recovered.wrapper.key_facts().protection,
+                domain: recovered.wrapper.key_facts().domain,
             },
             &RewrapEndpoint {
                 kid: &to_kid,
-                protection: target.protection(),
-                domain: target.domain(),
+                protection: target.key_facts().protection,
+                domain: target.key_facts().domain,
             },
         )?;
         let message_id = header.preamble().message_id();
         let context = SlotContext::new(&message_id);
-        let new_slot = target.wrap_key_for(&recovered.data_key, context).await?;
+        let new_slot = target.wrap_key(&recovered.data_key, context).await?;
         target
-            .confirm_wrap_for(&new_slot, &recovered.data_key, context)
+            .confirm_wrap(&new_slot, &recovered.data_key, context)
             .await?;
         Rewrapped::replacing(&header, header_len, recovered.slot_index, new_slot).map(Some)
     }
@@ -187,21 +187,21 @@ impl Envelope {
             if let Some(holders) = self.resolver.holders(header.slots()) {
                 let to_name = format!(
                     "the current version of the {} key in {}",
-                    to.protection(),
-                    to.domain()
+                    to.key_facts().protection,
+                    to.key_facts().domain
                 );
                 let mut refusal = None;
                 for (slot, from) in &holders {
                     let checked = self.rewrap_policy.check_rewrap(
                         &RewrapEndpoint {
                             kid: slot.kid(),
-                            protection: from.protection(),
-                            domain: from.domain(),
+                            protection: from.key_facts().protection,
+                            domain: from.key_facts().domain,
                         },
                         &RewrapEndpoint {
                             kid: &to_name,
-                            protection: to.protection(),
-                            domain: to.domain(),
+                            protection: to.key_facts().protection,
+                            domain: to.key_facts().domain,
                         },
                     );
                     match checked {

@@ -120,7 +120,7 @@ impl Envelope {
                 }
             })?;
         let slot = sealer
-            .wrap_key_for(&data_key, SlotContext::new(&message_id))
+            .wrap_key(&data_key, SlotContext::new(&message_id))
             .await?;
         let preamble = Preamble::new(self.segment_size, message_id, schedule.commitment)?;
         let header = Header::new(preamble, vec![slot])?;

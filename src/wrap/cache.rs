@@ -21,7 +21,9 @@ use async_trait::async_trait;
 use crate::data_key::DataKey;
 use crate::error::Result;
 use crate::format::KeySlot;
-use crate::wrap::{KeyWrapper, ProtectionLevel, SlotContext, Unwrapped};
+#[cfg(test)]
+use crate::wrap::ProtectionLevel;
+use crate::wrap::{KeyFacts, KeyWrapper, SlotContext, Unwrapped};
 
 /// Limits of a [`CachingWrapper`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +208,12 @@ impl CachingWrapper {
         }
     }
 
-    async fn unwrap_through(&self, id: &SlotId, slot: &KeySlot) -> Result<Unwrapped> {
+    async fn unwrap_through(
+        &self,
+        id: &SlotId,
+        slot: &KeySlot,
+        context: SlotContext<'_>,
+    ) -> Result<Unwrapped> {
         let gate = Arc::clone(lock(&self.in_flight).entry(id.clone()).or_default());
         let result = {
             let _one_call_per_slot = gate.lock().await;
@@ -215,7 +222,7 @@ impl CachingWrapper {
             }
             let _permit = self.permits.acquire().await;
             lock(&self.stats).calls += 1;
-            let result = self.inner.unwrap_key(slot).await;
+            let result = self.inner.unwrap_key(slot, context).await;
             if let Ok(Unwrapped::Key(key)) = &result {
                 self.store(id.clone(), key);
             }
@@ -238,11 +245,16 @@ impl KeyWrapper for CachingWrapper {
 
     /// Not cached: keeping the key of everything sealed would hold far more keys in memory
     /// than opening needs.
-    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
-        self.inner.wrap_key(data_key).await
+    async fn wrap_key(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
+        self.inner.wrap_key(data_key, context).await
     }
 
-    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
+    /// RSA slots through the cache; a slot bound to its object (a branch slot) goes to the
+    /// inner wrapper, which unwraps it locally and keeps its own cache of branch keys.
+    async fn unwrap_key(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
+        if !slot.algorithm().is_rsa() {
+            return self.inner.unwrap_key(slot, context).await;
+        }
         let id = SlotId {
             kid: slot.kid().to_owned(),
             wrapped: slot.wrapped().to_vec(),
@@ -250,46 +262,20 @@ impl KeyWrapper for CachingWrapper {
         if let Some(key) = self.lookup(&id) {
             return Ok(Unwrapped::Key(key));
         }
-        self.unwrap_through(&id, slot).await
+        self.unwrap_through(&id, slot, context).await
     }
 
-    fn recognizes(&self, kid: &str) -> Option<bool> {
-        self.inner.recognizes(kid)
-    }
-
-    async fn confirm_wrap(&self, slot: &KeySlot, data_key: &DataKey) -> Result<()> {
-        self.inner.confirm_wrap(slot, data_key).await
-    }
-
-    async fn wrap_key_for(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
-        self.inner.wrap_key_for(data_key, context).await
-    }
-
-    /// RSA slots through the cache; a slot bound to its object (a branch slot) goes to the
-    /// inner wrapper, which unwraps it locally and keeps its own cache of branch keys.
-    async fn unwrap_key_for(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
-        if slot.algorithm().is_rsa() {
-            self.unwrap_key(slot).await
-        } else {
-            self.inner.unwrap_key_for(slot, context).await
-        }
-    }
-
-    async fn confirm_wrap_for(
+    async fn confirm_wrap(
         &self,
         slot: &KeySlot,
         data_key: &DataKey,
         context: SlotContext<'_>,
     ) -> Result<()> {
-        self.inner.confirm_wrap_for(slot, data_key, context).await
+        self.inner.confirm_wrap(slot, data_key, context).await
     }
 
-    fn protection(&self) -> ProtectionLevel {
-        self.inner.protection()
-    }
-
-    fn domain(&self) -> &str {
-        self.inner.domain()
+    fn key_facts(&self) -> KeyFacts<'_> {
+        self.inner.key_facts()
     }
 }
 
@@ -307,18 +293,15 @@ mod tests {
         async fn current_kid(&self) -> Result<String> {
             Ok("test:key".to_owned())
         }
-        async fn wrap_key(&self, _: &DataKey) -> Result<KeySlot> {
+        async fn wrap_key(&self, _: &DataKey, _: SlotContext<'_>) -> Result<KeySlot> {
             Err(crate::Error::InvalidArgument("wrap-only test".into()))
         }
-        async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
+        async fn unwrap_key(&self, slot: &KeySlot, _: SlotContext<'_>) -> Result<Unwrapped> {
             let first = slot.wrapped().first().copied().unwrap_or(0);
             Ok(Unwrapped::Key(DataKey::from_bytes([first; 32])))
         }
-        fn protection(&self) -> ProtectionLevel {
-            ProtectionLevel::Software
-        }
-        fn domain(&self) -> &str {
-            "test"
+        fn key_facts(&self) -> KeyFacts<'_> {
+            KeyFacts::new(ProtectionLevel::Software, "test")
         }
     }
 
@@ -335,7 +318,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        match runtime.block_on(cache.unwrap_key(&slot(byte))) {
+        match runtime.block_on(cache.unwrap_key(&slot(byte), SlotContext::new(&[0; 32]))) {
             Ok(Unwrapped::Key(key)) => assert_eq!(key.expose_secret(), &[byte; 32]),
             _ => panic!("no key"),
         }

@@ -19,7 +19,7 @@ pub struct KeyResolver {
 impl std::fmt::Debug for KeyResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.wrappers.iter().map(|w| w.domain()))
+            .entries(self.wrappers.iter().map(|w| w.key_facts().domain))
             .finish()
     }
 }
@@ -72,7 +72,7 @@ impl KeyResolver {
 
     /// The slot that [`KeyResolver::recover`] tries first and the wrapper it goes to, as far
     /// as the kids alone tell: `None` when a wrapper cannot tell from a kid whether it
-    /// holds it ([`KeyWrapper::recognizes`] is `None`) or no wrapper holds any slot.
+    /// holds it ([`KeyFacts::recognizes`](super::KeyFacts::recognizes) is `None`) or no wrapper holds any slot.
     pub(crate) fn first_holder<'a>(
         &'a self,
         slots: &'a [KeySlot],
@@ -82,7 +82,7 @@ impl KeyResolver {
                 continue;
             }
             for wrapper in &self.wrappers {
-                match wrapper.recognizes(slot.kid()) {
+                match wrapper.key_facts().recognizes(slot.kid()) {
                     Some(true) => return Some((slot, wrapper)),
                     Some(false) => {}
                     None => return None,
@@ -104,7 +104,7 @@ impl KeyResolver {
                 continue;
             }
             for wrapper in &self.wrappers {
-                if wrapper.recognizes(slot.kid())? {
+                if wrapper.key_facts().recognizes(slot.kid())? {
                     found.push((slot, wrapper));
                 }
             }
@@ -147,7 +147,7 @@ impl KeyResolver {
                 continue;
             }
             for wrapper in &self.wrappers {
-                match wrapper.unwrap_key_for(slot, context).await {
+                match wrapper.unwrap_key(slot, context).await {
                     Ok(Unwrapped::NotMine) => continue,
                     Ok(Unwrapped::Key(data_key)) => {
                         claimed = true;

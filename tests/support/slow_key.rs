@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cmk_envelope::{async_trait, DataKey, Error, KeySlot, KeyWrapper, ProtectionLevel, Unwrapped};
+use cmk_envelope::{
+    async_trait, DataKey, Error, KeyFacts, KeySlot, KeyWrapper, SlotContext, Unwrapped,
+};
 
 pub struct SlowKey {
     inner: Arc<dyn KeyWrapper>,
@@ -35,10 +37,18 @@ impl KeyWrapper for SlowKey {
     async fn current_kid(&self) -> cmk_envelope::Result<String> {
         self.inner.current_kid().await
     }
-    async fn wrap_key(&self, data_key: &DataKey) -> cmk_envelope::Result<KeySlot> {
-        self.inner.wrap_key(data_key).await
+    async fn wrap_key(
+        &self,
+        data_key: &DataKey,
+        context: SlotContext<'_>,
+    ) -> cmk_envelope::Result<KeySlot> {
+        self.inner.wrap_key(data_key, context).await
     }
-    async fn unwrap_key(&self, slot: &KeySlot) -> cmk_envelope::Result<Unwrapped> {
+    async fn unwrap_key(
+        &self,
+        slot: &KeySlot,
+        context: SlotContext<'_>,
+    ) -> cmk_envelope::Result<Unwrapped> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -50,12 +60,9 @@ impl KeyWrapper for SlowKey {
                 detail: "revoked for the test".to_owned(),
             });
         }
-        self.inner.unwrap_key(slot).await
+        self.inner.unwrap_key(slot, context).await
     }
-    fn protection(&self) -> ProtectionLevel {
-        self.inner.protection()
-    }
-    fn domain(&self) -> &str {
-        self.inner.domain()
+    fn key_facts(&self) -> KeyFacts<'_> {
+        self.inner.key_facts()
     }
 }

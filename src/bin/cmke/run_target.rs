@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use cmk_envelope::{
-    async_trait, DataKey, KeySlot, KeyWrapper, ProtectionLevel, Result, SlotContext, Unwrapped,
+    async_trait, DataKey, KeyFacts, KeySlot, KeyWrapper, Result, SlotContext, Unwrapped,
 };
 use tokio::sync::OnceCell;
 
@@ -36,44 +36,24 @@ impl KeyWrapper for RunTarget {
             .map_err(|e| same_error(&e))
     }
 
-    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
-        self.inner.wrap_key(data_key).await
+    async fn wrap_key(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
+        self.inner.wrap_key(data_key, context).await
     }
 
-    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
-        self.inner.unwrap_key(slot).await
+    async fn unwrap_key(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
+        self.inner.unwrap_key(slot, context).await
     }
 
-    fn recognizes(&self, kid: &str) -> Option<bool> {
-        self.inner.recognizes(kid)
-    }
-
-    async fn confirm_wrap(&self, slot: &KeySlot, data_key: &DataKey) -> Result<()> {
-        self.inner.confirm_wrap(slot, data_key).await
-    }
-
-    async fn wrap_key_for(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
-        self.inner.wrap_key_for(data_key, context).await
-    }
-
-    async fn unwrap_key_for(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
-        self.inner.unwrap_key_for(slot, context).await
-    }
-
-    async fn confirm_wrap_for(
+    async fn confirm_wrap(
         &self,
         slot: &KeySlot,
         data_key: &DataKey,
         context: SlotContext<'_>,
     ) -> Result<()> {
-        self.inner.confirm_wrap_for(slot, data_key, context).await
+        self.inner.confirm_wrap(slot, data_key, context).await
     }
 
-    fn protection(&self) -> ProtectionLevel {
-        self.inner.protection()
-    }
-
-    fn domain(&self) -> &str {
-        self.inner.domain()
+    fn key_facts(&self) -> KeyFacts<'_> {
+        self.inner.key_facts()
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, PoisonError};
 use super::{Current, KeyVaultWrapper, BACKEND};
 use crate::error::{Error, Result};
 use crate::format::{KeySlot, WrapAlgorithm};
-use crate::wrap::{KeyWrapper, Unwrapped};
+use crate::wrap::{KeyWrapper, SlotContext, Unwrapped};
 
 impl KeyVaultWrapper {
     /// Proves that `current.public` belongs to the vault's private key of that version: a
@@ -40,7 +40,8 @@ impl KeyVaultWrapper {
                         current.kid
                     ),
                 };
-                match self.unwrap_key(&slot).await {
+                // An RSA slot is not bound to an object: any context will do.
+                match self.unwrap_key(&slot, SlotContext::new(&[0; 32])).await {
                     Ok(Unwrapped::Key(back)) if back.same_as(&canary) => {
                         Ok(current.modulus.clone())
                     }

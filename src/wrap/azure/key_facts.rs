@@ -20,7 +20,7 @@ pub(crate) const PURGE_PROTECTED_LEVELS: [&str; 4] = [
 
 /// The facts of one key version.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct KeyFacts {
+pub(crate) struct VaultKeyFacts {
     pub(crate) kid: String,
     pub(crate) kty: String,
     pub(crate) key_ops: Vec<String>,
@@ -39,7 +39,7 @@ pub(crate) struct Rules {
     pub(crate) require_purge_protection: bool,
 }
 
-impl KeyFacts {
+impl VaultKeyFacts {
     /// Reads a `get key` response body.
     ///
     /// # Errors
@@ -172,7 +172,7 @@ mod tests {
     const KID: &str =
         "https://contoso.vault.azure.net/keys/orders/0123456789abcdef0123456789abcdef";
 
-    fn bundle(edit: impl FnOnce(&mut serde_json::Value)) -> KeyFacts {
+    fn bundle(edit: impl FnOnce(&mut serde_json::Value)) -> VaultKeyFacts {
         let mut json = serde_json::json!({
             "key": {
                 "kid": KID,
@@ -189,7 +189,7 @@ mod tests {
             }
         });
         edit(&mut json);
-        KeyFacts::from_json(json.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+        VaultKeyFacts::from_json(json.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn rules() -> Rules {
@@ -209,10 +209,11 @@ mod tests {
 
     #[test]
     fn each_broken_rule_is_its_own_error() {
-        let refused = |facts: KeyFacts, now: i64, needle: &str| match facts.check(&rules(), now) {
-            Err(Error::PolicyRefused(why)) => assert!(why.contains(needle), "{why}"),
-            other => panic!("{needle}: {other:?}"),
-        };
+        let refused =
+            |facts: VaultKeyFacts, now: i64, needle: &str| match facts.check(&rules(), now) {
+                Err(Error::PolicyRefused(why)) => assert!(why.contains(needle), "{why}"),
+                other => panic!("{needle}: {other:?}"),
+            };
         refused(bundle(|j| j["key"]["kty"] = "EC".into()), 1_500, "EC key");
         refused(
             bundle(|j| j["key"]["n"] = Base64UrlUnpadded::encode_string(&[0xc5; 384]).into()),
@@ -234,13 +235,14 @@ mod tests {
             1_500,
             "purge protection",
         );
-        let disabled = |facts: KeyFacts, now: i64, needle: &str| match facts.check(&rules(), now) {
-            Err(Error::KeyDisabled { kid, detail }) => {
-                assert_eq!(kid, KID);
-                assert!(detail.contains(needle), "{detail}");
-            }
-            other => panic!("{needle}: {other:?}"),
-        };
+        let disabled =
+            |facts: VaultKeyFacts, now: i64, needle: &str| match facts.check(&rules(), now) {
+                Err(Error::KeyDisabled { kid, detail }) => {
+                    assert_eq!(kid, KID);
+                    assert!(detail.contains(needle), "{detail}");
+                }
+                other => panic!("{needle}: {other:?}"),
+            };
         disabled(
             bundle(|j| j["attributes"]["enabled"] = false.into()),
             1_500,
@@ -268,7 +270,7 @@ mod tests {
             br#"{"key":{"kid":"x","kty":"RSA"}}"#,
         ] {
             assert!(matches!(
-                KeyFacts::from_json(body),
+                VaultKeyFacts::from_json(body),
                 Err(Error::Backend { .. })
             ));
         }

@@ -34,7 +34,7 @@ use azure_security_keyvault_keys::models::{
 };
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 
-use self::key_facts::{KeyFacts, Rules};
+use self::key_facts::{Rules, VaultKeyFacts};
 pub use self::options::KeyVaultOptions;
 use self::service_error::{malformed, service_error};
 use crate::crypto::{Provider, RsaPublic};
@@ -42,7 +42,7 @@ use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::{KeySlot, WrapAlgorithm};
 use crate::wrap::key_url::KeyUrl;
-use crate::wrap::{KeyWrapper, ProtectionLevel, Unwrapped};
+use crate::wrap::{KeyFacts, KeyWrapper, ProtectionLevel, SlotContext, Unwrapped};
 
 const BACKEND: &str = "azure-keyvault";
 
@@ -59,6 +59,8 @@ struct Current {
 pub struct KeyVaultWrapper {
     client: KeyClient,
     url: KeyUrl,
+    /// `https://{vault}/keys/{name}`: every version's kid starts with it.
+    key: String,
     rules: Rules,
     refresh_interval: Duration,
     wrap_remotely: bool,
@@ -154,6 +156,7 @@ impl KeyVaultWrapper {
         })?;
         let wrapper = Self {
             client,
+            key: format!("{}/keys/{}", url.vault, url.name),
             url,
             rules: Rules {
                 key_rules: options.key_rules,
@@ -259,7 +262,7 @@ impl KeyVaultWrapper {
             )
             .await
             .map_err(|e| service_error(e, &name_for_errors, "get"))?;
-        let facts = KeyFacts::from_json(response.body()).map_err(|e| match e {
+        let facts = VaultKeyFacts::from_json(response.body()).map_err(|e| match e {
             Error::Backend { message, .. } => malformed(&name_for_errors, "get", &message),
             other => other,
         })?;
@@ -312,7 +315,7 @@ impl KeyWrapper for KeyVaultWrapper {
         Ok(self.current().await?.kid.clone())
     }
 
-    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
+    async fn wrap_key(&self, data_key: &DataKey, _: SlotContext<'_>) -> Result<KeySlot> {
         let current = self.current().await?;
         let wrapped = if self.wrap_remotely {
             // The request body carries the data key: built here, in one buffer, and wiped
@@ -365,7 +368,7 @@ impl KeyWrapper for KeyVaultWrapper {
         )?)
     }
 
-    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot, _: SlotContext<'_>) -> Result<Unwrapped> {
         let Some(version) = self.url.version_in(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
@@ -410,10 +413,6 @@ impl KeyWrapper for KeyVaultWrapper {
         data_key.map(Unwrapped::Key).ok_or(Error::DecryptionFailed)
     }
 
-    fn recognizes(&self, kid: &str) -> Option<bool> {
-        Some(self.url.version_in(kid).is_some())
-    }
-
     /// A slot the vault wrapped (`wrap_remotely`) is the vault's own work. A slot wrapped
     /// here under the current version is confirmed by proving, once per version, that the
     /// public key read from the vault belongs to the private key that unwraps: a random
@@ -423,7 +422,12 @@ impl KeyWrapper for KeyVaultWrapper {
     /// This proves the key, not each wrap: a local RSA-OAEP encryption that went wrong for
     /// one object would not be seen here (the crypto providers are tested against
     /// known-answer vectors instead), nor would a version disabled or deleted later.
-    async fn confirm_wrap(&self, slot: &KeySlot, data_key: &DataKey) -> Result<()> {
+    async fn confirm_wrap(
+        &self,
+        slot: &KeySlot,
+        data_key: &DataKey,
+        _: SlotContext<'_>,
+    ) -> Result<()> {
         let current = self.current().await?;
         if slot.kid() != current.kid {
             return Err(Error::Backend {
@@ -442,12 +446,8 @@ impl KeyWrapper for KeyVaultWrapper {
         self.prove_public_key(&current).await
     }
 
-    fn protection(&self) -> ProtectionLevel {
-        ProtectionLevel::KeyVault
-    }
-
-    fn domain(&self) -> &str {
-        &self.url.vault
+    fn key_facts(&self) -> KeyFacts<'_> {
+        KeyFacts::new(ProtectionLevel::KeyVault, &self.url.vault).with_key(&self.key)
     }
 }
 

@@ -11,14 +11,14 @@ use super::nonce_pool::NoncePool;
 use super::record::{check_record_slots, open_record, seal_record};
 use super::slot::{unwrap_data_key, wrap_data_key};
 use super::store::{BranchStore, StoredCurrent};
-use super::{BranchKey, BranchKid, BRANCH_KEY_LEN};
+use super::{BranchKey, BranchKid, BRANCH_KEY_LEN, BRANCH_KID_PREFIX};
 use crate::crypto::Provider;
 use crate::data_key::DataKey;
 use crate::envelope::{Envelope, RewrapTarget};
 use crate::error::{Error, Result};
 use crate::format::{Header, KeySlot, WrapAlgorithm};
 use crate::software::{KeyName, KeyVersion};
-use crate::wrap::{confirm_unwrapped, KeyWrapper, ProtectionLevel, SlotContext, Unwrapped};
+use crate::wrap::{KeyFacts, KeyWrapper, SlotContext, Unwrapped};
 
 /// A branch key (all its versions) as a [`KeyWrapper`]: new data keys are wrapped locally
 /// under the current version; slots of any version whose record the store holds are
@@ -37,11 +37,12 @@ use crate::wrap::{confirm_unwrapped, KeyWrapper, ProtectionLevel, SlotContext, U
 /// [`Error::KeyNotFound`]) and the CMK's (revocation is [`Error::KeyDisabled`],
 /// [`Error::AccessDenied`], [`Error::KeyNotFound`]). A record wrapped by a branch key is
 /// [`Error::PolicyRefused`]; a record of another version or name is
-/// [`Error::DecryptionFailed`]. The context-free [`KeyWrapper::wrap_key`] and
-/// [`KeyWrapper::unwrap_key`] refuse with [`Error::InvalidArgument`]: a branch slot is
-/// bound to its object, so go through an [`Envelope`].
+/// [`Error::DecryptionFailed`]. A branch slot is bound to its object: its wrapping key is
+/// derived from the [`SlotContext`]'s message id, which every call carries.
 pub struct BranchWrapper {
     name: KeyName,
+    /// `branch:{name}`: every version's kid starts with it.
+    key: String,
     store: Arc<dyn BranchStore>,
     cmk: Arc<dyn KeyWrapper>,
     /// Opens records under other CMKs than `cmk` (older versions after a rotation to
@@ -70,7 +71,7 @@ impl std::fmt::Debug for BranchWrapper {
         f.debug_struct("BranchWrapper")
             .field("name", &self.name.as_str())
             .field("store", &self.store.location())
-            .field("cmk", &self.cmk.domain())
+            .field("cmk", &self.cmk.key_facts().domain)
             .finish_non_exhaustive()
     }
 }
@@ -115,8 +116,10 @@ impl BranchWrapper {
     /// # Errors
     /// [`Error::InvalidArgument`] for a name that is not 1 to 127 of `[A-Za-z0-9-]`.
     pub fn new(store: Arc<dyn BranchStore>, name: &str, cmk: Arc<dyn KeyWrapper>) -> Result<Self> {
+        let name = KeyName::new(name)?;
         Ok(Self {
-            name: KeyName::new(name)?,
+            key: format!("{BRANCH_KID_PREFIX}{}", name.as_str()),
+            name,
             store,
             cmk,
             record_keys: None,
@@ -188,7 +191,7 @@ impl BranchWrapper {
         let ours = header
             .slots()
             .iter()
-            .any(|slot| self.cmk.recognizes(slot.kid()) == Some(true));
+            .any(|slot| self.cmk.key_facts().recognizes(slot.kid()) == Some(true));
         if ours {
             return Ok(Arc::new(self.records()?));
         }
@@ -459,32 +462,13 @@ impl BranchWrapper {
     }
 }
 
-fn needs_context() -> Error {
-    Error::InvalidArgument(
-        "a branch slot is bound to its object (its message id): seal, open and re-wrap \
-         through an Envelope, which calls wrap_key_for / unwrap_key_for"
-            .to_owned(),
-    )
-}
-
 #[async_trait]
 impl KeyWrapper for BranchWrapper {
     async fn current_kid(&self) -> Result<String> {
         Ok(self.current().await?.to_string())
     }
 
-    async fn wrap_key(&self, _data_key: &DataKey) -> Result<KeySlot> {
-        Err(needs_context())
-    }
-
-    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
-        match self.mine(slot.kid()) {
-            Some(_) => Err(needs_context()),
-            None => Ok(Unwrapped::NotMine),
-        }
-    }
-
-    async fn wrap_key_for(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
+    async fn wrap_key(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
         let (kid, key) = self.sealing_key().await?;
         let nonce = self
             .nonces
@@ -504,7 +488,7 @@ impl KeyWrapper for BranchWrapper {
         Ok(KeySlot::new(kid, WrapAlgorithm::BranchAes256Gcm, wrapped)?)
     }
 
-    async fn unwrap_key_for(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
         let Some(kid) = self.mine(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
@@ -523,26 +507,10 @@ impl KeyWrapper for BranchWrapper {
         .map(Unwrapped::Key)
     }
 
-    async fn confirm_wrap_for(
-        &self,
-        slot: &KeySlot,
-        data_key: &DataKey,
-        context: SlotContext<'_>,
-    ) -> Result<()> {
-        confirm_unwrapped(slot, data_key, self.unwrap_key_for(slot, context).await)
-    }
-
-    fn recognizes(&self, kid: &str) -> Option<bool> {
-        Some(self.mine(kid).is_some())
-    }
-
-    /// The CMK's: a branch key is as well protected as the key that wraps its records.
-    fn protection(&self) -> ProtectionLevel {
-        self.cmk.protection()
-    }
-
-    /// The CMK's vault or keyring, for the same-vault rule.
-    fn domain(&self) -> &str {
-        self.cmk.domain()
+    /// The CMK's protection and vault or keyring: a branch key is as well protected as the
+    /// key that wraps its records, and counts as it for the same-vault rule.
+    fn key_facts(&self) -> KeyFacts<'_> {
+        let cmk = self.cmk.key_facts();
+        KeyFacts::new(cmk.protection, cmk.domain).with_key(&self.key)
     }
 }

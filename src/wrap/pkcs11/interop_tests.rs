@@ -137,7 +137,11 @@ fn software_and_token_oaep_sha1_agree_both_ways() {
                     let kid = wrapper.current_kid().await.expect("kid");
                     let slot =
                         KeySlot::new(kid, WrapAlgorithm::RsaOaepSha1, wrapped).expect("slot");
-                    match wrapper.unwrap_key(&slot).await.expect("unwrap") {
+                    match wrapper
+                        .unwrap_key(&slot, crate::SlotContext::new(&[0; 32]))
+                        .await
+                        .expect("unwrap")
+                    {
                         Unwrapped::Key(key) => *key.expose_secret(),
                         Unwrapped::NotMine => panic!("the wrapper's own kid"),
                     }

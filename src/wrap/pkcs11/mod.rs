@@ -44,7 +44,7 @@ use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::{KeySlot, WrapAlgorithm};
 pub use crate::wrap::pkcs11_uri::{Pkcs11Uri, PKCS11_SCHEME};
-use crate::wrap::{KeyWrapper, ProtectionLevel, Unwrapped};
+use crate::wrap::{KeyFacts, KeyWrapper, ProtectionLevel, SlotContext, Unwrapped};
 
 const BACKEND: &str = "pkcs11";
 
@@ -60,6 +60,8 @@ struct Current {
 pub struct Pkcs11Wrapper {
     config: Pkcs11Config,
     domain: String,
+    /// `pkcs11:token=…;object=…`: the key, whatever its version's `CKA_ID`.
+    key: String,
     pool: SessionPool,
     wrap_algorithm: WrapAlgorithm,
     /// The trial unwrap on connect showed the token lacks OAEP with SHA-256.
@@ -107,6 +109,7 @@ impl Pkcs11Wrapper {
         let (current, handle) = Self::check_current(&pool, &config).await?;
         let mut wrapper = Self {
             domain: config.token_uri(),
+            key: config.key_uri().to_uri(),
             wrap_algorithm: WrapAlgorithm::RsaOaepSha1,
             sha256_missing: false,
             current: Mutex::new(Arc::new(current)),
@@ -324,7 +327,7 @@ impl KeyWrapper for Pkcs11Wrapper {
         Ok(self.current().await?.kid.clone())
     }
 
-    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
+    async fn wrap_key(&self, data_key: &DataKey, _: SlotContext<'_>) -> Result<KeySlot> {
         let current = self.current().await?;
         self.config.key_rules.check_rsa_size(current.bits)?;
         let wrapped = current
@@ -341,11 +344,7 @@ impl KeyWrapper for Pkcs11Wrapper {
         )?)
     }
 
-    fn recognizes(&self, kid: &str) -> Option<bool> {
-        Some(self.names_this_key(kid).is_some())
-    }
-
-    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot, _: SlotContext<'_>) -> Result<Unwrapped> {
         let Some(id) = self.names_this_key(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
@@ -391,11 +390,7 @@ impl KeyWrapper for Pkcs11Wrapper {
             .ok_or(Error::DecryptionFailed)
     }
 
-    fn protection(&self) -> ProtectionLevel {
-        ProtectionLevel::Hsm
-    }
-
-    fn domain(&self) -> &str {
-        &self.domain
+    fn key_facts(&self) -> KeyFacts<'_> {
+        KeyFacts::new(ProtectionLevel::Hsm, &self.domain).with_key(&self.key)
     }
 }

@@ -11,7 +11,7 @@ use crate::crypto::{RsaPrivate, RsaPublic};
 use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::{KeySlot, WrapAlgorithm};
-use crate::wrap::{KeyWrapper, ProtectionLevel, Unwrapped};
+use crate::wrap::{KeyFacts, KeyWrapper, ProtectionLevel, SlotContext, Unwrapped};
 
 /// A software keyring key: wraps under its current version, unwraps any of its versions.
 ///
@@ -22,6 +22,8 @@ use crate::wrap::{KeyWrapper, ProtectionLevel, Unwrapped};
 pub struct SoftwareWrapper {
     keyring: Keyring,
     name: KeyName,
+    /// `local:{name}`: what every version's kid starts with.
+    key: String,
     current: RwLock<Current>,
     /// The keyring's rotation count when `current` was read.
     current_as_of: std::sync::atomic::AtomicU64,
@@ -48,6 +50,7 @@ impl SoftwareWrapper {
         let as_of = keyring.rotations().now();
         let current = Self::load_current(&keyring, &name)?;
         Ok(Self {
+            key: format!("{LOCAL_KID_PREFIX}{}", name.as_str()),
             keyring,
             name,
             current: RwLock::new(current),
@@ -224,7 +227,7 @@ impl KeyWrapper for SoftwareWrapper {
         Ok(self.read_current().kid.clone())
     }
 
-    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
+    async fn wrap_key(&self, data_key: &DataKey, _: SlotContext<'_>) -> Result<KeySlot> {
         self.follow_rotations()?;
         let (kid, public, bits) = {
             let current = self.read_current();
@@ -245,7 +248,7 @@ impl KeyWrapper for SoftwareWrapper {
         Ok(KeySlot::new(kid, algorithm, wrapped)?)
     }
 
-    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot, _: SlotContext<'_>) -> Result<Unwrapped> {
         let Some(version) = self.version_of(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
@@ -257,16 +260,8 @@ impl KeyWrapper for SoftwareWrapper {
         Ok(Unwrapped::Key(data_key))
     }
 
-    fn recognizes(&self, kid: &str) -> Option<bool> {
-        Some(self.version_of(kid).is_some())
-    }
-
-    fn protection(&self) -> ProtectionLevel {
-        ProtectionLevel::Software
-    }
-
-    fn domain(&self) -> &str {
-        self.keyring.domain()
+    fn key_facts(&self) -> KeyFacts<'_> {
+        KeyFacts::new(ProtectionLevel::Software, self.keyring.domain()).with_key(&self.key)
     }
 }
 
@@ -275,12 +270,15 @@ impl KeyWrapper for SoftwareWrapper {
 pub(crate) struct LazyKey {
     keyring: Keyring,
     name: KeyName,
+    /// `local:{name}`.
+    key: String,
     loaded: Mutex<Option<Arc<SoftwareWrapper>>>,
 }
 
 impl LazyKey {
     pub(super) fn new(keyring: Keyring, name: KeyName) -> Self {
         Self {
+            key: format!("{LOCAL_KID_PREFIX}{}", name.as_str()),
             keyring,
             name,
             loaded: Mutex::new(None),
@@ -315,26 +313,18 @@ impl KeyWrapper for LazyKey {
         self.key()?.current_kid().await
     }
 
-    async fn wrap_key(&self, data_key: &DataKey) -> Result<KeySlot> {
-        self.key()?.wrap_key(data_key).await
+    async fn wrap_key(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
+        self.key()?.wrap_key(data_key, context).await
     }
 
-    async fn unwrap_key(&self, slot: &KeySlot) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
         if !self.names_this_key(slot.kid()) {
             return Ok(Unwrapped::NotMine);
         }
-        self.key()?.unwrap_key(slot).await
+        self.key()?.unwrap_key(slot, context).await
     }
 
-    fn recognizes(&self, kid: &str) -> Option<bool> {
-        Some(self.names_this_key(kid))
-    }
-
-    fn protection(&self) -> ProtectionLevel {
-        ProtectionLevel::Software
-    }
-
-    fn domain(&self) -> &str {
-        self.keyring.domain()
+    fn key_facts(&self) -> KeyFacts<'_> {
+        KeyFacts::new(ProtectionLevel::Software, self.keyring.domain()).with_key(&self.key)
     }
 }
