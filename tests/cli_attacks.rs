@@ -5,6 +5,7 @@
 #![cfg(all(feature = "cli", feature = "aws-lc", unix))]
 
 mod support;
+use support::branch_site::Site;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -15,69 +16,15 @@ use cmk_envelope::format::{Header, KeySlot};
 use predicates::prelude::*;
 use predicates::str::contains;
 
-/// A keyring with the CMK `cmk`, a branch store with the branch key `orders`, and a data
-/// directory.
-struct Site {
-    dir: tempfile::TempDir,
+/// `name` sealed under `key` as `data/{name}.cmke`, its plaintext its own name.
+fn encrypt(site: &Site, key: &str, name: &str) -> PathBuf {
+    site.encrypt(key, name, name.as_bytes())
 }
 
-impl Site {
-    fn new() -> Self {
-        let site = Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        std::fs::create_dir(site.path("data")).expect("data dir");
-        site.cmke()
-            .args(["key", "create", "cmk"])
-            .assert()
-            .success();
-        site.cmke()
-            .args(["branch", "create", "orders", "--cmk", "cmk"])
-            .assert()
-            .success();
-        site
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn cmke(&self) -> assert_cmd::Command {
-        let mut cmd = support::cmke(self.dir.path(), &self.path("keyring"));
-        cmd.arg("--branch-store").arg(self.path("branches"));
-        cmd.timeout(std::time::Duration::from_secs(60));
-        cmd
-    }
-
-    fn encrypt(&self, key: &str, name: &str) -> PathBuf {
-        let input = self.path(&format!("{name}.plain"));
-        std::fs::write(&input, name).expect("plain");
-        let output = self.path(&format!("data/{name}.cmke"));
-        self.cmke()
-            .args(["encrypt", "--key", key, "-o"])
-            .arg(&output)
-            .arg(&input)
-            .assert()
-            .success();
-        output
-    }
-
-    fn decrypts(&self, file: &Path) {
-        let name = file.file_stem().and_then(|s| s.to_str()).expect("stem");
-        self.cmke()
-            .arg("decrypt")
-            .arg(file)
-            .assert()
-            .success()
-            .stdout(name.to_owned());
-    }
-
-    fn current(&self) -> String {
-        std::fs::read_to_string(self.path("branches/orders/current"))
-            .expect("current")
-            .trim()
-            .to_owned()
-    }
+/// `file` opens to its own name.
+fn decrypts(site: &Site, file: &Path) {
+    let name = file.file_stem().and_then(|s| s.to_str()).expect("stem");
+    site.decrypts_to(file, name.as_bytes());
 }
 
 fn set_mode(path: &Path, mode: u32) {
@@ -327,7 +274,7 @@ fn a_pkcs11_module_swapped_between_check_and_load_never_runs() {
 #[test]
 fn key_files_others_can_read_are_refused_like_ssh_keys() {
     let site = Site::new();
-    let object = site.encrypt("cmk", "plainly");
+    let object = encrypt(&site, "cmk", "plainly");
     let key_dir = site.path("keyring/cmk");
     let pem = std::fs::read_dir(&key_dir)
         .expect("key dir")
@@ -343,26 +290,26 @@ fn key_files_others_can_read_are_refused_like_ssh_keys() {
         .failure()
         .stderr(contains("readable by other users").and(contains("chmod go-rwx")));
     set_mode(&pem, 0o600);
-    site.decrypts(&object);
+    decrypts(&site, &object);
 }
 
 #[test]
 fn a_damaged_current_or_another_versions_bad_record_affects_only_sealing() {
     let site = Site::new();
-    let v1 = site.current();
-    let first = site.encrypt("branch:orders", "first");
+    let v1 = site.current_version();
+    let first = encrypt(&site, "branch:orders", "first");
     site.cmke()
         .args(["branch", "rotate", "orders"])
         .assert()
         .success();
-    let v2 = site.current();
-    let second = site.encrypt("branch:orders", "second");
+    let v2 = site.current_version();
+    let second = encrypt(&site, "branch:orders", "second");
     let current = site.path("branches/orders/current");
 
     // `current` names a version that has no record.
     std::fs::write(&current, "0123456789abcdef0123456789abcdef\n").expect("write");
-    site.decrypts(&first);
-    site.decrypts(&second);
+    decrypts(&site, &first);
+    decrypts(&site, &second);
     site.cmke()
         .args(["encrypt", "--key", "branch:orders"])
         .arg(site.path("first.plain"))
@@ -372,15 +319,15 @@ fn a_damaged_current_or_another_versions_bad_record_affects_only_sealing() {
 
     // `current` is garbage.
     std::fs::write(&current, "not a version").expect("write");
-    site.decrypts(&first);
-    site.decrypts(&second);
+    decrypts(&site, &first);
+    decrypts(&site, &second);
 
     // The current version's record is truncated: objects under v1 still open.
     std::fs::write(&current, format!("{v2}\n")).expect("write");
     let record = site.path(&format!("branches/orders/{v2}.cmke"));
     let bytes = std::fs::read(&record).expect("record");
     std::fs::write(&record, &bytes[..bytes.len() / 2]).expect("truncate");
-    site.decrypts(&first);
+    decrypts(&site, &first);
     site.cmke().arg("decrypt").arg(&second).assert().failure();
     assert!(v1 != v2);
 }
@@ -388,7 +335,7 @@ fn a_damaged_current_or_another_versions_bad_record_affects_only_sealing() {
 #[test]
 fn objects_stay_openable_after_branch_rotate_to_another_cmk() {
     let site = Site::new();
-    let first = site.encrypt("branch:orders", "first");
+    let first = encrypt(&site, "branch:orders", "first");
     site.cmke()
         .args(["key", "create", "cmk2"])
         .assert()
@@ -397,9 +344,9 @@ fn objects_stay_openable_after_branch_rotate_to_another_cmk() {
         .args(["branch", "rotate", "orders", "--cmk", "cmk2"])
         .assert()
         .success();
-    let second = site.encrypt("branch:orders", "second");
-    site.decrypts(&first);
-    site.decrypts(&second);
+    let second = encrypt(&site, "branch:orders", "second");
+    decrypts(&site, &first);
+    decrypts(&site, &second);
     site.cmke()
         .arg("verify")
         .arg(site.path("data"))
@@ -410,8 +357,8 @@ fn objects_stay_openable_after_branch_rotate_to_another_cmk() {
 #[test]
 fn unbounded_store_entries_cost_nothing_dev_zero_huge_records_and_fifos() {
     let site = Site::new();
-    let version = site.current();
-    let object = site.encrypt("branch:orders", "bounded");
+    let version = site.current_version();
+    let object = encrypt(&site, "branch:orders", "bounded");
     let record = site.path(&format!("branches/orders/{version}.cmke"));
     let saved = std::fs::read(&record).expect("record");
 
@@ -454,7 +401,7 @@ fn unbounded_store_entries_cost_nothing_dev_zero_huge_records_and_fifos() {
         .assert()
         .failure()
         .stderr(contains("FIFO"));
-    site.decrypts(&object);
+    decrypts(&site, &object);
 }
 
 /// The peak RSS of a command, polled from `/proc` while it runs (`VmHWM` only grows).
@@ -568,7 +515,7 @@ fn too_deep_tree(root: &Path) {
 #[test]
 fn one_too_deep_or_unreadable_directory_is_one_failure_and_the_rest_is_processed() {
     let site = Site::new();
-    let fine = site.encrypt("cmk", "fine");
+    let fine = encrypt(&site, "cmk", "fine");
     too_deep_tree(&site.path("data"));
     let unreadable = site.path("data/closed");
     let as_user = !rustix::process::geteuid().is_root();
@@ -600,7 +547,7 @@ fn one_too_deep_or_unreadable_directory_is_one_failure_and_the_rest_is_processed
         .assert()
         .code(1)
         .stderr(contains("1 re-wrapped"));
-    site.decrypts(&fine);
+    decrypts(&site, &fine);
     if as_user {
         set_mode(&unreadable, 0o700);
     }
@@ -609,7 +556,7 @@ fn one_too_deep_or_unreadable_directory_is_one_failure_and_the_rest_is_processed
 #[test]
 fn branch_list_escapes_record_kids_and_no_message_echoes_a_sas_or_a_password() {
     let site = Site::new();
-    let version = site.current();
+    let version = site.current_version();
     let record = site.path(&format!("branches/orders/{version}.cmke"));
     let bytes = std::fs::read(&record).expect("record");
     let (header, len) = Header::parse_prefix(&bytes).expect("header");

@@ -5,74 +5,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-
 use cmk_envelope::format::{Header, KeySlot};
 use predicates::str::contains;
 use serde_json::Value;
+use support::branch_site::Site;
 use support::{data, slot_kid};
-
-struct Site {
-    dir: tempfile::TempDir,
-}
-
-impl Site {
-    fn new() -> Self {
-        let site = Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        std::fs::create_dir(site.path("data")).expect("data dir");
-        site.cmke()
-            .args(["key", "create", "cmk"])
-            .assert()
-            .success();
-        site.cmke()
-            .args(["branch", "create", "orders", "--cmk", "cmk"])
-            .assert()
-            .success()
-            .stdout(contains("branch:orders/"));
-        site
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn cmke(&self) -> assert_cmd::Command {
-        let mut cmd = support::cmke(self.dir.path(), &self.path("keyring"));
-        cmd.arg("--branch-store").arg(self.path("branches"));
-        cmd
-    }
-
-    fn encrypt(&self, key: &str, name: &str, plain: &[u8]) -> PathBuf {
-        let input = self.path(&format!("{name}.plain"));
-        std::fs::write(&input, plain).expect("plain");
-        let output = self.path(&format!("data/{name}.cmke"));
-        self.cmke()
-            .args(["encrypt", "--key", key, "-o"])
-            .arg(&output)
-            .arg(&input)
-            .assert()
-            .success();
-        output
-    }
-
-    fn decrypts_to(&self, file: &Path, plain: &[u8]) {
-        let out = self.cmke().arg("decrypt").arg(file).output().expect("run");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.stdout, plain);
-    }
-
-    fn current_branch_kid(&self) -> String {
-        let version =
-            std::fs::read_to_string(self.path("branches/orders/current")).expect("current");
-        format!("branch:orders/{}", version.trim())
-    }
-}
 
 #[test]
 fn encrypt_rotate_decrypt_and_inventory_under_a_branch_key() {

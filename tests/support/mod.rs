@@ -5,6 +5,7 @@
 #[cfg(feature = "azure-blob")]
 pub mod azurite;
 pub mod behaviour;
+pub mod branch_site;
 pub mod keyring;
 #[cfg(feature = "insecure-loopback-vault")]
 pub mod keyvault_double;
