@@ -122,13 +122,8 @@ impl TrustedDir {
 
     /// A new temporary file inside, named so that a later run can tell it is ours.
     fn create_temp(&self, target: &str, mode: u32) -> Result<(OsString, File)> {
-        let pid = std::process::id();
         for attempt in 0u32..100 {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let name = OsString::from(format!(".{target}{TEMP_MARKER}{pid}-{nanos:x}-{attempt}"));
+            let name = OsString::from(temp_name(target, attempt));
             match rustix::fs::openat(
                 &*self.fd,
                 name.as_os_str(),
@@ -284,6 +279,21 @@ impl TrustedDir {
         }
         removed
     }
+}
+
+/// The name of a temporary file for `target`, made by this process on try `attempt`
+/// (0..100): `.{target}.cmke-tmp-{pid}-{hex nanos}-{attempt}`, the shape
+/// [`parse_temp_name`] recognizes.
+#[must_use]
+pub fn temp_name(target: &str, attempt: u32) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        ".{target}{TEMP_MARKER}{}-{nanos:x}-{attempt}",
+        std::process::id()
+    )
 }
 
 /// Whether `name` has the exact shape of a temporary file of this crate or of `cmke`,

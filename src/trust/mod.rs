@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 #[cfg(unix)]
 pub(crate) use dir::{create_private_dir, TrustedDir};
 #[cfg(unix)]
-pub use dir::{parse_temp_name, TEMP_MARKER};
+pub use dir::{parse_temp_name, temp_name, TEMP_MARKER};
 
 /// What a trusted path is for; it decides the checks made on the open descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,10 +10,6 @@ use cmk_envelope::Result;
 
 use crate::io_error::io_error;
 
-/// What every temporary file of `cmke` carries in its name, and no user file plausibly
-/// does.
-pub use cmk_envelope::trust::TEMP_MARKER;
-
 /// A temporary file beside `target`, removed on drop unless it was renamed away.
 pub struct TempFile {
     pub path: PathBuf,
@@ -31,14 +27,8 @@ impl TempFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "file".to_owned());
-        let pid = std::process::id();
         for attempt in 0u32..100 {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let path =
-                target.with_file_name(format!(".{name}{TEMP_MARKER}{pid}-{nanos:x}-{attempt}"));
+            let path = target.with_file_name(cmk_envelope::trust::temp_name(&name, attempt));
             let mut options = OpenOptions::new();
             options.read(true).write(true).create_new(true);
             #[cfg(unix)]

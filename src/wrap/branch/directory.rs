@@ -78,6 +78,15 @@ impl DirectoryStore {
             .subdir(name.as_str(), "branch key directory", create)
     }
 
+    /// The key directory of `name`, made (mode 0700) if missing.
+    fn created_name_dir(&self, name: &KeyName) -> Result<TrustedDir> {
+        self.name_dir(name, true)?
+            .ok_or_else(|| Error::KeyNotFound {
+                kid: format!("branch:{name}"),
+                detail: String::new(),
+            })
+    }
+
     fn existing_name_dir(&self, name: &KeyName, kid: String) -> Result<TrustedDir> {
         self.name_dir(name, false)?
             .ok_or_else(|| Error::KeyNotFound {
@@ -174,12 +183,7 @@ impl BranchStore for DirectoryStore {
         version: &KeyVersion,
         record: &[u8],
     ) -> Result<()> {
-        let dir = self
-            .name_dir(name, true)?
-            .ok_or_else(|| Error::KeyNotFound {
-                kid: format!("branch:{name}"),
-                detail: String::new(),
-            })?;
+        let dir = self.created_name_dir(name)?;
         // Temporary files of a create or rotate that was killed: ours, so removed.
         dir.sweep_temps();
         let file = record_file(version);
@@ -237,12 +241,7 @@ impl BranchStore for DirectoryStore {
         version: &KeyVersion,
         expected: Option<&StoredCurrent>,
     ) -> Result<()> {
-        let dir = self
-            .name_dir(name, true)?
-            .ok_or_else(|| Error::KeyNotFound {
-                kid: format!("branch:{name}"),
-                detail: String::new(),
-            })?;
+        let dir = self.created_name_dir(name)?;
         let shown = dir.path().join(CURRENT_FILE).display().to_string();
         self.locked(&dir, || {
             let now = Self::read_current_in(&dir)?;
