@@ -64,6 +64,9 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --all-targets --all-features -- -D warnings
 
+step "layers run one way: no file cycles in the library or cmke"
+python3 .ci/file_cycles.py
+
 step "cargo doc (broken links are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 
@@ -76,13 +79,13 @@ cargo run --quiet --example own_key_service --features test-support
 step "cargo test --all-features: the FIPS build (feature fips), with every backend and cmke"
 # --all-features includes `fips`: this run is the whole suite on AWS-LC's FIPS module (the
 # rustcrypto provider is left out of FIPS builds). It must come before the default run:
-# tests/fips_interop.rs opens, in the default build, what this run sealed.
+# tests/format/fips_interop.rs opens, in the default build, what this run sealed.
 cargo test --all-features
 
 step "cargo test (both providers in one build, with the HSM: cross-provider and interop tests)"
 # aws-lc (not the FIPS module), the default provider, with rustcrypto beside it: a superset
 # of the default features, so a separate default-features run would only repeat it. The
-# FIPS run above left its envelope for tests/fips_interop.rs: its absence is a failure.
+# FIPS run above left its envelope for tests/format/fips_interop.rs: its absence is a failure.
 CMKE_FIPS_EXCHANGE=required cargo test --features rustcrypto,pkcs11
 
 step "cargo test (rustcrypto only)"

@@ -15,8 +15,9 @@ mod softhsm;
 
 use std::sync::Arc;
 
+use cmk_envelope::format::KeySlot;
 use cmk_envelope::pkcs11::{PinSource, Pkcs11Config, Pkcs11Wrapper};
-use cmk_envelope::{DataKey, KeySlot, KeyWrapper, SlotContext, Unwrapped};
+use cmk_envelope::{DataKey, KeyWrapper, SlotContext, Unwrapped};
 use criterion::{criterion_group, criterion_main, Criterion};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};

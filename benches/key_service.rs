@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cmk_envelope::software::Keyring;
-use cmk_envelope::{CacheConfig, CachingWrapper, Envelope, KeyWrapper};
+use cmk_envelope::wrap::{CacheConfig, CachingWrapper};
+use cmk_envelope::{Envelope, KeyWrapper};
 use criterion::{criterion_group, criterion_main, Criterion};
 use slow_key::SlowKey;
 

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use cmk_envelope::crypto::Provider;
 use cmk_envelope::software::Keyring;
-use cmk_envelope::{Envelope, KeyWrapper, Provider};
+use cmk_envelope::{Envelope, KeyWrapper};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const SIZE: usize = 64 << 20;

@@ -12,8 +12,9 @@ use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use aws_lc_rs::rsa::{
     OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey, OAEP_SHA256_MGF1SHA256,
 };
+use cmk_envelope::crypto::Provider;
 use cmk_envelope::software::Keyring;
-use cmk_envelope::{Envelope, KeyWrapper, Provider};
+use cmk_envelope::{Envelope, KeyWrapper};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 const SIZES: [(usize, &str); 4] = [

@@ -32,7 +32,8 @@ use azure_identity::{
     UserAssignedId, WorkloadIdentityCredential,
 };
 use cmk_envelope::azure::{KeyVaultOptions, KeyVaultWrapper};
-use cmk_envelope::{Envelope, Error, KeyOpsLimit, KeyWrapper};
+use cmk_envelope::wrap::KeyOpsLimit;
+use cmk_envelope::{Envelope, Error, KeyWrapper};
 
 fn credential(kind: &str) -> Result<Arc<dyn TokenCredential>, Box<dyn std::error::Error>> {
     Ok(match kind {

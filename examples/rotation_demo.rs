@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use cmk_envelope::inspect::inspect;
 use cmk_envelope::software::Keyring;
-use cmk_envelope::{inspect, Envelope, KeyWrapper};
+use cmk_envelope::{Envelope, KeyWrapper};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

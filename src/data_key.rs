@@ -2,8 +2,8 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-/// Length of a data key: AES-256.
-pub const DATA_KEY_LEN: usize = 32;
+/// Length of a data key: AES-256 ([`DataKey::LEN`]).
+pub(crate) const DATA_KEY_LEN: usize = 32;
 
 /// A 32-byte data encryption key (DEK), fresh for every object.
 ///
@@ -25,6 +25,9 @@ impl Drop for DataKey {
 impl ZeroizeOnDrop for DataKey {}
 
 impl DataKey {
+    /// Length of a data key in bytes: AES-256.
+    pub const LEN: usize = DATA_KEY_LEN;
+
     /// Wraps existing key bytes. Prefer letting the crate generate keys; this exists for
     /// key wrappers that recover a data key from a slot.
     #[must_use]

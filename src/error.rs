@@ -20,7 +20,7 @@ use crate::format::Malformed;
 /// | [`Error::AccessDenied`], [`Error::KeyDisabled`], [`Error::KeyNotFound`] | fix the key or its permissions (revocation looks like this); a key of the right name that lacks the slot's version is `KeyNotFound` |
 /// | [`Error::KeyringNotFound`] | name an existing keyring directory (or create one) |
 /// | [`Error::Throttled`], [`Error::Unavailable`] | transient ([`Error::is_transient`]): back off and retry |
-/// | [`Error::PolicyRefused`] | the operation breaks a CMK rule; change the request or, knowingly, the [`KeyRules`](crate::KeyRules) or [`RewrapPolicy`](crate::RewrapPolicy) |
+/// | [`Error::PolicyRefused`] | the operation breaks a CMK rule; change the request or, knowingly, the [`KeyRules`](crate::policy::KeyRules) or [`RewrapPolicy`](crate::policy::RewrapPolicy) |
 /// | [`Error::InvalidKey`] | the key material is unusable (bad PEM, not RSA) |
 /// | [`Error::InvalidArgument`] | a caller-supplied parameter is out of range |
 /// | [`Error::UntrustedFile`] | fix the file's owner or mode as the message says |
@@ -97,7 +97,7 @@ pub enum Error {
         detail: String,
     },
 
-    /// The operation breaks a rule of the [`KeyRules`](crate::KeyRules) or the [`RewrapPolicy`](crate::RewrapPolicy) (key size, rotation
+    /// The operation breaks a rule of the [`KeyRules`](crate::policy::KeyRules) or the [`RewrapPolicy`](crate::policy::RewrapPolicy) (key size, rotation
     /// across vaults, no way back from a customer-managed key, ...).
     #[error("refused by key policy: {0}")]
     PolicyRefused(String),
@@ -159,11 +159,37 @@ pub enum Error {
 /// ([`stream`](crate::stream)) report tampering, wrong keys and key problems inside an
 /// `io::Error`, and `?` must give those back as themselves (a tampered stream is
 /// [`Error::DecryptionFailed`], not a retryable I/O error).
+/// The crate's error inside an `io::Error`. `io::Error::source` skips its payload and gives
+/// the payload's own source, so the payload is this wrapper, whose source is the crate's
+/// error; it reads exactly as the crate's error.
+struct InIoError(Error);
+
+impl std::fmt::Display for InIoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for InIoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for InIoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 impl From<std::io::Error> for Error {
     fn from(source: std::io::Error) -> Self {
-        if source.get_ref().is_some_and(|inner| inner.is::<Error>()) {
-            if let Some(Ok(inner)) = source.into_inner().map(|e| e.downcast::<Error>()) {
-                return *inner;
+        if source
+            .get_ref()
+            .is_some_and(|inner| inner.is::<InIoError>())
+        {
+            if let Some(Ok(inner)) = source.into_inner().map(|e| e.downcast::<InIoError>()) {
+                return inner.0;
             }
             // Unreachable: the inner error was checked to be ours just above.
             return Error::Backend {
@@ -180,8 +206,9 @@ impl From<std::io::Error> for Error {
 /// as the [`stream`](crate::stream) readers give them; a key the caller may not use is
 /// `PermissionDenied`; a missing key `NotFound`; a throttled service `ResourceBusy`, an
 /// unreachable one `TimedOut`; bad arguments `InvalidInput`), and the crate's error stays
-/// inside: `io::Error::into_inner` and `source()` give it back, and converting back with
-/// `Error::from` returns it unchanged. An I/O error with no path comes back as itself.
+/// inside: the `io::Error`'s `source()` is the crate's error (so an error-chain walker or
+/// `anyhow` finds it), its message is the crate's, and converting back with `Error::from`
+/// returns it unchanged. An I/O error with no path comes back as itself.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -223,7 +250,7 @@ impl From<Error> for std::io::Error {
             Error::InvalidKey(_) | Error::InvalidArgument(_) => ErrorKind::InvalidInput,
             Error::Conflict { .. } | Error::Backend { .. } => ErrorKind::Other,
         };
-        std::io::Error::new(kind, error)
+        std::io::Error::new(kind, InIoError(error))
     }
 }
 

@@ -29,7 +29,7 @@ pub struct HeaderInfo {
 pub struct SlotInfo {
     /// The full kid.
     pub kid: String,
-    /// The key version the kid names ([`Kid::version`](crate::Kid::version)): a keyring or
+    /// The key version the kid names ([`Kid::version`](crate::kid::Kid::version)): a keyring or
     /// Key Vault version, a PKCS#11 `CKA_ID` in hex; `None` for a kid of another kind.
     pub version: Option<String>,
     /// The wrap algorithm.
@@ -115,7 +115,7 @@ fn describe(header: &Header, header_len: usize, body_len: u64) -> Result<HeaderI
             .iter()
             .map(|s| SlotInfo {
                 kid: s.kid().to_owned(),
-                version: crate::Kid::parse(s.kid()).version(),
+                version: crate::kid::Kid::parse(s.kid()).version(),
                 algorithm: s.algorithm(),
                 wrapped_len: s.wrapped().len(),
             })

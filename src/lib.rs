@@ -6,12 +6,26 @@
 //! wrapped it, so after a rotation old objects stay readable and can be re-wrapped lazily:
 //! only the small header changes, never the body.
 //!
-//! - [`Envelope`]: seal, open, re-wrap (attached or detached header).
-//! - [`software::Keyring`]: the embedded default, RSA keys in PEM files on disk.
+//! The crate root holds what every caller meets: the [`Envelope`] and what it returns, the
+//! [`KeyWrapper`] trait with the types its methods take, the [`DataKey`] and the [`Error`].
+//! The rest lives in modules named for what they hold:
+//!
+//! - [`software`], `azure`, `pkcs11`: the key services (`azure` and `pkcs11` behind the
+//!   features of those names); [`software::Keyring`] is the embedded default.
 //! - [`branch`]: branch keys, one key-service call per branch key instead of per object.
-//! - [`inspect`]: what a header says, without keys.
+//! - [`wrap`]: what goes around any key service: the data-key cache, the key-operation budget.
+//! - [`policy`]: which keys may wrap, which key services a file may name, where a re-wrap may go.
+//! - [`kid`]: key identifiers, key names and versions (the one place a kid is taken apart).
+//! - [`stream`]: sealing and opening as `Read`/`Write` and `AsyncRead`/`AsyncWrite`.
+//! - [`inspect`](mod@inspect): what a header says, without keys.
 //! - [`format`](mod@format): the CMKE v1 wire format (no crypto, no I/O); see `docs/FORMAT.md`.
-//! - [`Provider`]: aws-lc-rs (default) or RustCrypto.
+//! - [`crypto`]: the crypto provider (aws-lc-rs by default, or RustCrypto) and FIPS status.
+//! - [`trust`]: opening an operator's files only when every part of the path is theirs.
+//! - [`redact`]: removing credentials from text before it is shown.
+//!
+//! Setters that return `Self` (builders, options, configurations) are named for what they
+//! set, without a `with_` prefix: `Envelope::builder().provider(..)`,
+//! `Keyring::open(dir)?.provider(..)`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -40,42 +54,35 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod crypto;
+#[cfg(feature = "azure")]
+pub mod azure;
+#[cfg(feature = "azure")]
+mod azure_sdk_errors;
+pub mod branch;
+pub mod crypto;
 mod data_key;
 mod engine;
 mod envelope;
 mod error;
-mod fips;
 pub mod format;
-mod inspect;
-mod kid;
-mod policy;
+pub mod inspect;
+pub mod kid;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
+pub mod policy;
 pub mod redact;
+pub mod software;
 pub mod stream;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod trust;
-mod wrap;
+pub mod wrap;
 
-pub use crypto::Provider;
-pub use data_key::{DataKey, DATA_KEY_LEN};
+pub use data_key::DataKey;
 pub use envelope::{Envelope, EnvelopeBuilder, OpenInfo, Opened, RewrapTarget, Rewrapped, Sealed};
 pub use error::{Error, Result};
-pub use fips::{fips_status, require_fips, FipsStatus};
-pub use format::{KeySlot, WrapAlgorithm};
-pub use inspect::{inspect, inspect_reader, inspect_stream, BodyInfo, HeaderInfo, SlotInfo};
-pub use kid::Kid;
-pub use policy::{RewrapEndpoint, RewrapPolicy};
-pub use trust::check_file_trust;
-#[cfg(feature = "azure")]
-pub use wrap::azure;
-#[cfg(feature = "pkcs11")]
-pub use wrap::pkcs11;
-pub use wrap::{
-    branch, pkcs11_token_of, software, vault_host_of, CacheConfig, CacheStats, CachingWrapper,
-    KeyFacts, KeyOpsLimit, KeyRules, KeyWrapper, KidAllowlist, ProtectionLevel, SlotContext,
-    Unwrapped, RSA_PUBLIC_EXPONENT, RSA_SIZES,
-};
+pub use policy::ProtectionLevel;
+pub use wrap::key_wrapper::{KeyFacts, KeyWrapper, SlotContext, Unwrapped};
 
 /// Re-exported so that implementors of [`KeyWrapper`] use the same macro version.
 pub use async_trait::async_trait;

@@ -8,7 +8,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
-use cmk_envelope::{DataKey, DATA_KEY_LEN};
+use cmk_envelope::DataKey;
+const DATA_KEY_LEN: usize = DataKey::LEN;
 
 struct Inspecting;
 

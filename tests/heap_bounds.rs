@@ -13,8 +13,10 @@ mod support;
 use std::io::{Cursor, Read};
 use std::sync::Arc;
 
+use cmk_envelope::crypto::Provider;
 use cmk_envelope::format::{Header, MAGIC};
-use cmk_envelope::{Envelope, KeySlot, KeyWrapper, Provider, WrapAlgorithm};
+use cmk_envelope::format::{KeySlot, WrapAlgorithm};
+use cmk_envelope::{Envelope, KeyWrapper};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -160,12 +162,12 @@ fn peak_heap_stays_within_the_bytes_present_plus_a_constant() {
     for input in &inputs {
         let bytes = &input.bytes;
         let peak = peak_heap(|| {
-            let _ = cmk_envelope::inspect(bytes);
+            let _ = cmk_envelope::inspect::inspect(bytes);
         });
         check(input, "inspect", IN_MEMORY_FACTOR, peak);
 
         let peak = peak_heap(|| {
-            let _ = cmk_envelope::inspect_stream(bytes.as_slice());
+            let _ = cmk_envelope::inspect::inspect_stream(bytes.as_slice());
         });
         check(input, "inspect_stream", STREAM_FACTOR, peak);
 

@@ -27,8 +27,8 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let _ = Header::parse_detached(data);
-    let described = cmk_envelope::inspect(data);
-    let streamed = cmk_envelope::inspect_stream(data);
+    let described = cmk_envelope::inspect::inspect(data);
+    let streamed = cmk_envelope::inspect::inspect_stream(data);
     assert_eq!(
         described.is_ok(),
         streamed.is_ok(),

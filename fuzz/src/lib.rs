@@ -5,10 +5,8 @@
 
 use std::sync::Arc;
 
-use cmk_envelope::{KeyFacts, SlotContext, 
-    async_trait, DataKey, Envelope, Error, KeySlot, KeyWrapper, ProtectionLevel, Result, Unwrapped,
-    WrapAlgorithm,
-};
+use cmk_envelope::{DataKey, Envelope, Error, KeyFacts, KeyWrapper, ProtectionLevel, Result, SlotContext, Unwrapped, async_trait};
+use cmk_envelope::format::{KeySlot, WrapAlgorithm};
 
 /// The only kid [`InsecureCleartextWrapper`] answers to.
 pub const CLEARTEXT_KID: &str = "fuzz:cleartext";

@@ -12,9 +12,10 @@ use std::io::{Cursor, Read};
 use std::sync::Arc;
 
 use crate::crypto::counting::{counting_instances, CountingOps, Work};
+use crate::crypto::Provider;
 use crate::format::{BodyLayout, Header};
 use crate::software::Keyring;
-use crate::{Envelope, KeyWrapper, Provider};
+use crate::{Envelope, KeyWrapper};
 
 const SEGMENT: u64 = 64;
 const WIRE_SEGMENT: u64 = SEGMENT + 16;
@@ -161,7 +162,7 @@ fn every_way_of_opening_costs_work_linear_in_the_input() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let keyring = Keyring::create(dir.path())
             .unwrap_or_else(|e| panic!("{e}"))
-            .with_provider(provider);
+            .provider(provider);
         keyring.create_key("k").unwrap_or_else(|e| panic!("{e}"));
         let key = Arc::new(keyring.key("k").unwrap_or_else(|e| panic!("{e}")));
         let envelope = Envelope::builder()

@@ -2,13 +2,11 @@
 
 use std::sync::Arc;
 
-use super::Envelope;
 use crate::error::{Error, Result};
 use crate::format::{Header, KeySlot};
-use crate::policy::RewrapEndpoint;
-use crate::wrap::{KeyWrapper, SlotContext};
+use crate::wrap::KeyWrapper;
 
-/// Where [`Envelope::rewrap`] moves a data key.
+/// Where [`Envelope::rewrap`](crate::Envelope::rewrap) moves a data key.
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum RewrapTarget {
@@ -31,10 +29,10 @@ impl std::fmt::Debug for RewrapTarget {
 /// A re-wrapped header. The object becomes `header() ‖ old body`: only the header changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rewrapped {
-    header: Vec<u8>,
-    old_header_len: usize,
-    from_kid: String,
-    to_kid: String,
+    pub(super) header: Vec<u8>,
+    pub(super) old_header_len: usize,
+    pub(super) from_kid: String,
+    pub(super) to_kid: String,
 }
 
 impl Rewrapped {
@@ -115,117 +113,5 @@ impl Rewrapped {
         out.extend_from_slice(&self.header);
         out.extend_from_slice(body);
         Ok(out)
-    }
-}
-
-impl Envelope {
-    /// Re-wraps an object's data key: to the current version of its key, or to another key.
-    /// Takes a detached header or a whole attached envelope (only its header is read) and
-    /// returns the new header; the body is untouched and does not need to be read.
-    ///
-    /// What the kids alone decide is decided first, with no key-service call: an object
-    /// whose opening slot is already under the target's current version returns `Ok(None)`
-    /// (its key is not unwrapped, so this does not verify the object: `open` does), and a
-    /// move the re-wrap policy refuses for every slot is refused. Otherwise the data key is
-    /// unwrapped once and checked against the header's key commitment, wrapped under the
-    /// target, and the new slot is confirmed to open with the target
-    /// ([`KeyWrapper::confirm_wrap`]) before the header is returned.
-    ///
-    /// # Errors
-    /// As [`Envelope::open`] for the unwrap; [`Error::PolicyRefused`] when the move breaks the
-    /// policy (another vault or keyring; a customer-managed key to a software key).
-    pub async fn rewrap(
-        &self,
-        header_or_envelope: &[u8],
-        target: RewrapTarget,
-    ) -> Result<Option<Rewrapped>> {
-        let (header, header_len) = Header::parse_prefix(header_or_envelope)?;
-        if self.settled_by_kids(&header, &target).await? {
-            return Ok(None);
-        }
-        let recovered = self.recover(&header).await?;
-        let target = match target {
-            RewrapTarget::CurrentVersion => Arc::clone(&recovered.wrapper),
-            RewrapTarget::Key(wrapper) => wrapper,
-        };
-        let from_kid = header
-            .slots()
-            .get(recovered.slot_index)
-            .map(|s| s.kid().to_owned())
-            .unwrap_or_default();
-        let to_kid = target.current_kid().await?;
-        if to_kid == from_kid {
-            return Ok(None);
-        }
-        self.rewrap_policy.check_rewrap(
-            &RewrapEndpoint {
-                kid: &from_kid,
-                protection: recovered.wrapper.key_facts().protection,
-                domain: recovered.wrapper.key_facts().domain,
-            },
-            &RewrapEndpoint {
-                kid: &to_kid,
-                protection: target.key_facts().protection,
-                domain: target.key_facts().domain,
-            },
-        )?;
-        let message_id = header.preamble().message_id();
-        let context = SlotContext::new(&message_id);
-        let new_slot = target.wrap_key(&recovered.data_key, context).await?;
-        target
-            .confirm_wrap(&new_slot, &recovered.data_key, context)
-            .await?;
-        Rewrapped::replacing(&header, header_len, recovered.slot_index, new_slot).map(Some)
-    }
-
-    /// Decides from the kids alone, before any unwrap: `Ok(true)` when the slot that would
-    /// open the object is already under the target's current version; a policy refusal
-    /// when every slot's key may not move to the target. `Ok(false)` when the unwrap must
-    /// decide (a wrapper that cannot tell its kids from others' leaves it to the unwrap).
-    async fn settled_by_kids(&self, header: &Header, target: &RewrapTarget) -> Result<bool> {
-        if let RewrapTarget::Key(to) = target {
-            if let Some(holders) = self.resolver.holders(header.slots()) {
-                let to_name = format!(
-                    "the current version of the {} key in {}",
-                    to.key_facts().protection,
-                    to.key_facts().domain
-                );
-                let mut refusal = None;
-                for (slot, from) in &holders {
-                    let checked = self.rewrap_policy.check_rewrap(
-                        &RewrapEndpoint {
-                            kid: slot.kid(),
-                            protection: from.key_facts().protection,
-                            domain: from.key_facts().domain,
-                        },
-                        &RewrapEndpoint {
-                            kid: &to_name,
-                            protection: to.key_facts().protection,
-                            domain: to.key_facts().domain,
-                        },
-                    );
-                    match checked {
-                        Ok(()) => {
-                            refusal = None;
-                            break;
-                        }
-                        Err(e) => {
-                            refusal.get_or_insert(e);
-                        }
-                    }
-                }
-                if let Some(refused) = refusal {
-                    return Err(refused);
-                }
-            }
-        }
-        let Some((slot, holder)) = self.resolver.first_holder(header.slots()) else {
-            return Ok(false);
-        };
-        let to = match target {
-            RewrapTarget::CurrentVersion => holder,
-            RewrapTarget::Key(to) => to,
-        };
-        Ok(to.current_kid().await? == slot.kid())
     }
 }

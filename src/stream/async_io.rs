@@ -5,14 +5,13 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::growth::{grow_wiping, next_wire_len};
-use super::header_io::read_header_async;
 use super::to_io;
 use crate::engine::SegmentEngine;
-use crate::envelope::{Envelope, OpenInfo};
+use crate::envelope::OpenInfo;
 use crate::error::Result;
 use crate::format::Malformed;
 
@@ -22,15 +21,15 @@ use crate::format::Malformed;
 /// inner writer down). An object that is never shut down has no last segment and never
 /// opens.
 pub struct AsyncSealWriter<W> {
-    inner: W,
-    engine: SegmentEngine,
-    segment_size: usize,
-    pending: Zeroizing<Vec<u8>>,
+    pub(super) inner: W,
+    pub(super) engine: SegmentEngine,
+    pub(super) segment_size: usize,
+    pub(super) pending: Zeroizing<Vec<u8>>,
     /// Sealed bytes not yet accepted by `inner`.
-    out: Vec<u8>,
-    out_pos: usize,
-    next_index: u64,
-    finished: bool,
+    pub(super) out: Vec<u8>,
+    pub(super) out_pos: usize,
+    pub(super) next_index: u64,
+    pub(super) finished: bool,
 }
 
 impl<W> std::fmt::Debug for AsyncSealWriter<W> {
@@ -38,32 +37,6 @@ impl<W> std::fmt::Debug for AsyncSealWriter<W> {
         f.debug_struct("AsyncSealWriter")
             .field("segments_sealed", &self.next_index)
             .finish_non_exhaustive()
-    }
-}
-
-impl Envelope {
-    /// An `AsyncWrite` that seals into `inner`; see [`AsyncSealWriter`].
-    ///
-    /// # Errors
-    /// As [`Envelope::seal`]; [`Error::Io`](crate::Error::Io) when the header cannot be written.
-    pub async fn seal_async_writer<W: AsyncWrite + Unpin>(
-        &self,
-        mut inner: W,
-        aad: &[u8],
-    ) -> Result<AsyncSealWriter<W>> {
-        let (header, engine) = self.start_stream_seal(aad).await?;
-        inner.write_all(&header).await?;
-        let segment_size = engine.segment_size();
-        Ok(AsyncSealWriter {
-            inner,
-            engine,
-            segment_size,
-            pending: Zeroizing::new(Vec::with_capacity(segment_size)),
-            out: Vec::new(),
-            out_pos: 0,
-            next_index: 0,
-            finished: false,
-        })
     }
 }
 
@@ -147,18 +120,18 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for AsyncSealWriter<W> {
 /// Opens an envelope from an `AsyncRead`, releasing each segment only after its tag
 /// verifies (the same rules as [`OpenReader`](super::OpenReader)).
 pub struct AsyncOpenReader<R> {
-    inner: R,
-    engine: SegmentEngine,
-    wire_segment: usize,
-    wire: Vec<u8>,
-    filled: usize,
-    eof: bool,
-    plain: Zeroizing<Vec<u8>>,
-    plain_pos: usize,
-    next_index: u64,
-    done: bool,
-    failed: bool,
-    info: OpenInfo,
+    pub(super) inner: R,
+    pub(super) engine: SegmentEngine,
+    pub(super) wire_segment: usize,
+    pub(super) wire: Vec<u8>,
+    pub(super) filled: usize,
+    pub(super) eof: bool,
+    pub(super) plain: Zeroizing<Vec<u8>>,
+    pub(super) plain_pos: usize,
+    pub(super) next_index: u64,
+    pub(super) done: bool,
+    pub(super) failed: bool,
+    pub(super) info: OpenInfo,
 }
 
 impl<R> std::fmt::Debug for AsyncOpenReader<R> {
@@ -167,36 +140,6 @@ impl<R> std::fmt::Debug for AsyncOpenReader<R> {
             .field("kid", &self.info.kid())
             .field("segments_read", &self.next_index)
             .finish_non_exhaustive()
-    }
-}
-
-impl Envelope {
-    /// An `AsyncRead` that opens the envelope `inner` yields; see [`AsyncOpenReader`].
-    ///
-    /// # Errors
-    /// As [`Envelope::open`] for the header and the key; [`Error::Io`](crate::Error::Io) for the source.
-    pub async fn open_async_reader<R: AsyncRead + Unpin>(
-        &self,
-        mut inner: R,
-        aad: &[u8],
-    ) -> Result<AsyncOpenReader<R>> {
-        let (header, header_len) = read_header_async(&mut inner).await?;
-        let (engine, info) = self.start_stream_open(&header, header_len, aad).await?;
-        let wire_segment = engine.wire_segment();
-        Ok(AsyncOpenReader {
-            inner,
-            engine,
-            wire_segment,
-            wire: Vec::new(),
-            filled: 0,
-            eof: false,
-            plain: Zeroizing::new(Vec::new()),
-            plain_pos: 0,
-            next_index: 0,
-            done: false,
-            failed: false,
-            info,
-        })
     }
 }
 

@@ -6,7 +6,7 @@
 //! writing are plain blocking `std::io`.
 //!
 //! Errors surface as `std::io::Error`. Those that come from this crate have kind
-//! `InvalidData` (or `Other`) and carry the crate's [`Error`] as their inner
+//! `InvalidData` (or `Other`) and carry the crate's [`Error`](crate::Error) as their inner
 //! error: get it back with [`into_cmk_error`].
 
 #[cfg(feature = "tokio")]
@@ -14,6 +14,7 @@ mod async_io;
 mod blocking;
 mod growth;
 mod header_io;
+mod io_error;
 mod open_reader;
 mod pipeline;
 mod range;
@@ -25,19 +26,7 @@ mod start;
 pub use async_io::{AsyncOpenReader, AsyncSealWriter};
 pub(crate) use header_io::read_header;
 pub use header_io::read_header_bytes;
+pub use io_error::into_cmk_error;
+pub(crate) use io_error::to_io;
 pub use open_reader::OpenReader;
 pub use seal_writer::SealWriter;
-
-use crate::error::Error;
-
-/// The crate's error inside an `io::Error` made by these adapters, or the I/O error itself.
-/// The same as `Error::from` (and so `?`), which recovers the crate's error too.
-#[must_use]
-pub fn into_cmk_error(error: std::io::Error) -> Error {
-    Error::from(error)
-}
-
-/// Wraps the crate's error for `std::io` callers (the one mapping, `From<Error>`).
-pub(crate) fn to_io(error: Error) -> std::io::Error {
-    std::io::Error::from(error)
-}

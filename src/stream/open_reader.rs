@@ -4,12 +4,11 @@ use std::io::{self, BufRead, Read, Write};
 
 use zeroize::{Zeroize, Zeroizing};
 
-use super::header_io::read_header;
 use super::pipeline::{self, Direction};
 use super::source::PeekableReader;
 use super::to_io;
-use crate::engine::{workers, SegmentEngine};
-use crate::envelope::{Envelope, OpenInfo};
+use crate::engine::SegmentEngine;
+use crate::envelope::OpenInfo;
 use crate::error::Result;
 use crate::format::Malformed;
 
@@ -19,26 +18,26 @@ use crate::format::Malformed;
 /// Each segment's plaintext is released only after its tag verifies; truncation, extension
 /// and reordering fail. Plaintext already read from earlier segments was authentic, but the
 /// object as a whole is only known complete when `read` returns `Ok(0)`: treat what you
-/// read as provisional until then (or use [`Envelope::open`] for all-or-nothing).
+/// read as provisional until then (or use [`Envelope::open`](crate::Envelope::open) for all-or-nothing).
 pub struct OpenReader<R: Read> {
-    inner: PeekableReader<R>,
-    engine: SegmentEngine,
+    pub(super) inner: PeekableReader<R>,
+    pub(super) engine: SegmentEngine,
     /// Wire bytes of a full segment.
-    wire_segment: usize,
+    pub(super) wire_segment: usize,
     /// One wire segment plus one byte of look-ahead, which tells whether it is the last.
-    wire: Vec<u8>,
+    pub(super) wire: Vec<u8>,
     /// Verified plaintext of the current segment; wiped when dropped.
-    plain: Zeroizing<Vec<u8>>,
-    plain_pos: usize,
-    next_index: u64,
-    state: State,
-    info: OpenInfo,
+    pub(super) plain: Zeroizing<Vec<u8>>,
+    pub(super) plain_pos: usize,
+    pub(super) next_index: u64,
+    pub(super) state: State,
+    pub(super) info: OpenInfo,
     /// Threads [`OpenReader::copy_to`] may use.
-    threads: usize,
+    pub(super) threads: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
     Reading,
     Done,
     Failed,
@@ -50,37 +49,6 @@ impl<R: Read> std::fmt::Debug for OpenReader<R> {
             .field("kid", &self.info.kid())
             .field("segments_read", &self.next_index)
             .finish_non_exhaustive()
-    }
-}
-
-impl Envelope {
-    /// A reader that opens the envelope `inner` yields: the header is read and the data key
-    /// unwrapped now; segments are verified and decrypted as they are read.
-    ///
-    /// A stream that ends early (cut short, or a seal that never finished) fails with
-    /// [`Error::DecryptionFailed`](crate::Error::DecryptionFailed) when the reader reaches
-    /// the end without a segment marked last; what was read before is unverified as a
-    /// whole until then. The reader's errors are `io::Error`s carrying the crate's error:
-    /// `?` into [`Error`](crate::Error) gives it back (tampering stays `DecryptionFailed`).
-    ///
-    /// # Errors
-    /// As [`Envelope::open`] for the header and the key; [`Error::Io`](crate::Error::Io) for the source.
-    pub async fn open_reader<R: Read>(&self, mut inner: R, aad: &[u8]) -> Result<OpenReader<R>> {
-        let (header, header_len) = read_header(&mut inner)?;
-        let (engine, info) = self.start_stream_open(&header, header_len, aad).await?;
-        let wire_segment = engine.wire_segment();
-        Ok(OpenReader {
-            inner: PeekableReader::new(inner),
-            engine,
-            wire_segment,
-            wire: Vec::new(),
-            plain: Zeroizing::new(Vec::new()),
-            plain_pos: 0,
-            next_index: 0,
-            state: State::Reading,
-            info,
-            threads: workers(self.max_threads),
-        })
     }
 }
 

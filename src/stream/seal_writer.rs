@@ -6,8 +6,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::pipeline::{self, Direction};
 use super::to_io;
-use crate::engine::{workers, SegmentEngine};
-use crate::envelope::Envelope;
+use crate::engine::SegmentEngine;
 use crate::error::Result;
 
 /// Seals everything written to it into the underlying writer one segment at a time, in
@@ -36,16 +35,16 @@ use crate::error::Result;
 /// # Ok(()) }
 /// ```
 pub struct SealWriter<W: Write> {
-    inner: W,
-    engine: SegmentEngine,
-    segment_size: usize,
+    pub(super) inner: W,
+    pub(super) engine: SegmentEngine,
+    pub(super) segment_size: usize,
     /// Plaintext of the current segment; wiped when dropped.
-    pending: Zeroizing<Vec<u8>>,
-    sealed: Vec<u8>,
-    next_index: u64,
-    broken: bool,
+    pub(super) pending: Zeroizing<Vec<u8>>,
+    pub(super) sealed: Vec<u8>,
+    pub(super) next_index: u64,
+    pub(super) broken: bool,
     /// Threads [`SealWriter::copy_from`] may use.
-    threads: usize,
+    pub(super) threads: usize,
 }
 
 impl<W: Write> std::fmt::Debug for SealWriter<W> {
@@ -53,29 +52,6 @@ impl<W: Write> std::fmt::Debug for SealWriter<W> {
         f.debug_struct("SealWriter")
             .field("segments_written", &self.next_index)
             .finish_non_exhaustive()
-    }
-}
-
-impl Envelope {
-    /// A writer that seals into `inner`: the header is written now, segments as data
-    /// arrives, the last one by [`SealWriter::finish`].
-    ///
-    /// # Errors
-    /// As [`Envelope::seal`]; [`Error::Io`](crate::Error::Io) when the header cannot be written.
-    pub async fn seal_writer<W: Write>(&self, mut inner: W, aad: &[u8]) -> Result<SealWriter<W>> {
-        let (header, engine) = self.start_stream_seal(aad).await?;
-        inner.write_all(&header)?;
-        let segment_size = engine.segment_size();
-        Ok(SealWriter {
-            inner,
-            engine,
-            segment_size,
-            pending: Zeroizing::new(Vec::with_capacity(segment_size)),
-            sealed: Vec::new(),
-            next_index: 0,
-            broken: false,
-            threads: workers(self.max_threads),
-        })
     }
 }
 

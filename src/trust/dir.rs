@@ -1,7 +1,7 @@
 //! A trusted directory held open: everything inside it is reached from its descriptor,
 //! never by a path again, and nothing inside may be a symlink or a hard link.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -12,14 +12,12 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use zeroize::Zeroizing;
 
+use super::atomic::AtomicFile;
 use super::checks::{check_final, check_inner_dir, me};
+use super::temp_names::parse_temp_name;
 use super::walk::open_no_follow;
 use super::{too_large, TrustedFile, TrustedKind};
 use crate::error::{Error, Result};
-
-/// What marks a temporary file of this crate and of `cmke`:
-/// `.{target}{TEMP_MARKER}{pid}-{hex nanos}-{attempt}`.
-pub const TEMP_MARKER: &str = ".cmke-tmp-";
 
 /// A directory checked once, then used through its descriptor (see the module docs).
 #[derive(Debug, Clone)]
@@ -120,87 +118,31 @@ impl TrustedDir {
         Ok(Some(bytes))
     }
 
-    /// A new temporary file inside, named so that a later run can tell it is ours.
-    fn create_temp(&self, target: &str, mode: u32) -> Result<(OsString, File)> {
-        for attempt in 0u32..100 {
-            let name = OsString::from(temp_name(target, attempt));
-            match rustix::fs::openat(
-                &*self.fd,
-                name.as_os_str(),
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(mode),
-            ) {
-                Ok(fd) => return Ok((name, File::from(fd))),
-                Err(Errno::EXIST) => continue,
-                Err(e) => return Err(io(&self.shown(&name), e)),
-            }
-        }
-        Err(io(&self.shown(OsStr::new(target)), Errno::EXIST))
-    }
-
-    /// Writes a temporary file with `bytes`, durable; its name.
-    fn write_temp(&self, target: &str, bytes: &[u8], mode: u32) -> Result<OsString> {
-        let (name, mut file) = self.create_temp(target, mode)?;
-        let written = file.write_all(bytes).and_then(|()| file.sync_all());
-        if let Err(e) = written {
-            let _ = rustix::fs::unlinkat(&*self.fd, name.as_os_str(), AtFlags::empty());
-            return Err(Error::io_at(self.shown(&name), e));
-        }
-        Ok(name)
-    }
-
-    fn sync(&self) -> Result<()> {
-        rustix::fs::fsync(&*self.fd).map_err(|e| io(&self.path, e))
+    fn atomic_file(&self, name: &str, mode: u32) -> Result<AtomicFile> {
+        AtomicFile::in_dir(
+            Arc::clone(&self.fd),
+            self.path.clone(),
+            OsStr::new(name),
+            mode,
+        )
     }
 
     /// Creates `name` with `bytes`, failing with [`std::io::ErrorKind::AlreadyExists`] if
-    /// it exists; never half-written under its name (temporary file, fsync, hard link,
-    /// which fails if the name exists; then the temporary name is removed).
+    /// it exists; never half-written under its name ([`AtomicFile::commit_new`]).
     pub(crate) fn create_file(&self, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
-        let temp = self.write_temp(name, bytes, mode)?;
-        let linked = rustix::fs::linkat(
-            &*self.fd,
-            temp.as_os_str(),
-            &*self.fd,
-            name,
-            AtFlags::empty(),
-        );
-        let _ = rustix::fs::unlinkat(&*self.fd, temp.as_os_str(), AtFlags::empty());
-        match linked {
-            Ok(()) => {}
-            Err(Errno::PERM | Errno::OPNOTSUPP | Errno::NOSYS) => {
-                // No hard links here: create the name exclusively and write it in place.
-                let fd = rustix::fs::openat(
-                    &*self.fd,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(mode),
-                )
-                .map_err(|e| io(&self.shown(OsStr::new(name)), e))?;
-                let mut file = File::from(fd);
-                if let Err(e) = file.write_all(bytes).and_then(|()| file.sync_all()) {
-                    let _ = rustix::fs::unlinkat(&*self.fd, name, AtFlags::empty());
-                    return Err(Error::io_at(self.shown(OsStr::new(name)), e));
-                }
-            }
-            Err(e) => return Err(io(&self.shown(OsStr::new(name)), e)),
-        }
-        self.sync()
+        let mut file = self.atomic_file(name, mode)?;
+        file.write_all(bytes)
+            .map_err(|e| Error::io_at(file.temp_path(), e))?;
+        file.commit_new()
     }
 
-    /// Replaces `name` with `bytes` atomically: temporary file, fsync, rename, fsync the
-    /// directory. A crash leaves the old file or the new one.
+    /// Replaces `name` with `bytes` atomically ([`AtomicFile::commit`]): a crash leaves the
+    /// old file or the new one.
     pub(crate) fn replace_file(&self, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
-        let temp = self.write_temp(name, bytes, mode)?;
-        if let Err(e) = rustix::fs::renameat(&*self.fd, temp.as_os_str(), &*self.fd, name) {
-            let _ = rustix::fs::unlinkat(&*self.fd, temp.as_os_str(), AtFlags::empty());
-            return Err(io(&self.shown(OsStr::new(name)), e));
-        }
-        self.sync()
+        let mut file = self.atomic_file(name, mode)?;
+        file.write_all(bytes)
+            .map_err(|e| Error::io_at(file.temp_path(), e))?;
+        file.commit()
     }
 
     /// Holds an exclusive lock on the file `name` (created if missing) until the returned
@@ -281,50 +223,6 @@ impl TrustedDir {
     }
 }
 
-/// The name of a temporary file for `target`, made by this process on try `attempt`
-/// (0..100): `.{target}.cmke-tmp-{pid}-{hex nanos}-{attempt}`, the shape
-/// [`parse_temp_name`] recognizes.
-#[must_use]
-pub fn temp_name(target: &str, attempt: u32) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        ".{target}{TEMP_MARKER}{}-{nanos:x}-{attempt}",
-        std::process::id()
-    )
-}
-
-/// Whether `name` has the exact shape of a temporary file of this crate or of `cmke`,
-/// `.{target}.cmke-tmp-{pid}-{hex nanos}-{attempt}`: the target's name and the pid of the
-/// process that made it. Only such a file, of a process that is gone, is ever removed as
-/// a leftover.
-///
-/// ```
-/// use cmk_envelope::trust::parse_temp_name;
-/// assert_eq!(parse_temp_name(".current.cmke-tmp-42-1f-0"), Some(("current", 42)));
-/// assert_eq!(parse_temp_name(".current.tmp-42"), None);
-/// ```
-#[must_use]
-pub fn parse_temp_name(name: &str) -> Option<(&str, u32)> {
-    let rest = name.strip_prefix('.')?;
-    let (target, tail) = rest.rsplit_once(TEMP_MARKER)?;
-    let mut parts = tail.split('-');
-    let pid = parts.next()?.parse::<u32>().ok()?;
-    let nanos = parts.next()?;
-    let attempt = parts.next()?;
-    let well_formed = !target.is_empty()
-        && !nanos.is_empty()
-        && nanos.len() <= 8
-        && nanos
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        && attempt.parse::<u32>().is_ok_and(|n| n < 100)
-        && parts.next().is_none();
-    well_formed.then_some((target, pid))
-}
-
 /// Only where `/proc` can tell; elsewhere no process is known to be gone.
 fn process_is_gone(pid: u32) -> bool {
     let proc = Path::new("/proc");
@@ -344,6 +242,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsString;
 
     fn names_in(dir: &Path) -> Vec<std::ffi::OsString> {
         let mut names: Vec<_> = std::fs::read_dir(dir)

@@ -22,7 +22,7 @@ use crate::data_key::DataKey;
 use crate::error::Result;
 use crate::format::KeySlot;
 #[cfg(test)]
-use crate::wrap::ProtectionLevel;
+use crate::policy::ProtectionLevel;
 use crate::wrap::{KeyFacts, KeyWrapper, SlotContext, Unwrapped};
 
 /// Limits of a [`CachingWrapper`].
@@ -82,7 +82,9 @@ pub struct CacheStats {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), cmk_envelope::Error> {
 /// use std::sync::Arc;
-/// use cmk_envelope::{software::Keyring, CacheConfig, CachingWrapper, Envelope};
+/// use cmk_envelope::Envelope;
+/// use cmk_envelope::software::Keyring;
+/// use cmk_envelope::wrap::{CacheConfig, CachingWrapper};
 /// # let dir = tempfile::tempdir()?;
 /// # let keyring = Keyring::create(dir.path())?;
 /// # keyring.create_key("orders")?;

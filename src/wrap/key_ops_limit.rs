@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// use std::num::NonZeroU32;
-/// use cmk_envelope::KeyOpsLimit;
+/// use cmk_envelope::wrap::KeyOpsLimit;
 ///
 /// // A bulk job leaves most of a vault's ~400 RSA operations per second to production.
 /// let limit = KeyOpsLimit::per_second(NonZeroU32::new(50).expect("not zero"));

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use super::{KeyWrapper, KidAllowlist, SlotContext, Unwrapped};
+use super::{KeyWrapper, SlotContext, Unwrapped};
 use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::KeySlot;
+use crate::policy::KidAllowlist;
 
 /// The wrappers an [`Envelope`](crate::Envelope) may open with. Each slot is offered to each
 /// wrapper in order until one claims it, so one envelope handle opens objects written under

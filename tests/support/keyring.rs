@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use cmk_envelope::crypto::Provider;
 use cmk_envelope::software::{Keyring, SoftwareWrapper};
-use cmk_envelope::{Envelope, KeyWrapper, Provider};
+use cmk_envelope::{Envelope, KeyWrapper};
 
 /// The copied shared vectors.
 pub fn vectors_dir() -> PathBuf {
@@ -23,7 +24,7 @@ pub fn temp_keyring(provider: Provider) -> TempKeyring {
     let dir = tempfile::tempdir().expect("tempdir");
     let keyring = Keyring::create(dir.path())
         .expect("keyring")
-        .with_provider(provider);
+        .provider(provider);
     keyring.create_key("orders").expect("create key");
     let key = Arc::new(keyring.key("orders").expect("load key"));
     TempKeyring { dir, keyring, key }

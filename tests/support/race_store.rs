@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use cmk_envelope::branch::{BranchStore, StoredCurrent, StoredRecord};
-use cmk_envelope::software::{KeyName, KeyVersion};
+use cmk_envelope::kid::{KeyName, KeyVersion};
 
 /// A store whose `read_current` waits until two readers have read: so both rotations
 /// read the same `current` before either moves it, as two machines can.

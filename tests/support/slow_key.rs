@@ -5,9 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cmk_envelope::{
-    async_trait, DataKey, Error, KeyFacts, KeySlot, KeyWrapper, SlotContext, Unwrapped,
-};
+use cmk_envelope::format::KeySlot;
+use cmk_envelope::{async_trait, DataKey, Error, KeyFacts, KeyWrapper, SlotContext, Unwrapped};
 
 pub struct SlowKey {
     inner: Arc<dyn KeyWrapper>,

@@ -1,0 +1,4 @@
+//! The name errors of this backend carry.
+
+/// The `backend` of this backend's errors.
+pub(super) const BACKEND: &str = "azure-keyvault";

@@ -1,0 +1,3 @@
+//! `cmke branch`, and re-wrapping a branch store's records.
+
+pub mod command;

@@ -1,0 +1,11 @@
+//! The command line, the configuration file, exit codes, and the helpers every command
+//! family shares.
+
+pub mod args;
+pub mod config;
+pub mod escape;
+pub mod exit;
+pub mod failure;
+pub mod io;
+pub mod io_error;
+pub mod size;

@@ -1,0 +1,3 @@
+//! `cmke encrypt`, `decrypt` and `inspect`: one object, from a file or stdin.
+
+pub mod commands;

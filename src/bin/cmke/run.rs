@@ -1,0 +1,39 @@
+//! Runs one parsed command line: the services it may contact, then its command family.
+
+use std::process::ExitCode;
+
+use crate::cli::failure::Result;
+
+use crate::cli::args::{BranchCommand, Cli, Command, RewrapArgs};
+use crate::keys::sources::KeySources;
+
+/// Runs `cli`: its exit code, or the error that stopped it.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let mut sources = KeySources::from_cli(&cli)?;
+    // The keys the operator names are the services this run may contact, with those the
+    // allowlist names; never one that only a file names.
+    match &cli.command {
+        Command::Encrypt(args) => sources.allow_named_key(&args.key)?,
+        Command::Rewrap(RewrapArgs { to: Some(key), .. }) => sources.allow_named_key(key)?,
+        Command::Branch(BranchCommand::Create { cmk, .. })
+        | Command::Branch(BranchCommand::Rotate { cmk: Some(cmk), .. }) => {
+            sources.allow_named_key(cmk)?;
+        }
+        _ => {}
+    }
+    match cli.command {
+        Command::Key(key) => crate::keys::command::key_command(&sources, key).await,
+        Command::Branch(branch) => crate::branch::command::branch_command(&sources, branch).await,
+        Command::Encrypt(args) => crate::object::commands::encrypt(&sources, args).await,
+        Command::Decrypt(args) => crate::object::commands::decrypt(&sources, args).await,
+        Command::Inspect(args) => crate::object::commands::inspect(args).await,
+        Command::Rewrap(args) => crate::bulk::commands::rewrap(&sources, args).await,
+        Command::Inventory(args) => crate::bulk::commands::inventory(&sources, args).await,
+        Command::Verify(args) => crate::bulk::commands::verify(&sources, args).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "cmke", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

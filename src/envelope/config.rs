@@ -1,0 +1,177 @@
+//! An [`Envelope`] and its builder: the keys it seals and opens with, and its settings.
+
+use std::sync::Arc;
+
+use crate::crypto::Provider;
+use crate::error::{Error, Result};
+use crate::format::limits::{MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
+use crate::policy::RewrapPolicy;
+use crate::wrap::{KeyResolver, KeyWrapper};
+
+/// Seals and opens CMKE envelopes.
+///
+/// An `Envelope` holds the wrapper that new data keys are wrapped under (optional: a reader
+/// needs none) and every wrapper it may open with. Build one per service
+/// and clone it freely: it is `Send + Sync`, and a clone costs a few reference counts and
+/// shares the same key wrappers (their caches and connections included).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cmk_envelope::Error> {
+/// use std::sync::Arc;
+/// use cmk_envelope::{software::Keyring, Envelope};
+///
+/// let dir = tempfile::tempdir()?;
+/// let keyring = Keyring::create(dir.path())?;
+/// keyring.create_key("orders")?;
+/// let envelope = Envelope::builder()
+///     .seal_with(Arc::new(keyring.key("orders")?))
+///     .build()?;
+///
+/// let sealed = envelope.seal(b"order #1", b"tenant=42").await?;
+/// let opened = envelope.open(&sealed, b"tenant=42").await?;
+/// assert_eq!(opened.plaintext(), b"order #1");
+/// assert!(envelope.open(&sealed, b"tenant=43").await.is_err());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Envelope {
+    pub(super) sealer: Option<Arc<dyn KeyWrapper>>,
+    pub(super) resolver: KeyResolver,
+    pub(super) provider: Provider,
+    pub(super) rewrap_policy: RewrapPolicy,
+    pub(super) segment_size: u32,
+    pub(super) lazy_rewrap: bool,
+    pub(crate) max_threads: usize,
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("provider", &self.provider)
+            .field("segment_size", &self.segment_size)
+            .field("wrappers", &self.resolver)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Envelope`].
+#[must_use]
+pub struct EnvelopeBuilder {
+    pub(super) sealer: Option<Arc<dyn KeyWrapper>>,
+    pub(super) openers: Vec<Arc<dyn KeyWrapper>>,
+    pub(super) provider: Provider,
+    pub(super) rewrap_policy: RewrapPolicy,
+    pub(super) segment_size: u32,
+    pub(super) lazy_rewrap: bool,
+    pub(super) max_threads: usize,
+    pub(super) allowlist: Option<crate::policy::KidAllowlist>,
+}
+
+impl EnvelopeBuilder {
+    /// New data keys are wrapped by this wrapper, which also opens.
+    pub fn seal_with(mut self, wrapper: Arc<dyn KeyWrapper>) -> Self {
+        self.sealer = Some(wrapper);
+        self
+    }
+
+    /// Adds a wrapper to open with (asked after the sealing wrapper, in the order added).
+    pub fn open_with(mut self, wrapper: Arc<dyn KeyWrapper>) -> Self {
+        self.openers.push(wrapper);
+        self
+    }
+
+    /// Adds several wrappers to open with, in order: for example
+    /// [`Keyring::openers`](crate::software::Keyring::openers), every key of a software
+    /// keyring.
+    pub fn open_with_all(
+        mut self,
+        wrappers: impl IntoIterator<Item = Arc<dyn KeyWrapper>>,
+    ) -> Self {
+        self.openers.extend(wrappers);
+        self
+    }
+
+    /// Uses this crypto provider (default: aws-lc when compiled in).
+    pub fn provider(mut self, provider: Provider) -> Self {
+        self.provider = provider;
+        self
+    }
+
+    /// Where [`Envelope::rewrap`] and lazy re-wrap may move data keys (default:
+    /// [`RewrapPolicy::default`], Azure's CMK model). Which keys may wrap at all is set on
+    /// each backend ([`KeyRules`](crate::policy::KeyRules)).
+    pub fn rewrap_policy(mut self, policy: RewrapPolicy) -> Self {
+        self.rewrap_policy = policy;
+        self
+    }
+
+    /// Plaintext bytes per segment of new envelopes: 64 ..= 2^26, default 65536.
+    pub fn segment_size(mut self, segment_size: u32) -> Self {
+        self.segment_size = segment_size;
+        self
+    }
+
+    /// Whether opening an object whose slot is under an old key version hands back a header
+    /// re-wrapped to the current version (default: on; it costs one wrap, which is a local
+    /// public-key operation for the software keyring).
+    pub fn lazy_rewrap(mut self, on: bool) -> Self {
+        self.lazy_rewrap = on;
+        self
+    }
+
+    /// Most threads one seal or open may use for the segments of a large object (default:
+    /// every thread of rayon's global pool, one per core). `1` keeps all work on the calling
+    /// thread. Objects under 4 MiB always use one thread.
+    pub fn max_threads(mut self, threads: usize) -> Self {
+        self.max_threads = threads.max(1);
+        self
+    }
+
+    /// Offers a slot to the wrappers only when `allowlist` allows its kid: a file naming a
+    /// vault or PKCS#11 token the caller did not allow makes no wrapper contact it, and
+    /// opens (if at all) through its other slots; with none left it fails as
+    /// [`Error::NoKeyForKid`]. Use it when a wrapper could reach services a file names.
+    pub fn kid_allowlist(mut self, allowlist: crate::policy::KidAllowlist) -> Self {
+        self.allowlist = Some(allowlist);
+        self
+    }
+
+    /// Builds the envelope.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a segment size out of range or when no wrapper was
+    /// given.
+    pub fn build(self) -> Result<Envelope> {
+        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&self.segment_size) {
+            return Err(Error::InvalidArgument(format!(
+                "segment size {} is outside {MIN_SEGMENT_SIZE}..={MAX_SEGMENT_SIZE}",
+                self.segment_size
+            )));
+        }
+        let mut resolver = KeyResolver::new();
+        if let Some(sealer) = &self.sealer {
+            resolver.add(Arc::clone(sealer));
+        }
+        for opener in self.openers {
+            resolver.add(opener);
+        }
+        if let Some(allowlist) = self.allowlist {
+            resolver.restrict_to(allowlist);
+        }
+        if resolver.is_empty() {
+            return Err(Error::InvalidArgument(
+                "an envelope needs a key wrapper (seal_with or open_with)".to_owned(),
+            ));
+        }
+        Ok(Envelope {
+            sealer: self.sealer,
+            resolver,
+            provider: self.provider,
+            rewrap_policy: self.rewrap_policy,
+            segment_size: self.segment_size,
+            lazy_rewrap: self.lazy_rewrap,
+            max_threads: self.max_threads,
+        })
+    }
+}
