@@ -453,3 +453,36 @@ fn inspect_survives_hostile_files() {
         .code(1)
         .stdout("");
 }
+
+/// A command line to fix is a usage error of `cmke`'s own: it says `usage:`, how to fix
+/// it, touches nothing, and exits 1; the library's errors keep their own words and codes.
+#[test]
+fn a_usage_error_says_usage_and_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ring, sealed) = keyring_and_sealed(dir.path(), "numbers");
+    let out = cmke(&ring)
+        .args(["decrypt", "--range", "0..3", "-"])
+        .write_stdin(sealed.clone())
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("cmke: usage: --range reads only the segments it needs"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    // Not a usage error: a tampered envelope is still bad input (exit 2).
+    let mut tampered = sealed;
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let out = cmke(&ring)
+        .args(["decrypt", "-"])
+        .write_stdin(tampered)
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("usage:"));
+}
