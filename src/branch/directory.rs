@@ -10,8 +10,7 @@ use super::store::{BranchStore, StoredCurrent, StoredRecord};
 use crate::crypto::Provider;
 use crate::error::{Error, Result};
 use crate::kid::{KeyName, KeyVersion};
-use crate::trust::create_private_dir;
-use crate::trust::{TrustedDir, TrustedKind};
+use crate::trust::{create_private_dir, TrustedDir, TrustedKind};
 
 const CURRENT_FILE: &str = "current";
 const LOCK_FILE: &str = ".lock";

@@ -17,8 +17,7 @@ use crate::data_key::DataKey;
 use crate::envelope::{Envelope, RewrapTarget};
 use crate::error::{Error, Result};
 use crate::format::{Header, KeySlot, WrapAlgorithm};
-use crate::kid::{BranchKid, BRANCH_KID_PREFIX};
-use crate::kid::{KeyName, KeyVersion};
+use crate::kid::{BranchKid, KeyName, KeyVersion, BRANCH_KID_PREFIX};
 use crate::wrap::{KeyFacts, KeyWrapper, SlotContext, Unwrapped};
 
 /// A branch key (all its versions) as a [`KeyWrapper`]: new data keys are wrapped locally

@@ -1,35 +1,23 @@
 //! Every method of [`Envelope`](crate::Envelope) but the streaming ones (those are in
 //! `src/stream/start.rs`): seal, open and re-wrap, in memory and in place.
 
+use std::sync::Arc;
+
+use zeroize::Zeroize;
+
 use super::open::{OpenInfo, Opened};
 use super::rewrap::{RewrapTarget, Rewrapped};
-use super::seal::envelope_len;
-use super::seal::Sealed;
-use super::Envelope;
-use super::EnvelopeBuilder;
-use crate::crypto::CryptoFailure;
-use crate::crypto::KeySchedule;
-use crate::crypto::Provider;
-use crate::data_key::DataKey;
-use crate::data_key::DATA_KEY_LEN;
-use crate::engine::body::open_body;
-use crate::engine::body::seal_body;
-use crate::engine::in_place;
-use crate::engine::SegmentEngine;
-use crate::error::Error;
-use crate::error::Result;
+use super::seal::{envelope_len, Sealed};
+use super::{Envelope, EnvelopeBuilder};
+use crate::crypto::{CryptoFailure, KeySchedule, Provider};
+use crate::data_key::{DataKey, DATA_KEY_LEN};
+use crate::engine::body::{open_body, seal_body};
+use crate::engine::{in_place, SegmentEngine};
+use crate::error::{Error, Result};
 use crate::format::limits::DEFAULT_SEGMENT_SIZE;
-use crate::format::BodyLayout;
-use crate::format::Header;
-use crate::format::Malformed;
-use crate::format::Preamble;
-use crate::policy::RewrapEndpoint;
-use crate::policy::RewrapPolicy;
-use crate::wrap::KeyWrapper;
-use crate::wrap::Recovered;
-use crate::wrap::SlotContext;
-use std::sync::Arc;
-use zeroize::Zeroize;
+use crate::format::{BodyLayout, Header, Malformed, Preamble};
+use crate::policy::{RewrapEndpoint, RewrapPolicy};
+use crate::wrap::{KeyWrapper, Recovered, SlotContext};
 
 impl Envelope {
     /// Starts building an envelope.

@@ -1,6 +1,7 @@
 //! The key service a kid or URL names: a vault's host, a PKCS#11 token's label.
 
-const VAULT_SCHEME: &str = "https://";
+/// The scheme of every Key Vault kid and key URL.
+pub(crate) const VAULT_SCHEME: &str = "https://";
 
 /// The host (lower case) of an `https://` URL or Key Vault kid.
 #[must_use]

@@ -16,6 +16,7 @@ mod names;
 mod pkcs11_uri;
 
 pub use branch::{BranchKid, BRANCH_KID_PREFIX};
+pub(crate) use hosts::VAULT_SCHEME;
 pub use hosts::{pkcs11_token_of, vault_host_of};
 pub(crate) use key_url::KeyUrl;
 pub use names::{KeyName, KeyVersion, LocalKid, LOCAL_KID_PREFIX};

@@ -11,9 +11,8 @@ use std::collections::BTreeSet;
 use crate::error::{Error, Result};
 use crate::kid::{
     pkcs11_token_of, vault_host_of, BRANCH_KID_PREFIX, LOCAL_KID_PREFIX, PKCS11_SCHEME,
+    VAULT_SCHEME,
 };
-
-const VAULT_SCHEME: &str = "https://";
 
 /// The key services slots may name.
 ///

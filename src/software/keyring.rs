@@ -6,11 +6,9 @@ use super::material::RsaKeyMaterial;
 use super::rotations::RotationCount;
 use crate::crypto::Provider;
 use crate::error::{Error, Result};
-use crate::kid::Kid;
-use crate::kid::{KeyName, KeyVersion, LocalKid};
+use crate::kid::{KeyName, KeyVersion, Kid, LocalKid};
 use crate::policy::KeyRules;
-use crate::trust::create_private_dir;
-use crate::trust::{TrustedDir, TrustedKind};
+use crate::trust::{create_private_dir, TrustedDir, TrustedKind};
 
 const CURRENT_FILE: &str = "current";
 const KEY_FILE_MODE: u32 = 0o600;

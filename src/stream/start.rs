@@ -7,39 +7,27 @@
 //! one thread's I/O with another's crypto. Both call the same [`SegmentEngine`] as the
 //! in-memory data path.
 
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+
+#[cfg(feature = "tokio")]
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use zeroize::Zeroizing;
+
 use super::blocking::block_on;
 use super::header_io::read_header;
 #[cfg(feature = "tokio")]
 use super::header_io::read_header_async;
+use super::open_reader::State;
+use super::range::{RangePlan, RangeRead};
 use super::source::PeekableReader;
-use super::OpenReader;
-use super::SealWriter;
-use crate::engine::workers;
-use crate::engine::SegmentEngine;
-use crate::envelope::Envelope;
-use crate::envelope::OpenInfo;
-use crate::envelope::Opened;
+#[cfg(feature = "tokio")]
+use super::{AsyncOpenReader, AsyncSealWriter};
+use super::{OpenReader, SealWriter};
+use crate::engine::{workers, SegmentEngine};
+use crate::envelope::{Envelope, OpenInfo, Opened};
 use crate::error::Result;
 use crate::format::Header;
-use crate::stream::open_reader::State;
-use crate::stream::range::RangePlan;
-use crate::stream::range::RangeRead;
-#[cfg(feature = "tokio")]
-use crate::stream::AsyncOpenReader;
-#[cfg(feature = "tokio")]
-use crate::stream::AsyncSealWriter;
-use std::io::Read;
-use std::io::Seek;
-use std::io::SeekFrom;
-use std::io::Write;
-use std::ops::Range;
-#[cfg(feature = "tokio")]
-use tokio::io::AsyncRead;
-#[cfg(feature = "tokio")]
-use tokio::io::AsyncWrite;
-#[cfg(feature = "tokio")]
-use tokio::io::AsyncWriteExt;
-use zeroize::Zeroizing;
 
 impl Envelope {
     /// Starts a streamed object: its header bytes and the engine for its segments.

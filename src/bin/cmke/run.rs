@@ -2,9 +2,8 @@
 
 use std::process::ExitCode;
 
-use crate::cli::failure::Result;
-
 use crate::cli::args::{BranchCommand, Cli, Command, RewrapArgs};
+use crate::cli::failure::Result;
 use crate::keys::sources::KeySources;
 
 /// Runs `cli`: its exit code, or the error that stopped it.

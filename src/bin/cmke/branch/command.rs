@@ -2,20 +2,17 @@
 //! through the operator's keyring and the services the operator allows, and the `branch`
 //! commands.
 
-use crate::cli::failure::UsageError;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::cli::failure::Result;
 use cmk_envelope::branch::{BranchStore, BranchWrapper, DirectoryStore, RecordKeys};
 use cmk_envelope::format::Header;
-use cmk_envelope::kid::KeyName;
-use cmk_envelope::kid::Kid;
-use cmk_envelope::kid::BRANCH_KID_PREFIX;
+use cmk_envelope::kid::{KeyName, Kid, BRANCH_KID_PREFIX};
 use cmk_envelope::{Error, KeyWrapper};
 
 use crate::cli::args::BranchCommand;
 use crate::cli::escape;
+use crate::cli::failure::{Result, UsageError};
 pub use crate::keys::names::{branch_name_in, is_store_url};
 use crate::keys::sources::KeySources;
 

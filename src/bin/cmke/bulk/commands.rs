@@ -1,14 +1,12 @@
 //! `cmke rewrap`, `inventory` and `verify`: many objects, files or trees.
 
-use crate::cli::failure::UsageError;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-use crate::cli::failure::Result;
 
 use super::inventory;
 use super::jobs::{self, RewrapOptions, Summary, VerifyOptions};
 use crate::cli::args::{InventoryArgs, RewrapArgs, VerifyArgs};
+use crate::cli::failure::{Result, UsageError};
 use crate::keys::sources::KeySources;
 
 /// `cmke rewrap`.

@@ -5,13 +5,13 @@
 //! it holds a few segments in memory; without a shared budget, N jobs of such files take N
 //! times that.
 
-use crate::cli::failure::UsageError;
 use std::path::Path;
 use std::sync::Arc;
 
-use cmk_envelope::Error;
-use cmk_envelope::Result;
+use cmk_envelope::{Error, Result};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::cli::failure::UsageError;
 
 /// Bytes a streaming open reads at once when segments are small.
 const BATCH_BYTES: u64 = 1 << 20;

@@ -21,14 +21,13 @@
 //! branch_store = "/var/lib/cmke/branches"    # branch key records (cmke branch …)
 //! ```
 
-use crate::cli::failure::UsageError;
 use std::path::{Path, PathBuf};
 
-use crate::cli::failure::Result;
 use cmk_envelope::Error;
 use serde::Deserialize;
 
 use crate::cli::args::{AzureCredential, ProviderChoice};
+use crate::cli::failure::{Result, UsageError};
 
 /// A configuration file is a few lines; a larger one is not read.
 const CONFIG_FILE_LIMIT: usize = 1024 * 1024;

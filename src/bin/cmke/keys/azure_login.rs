@@ -2,11 +2,9 @@
 //! secrets come from: the environment, or a file only its user can read. Never a flag (any
 //! user can read a process's arguments), and never echoed in a message.
 
-use crate::cli::failure::UsageError;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cli::failure::Result;
 use azure_core::credentials::{Secret, SecretBytes, TokenCredential};
 use azure_core::http::ClientOptions;
 use azure_identity::{
@@ -19,6 +17,7 @@ use cmk_envelope::Error;
 use zeroize::Zeroizing;
 
 use crate::cli::args::AzureCredential;
+use crate::cli::failure::{Result, UsageError};
 
 /// The credential `choice` names, its token requests sent with `client` options (the
 /// HTTP transport).

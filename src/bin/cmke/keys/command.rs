@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use crate::cli::failure::Result;
 use cmk_envelope::policy::KeyRules;
 use cmk_envelope::software::Keyring;
 use cmk_envelope::Error;
@@ -11,6 +10,7 @@ use super::hsm;
 use super::sources::KeySources;
 use crate::cli::args::KeyCommand;
 use crate::cli::escape;
+use crate::cli::failure::Result;
 use crate::cli::io::read_input;
 
 /// `cmke key …`.

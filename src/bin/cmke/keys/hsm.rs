@@ -6,14 +6,14 @@
 //! `pkcs11_pin_file`), else from `CMKE_PKCS11_PIN`. Never from an argument: other users can
 //! read a process's arguments.
 
-use crate::cli::failure::UsageError;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::cli::failure::Result;
 use cmk_envelope::format::Header;
 use cmk_envelope::kid::Kid;
 use cmk_envelope::KeyWrapper;
+
+use crate::cli::failure::{Result, UsageError};
 
 /// Whether a key argument names a PKCS#11 key.
 pub fn is_pkcs11_uri(key: &str) -> bool {

@@ -6,11 +6,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use cmk_envelope::branch::{BranchWrapper, RecordKeys};
 use cmk_envelope::format::Header;
-use cmk_envelope::kid::KeyName;
-use cmk_envelope::kid::Kid;
+use cmk_envelope::kid::{KeyName, Kid};
 use cmk_envelope::software::Keyring;
-use cmk_envelope::Result;
-use cmk_envelope::{Envelope, Error, KeyWrapper};
+use cmk_envelope::{Envelope, Error, KeyWrapper, Result};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::branch::command::branch_name_in;

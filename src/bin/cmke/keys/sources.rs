@@ -6,11 +6,9 @@
 //! names anything else is passed over with no network call and no login, like a kid no
 //! key holds.
 
-use crate::cli::failure::UsageError;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::cli::failure::Result;
 use cmk_envelope::crypto::Provider;
 use cmk_envelope::format::Header;
 use cmk_envelope::kid::Kid;
@@ -21,6 +19,7 @@ use cmk_envelope::{Error, KeyWrapper};
 
 use crate::cli::args::{AzureCredential, Cli, ProviderChoice};
 use crate::cli::config::{user_keyring_path, FileConfig};
+use crate::cli::failure::{Failure, Result, UsageError};
 use crate::keys::hsm::{self, HsmSettings};
 use crate::keys::names::branch_name_in;
 use crate::keys::vault;
@@ -138,16 +137,13 @@ impl KeySources {
     /// # Errors
     /// [`UsageError`] when none is named and there is no home directory.
     pub fn keyring_dir(&self) -> Result<&PathBuf> {
-        self.keyring
-            .as_ref()
-            .ok_or_else(|| {
-                UsageError::new(
-                    "no keyring: name one with --keyring, CMKE_KEYRING or keyring in the \
-                 configuration (HOME is not set, so there is no default)"
-                        .to_owned(),
-                )
-            })
-            .map_err(Into::into)
+        self.keyring.as_ref().ok_or_else(|| {
+            UsageError::new(
+                "no keyring: name one with --keyring, CMKE_KEYRING or keyring in the \
+                 configuration (HOME is not set, so there is no default)",
+            )
+            .into()
+        })
     }
 
     pub fn open_keyring(&self) -> Result<Keyring> {
@@ -227,12 +223,13 @@ pub fn key_of(kid: &str) -> String {
 }
 
 fn provider(choice: ProviderChoice) -> Result<Provider> {
-    let not_built = |name: &str| {
+    let not_built = |name: &str| -> Failure {
         if cfg!(feature = "fips") {
             Error::PolicyRefused(format!(
                 "provider {name} is left out of this FIPS build: only AWS-LC's validated \
                  module serves the data path"
             ))
+            .into()
         } else {
             UsageError::new(format!("provider {name} is not compiled into this cmke")).into()
         }
@@ -245,7 +242,7 @@ fn provider(choice: ProviderChoice) -> Result<Provider> {
     };
     match choice {
         ProviderChoice::Default => Ok(Provider::default()),
-        ProviderChoice::AwsLc => named("aws-lc").map_err(Into::into),
-        ProviderChoice::Rustcrypto => named("rustcrypto").map_err(Into::into),
+        ProviderChoice::AwsLc => named("aws-lc"),
+        ProviderChoice::Rustcrypto => named("rustcrypto"),
     }
 }

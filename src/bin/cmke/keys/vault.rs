@@ -1,16 +1,15 @@
 //! Key Vault keys in `cmke`: key URLs wherever a key is named, and the vault keys an
 //! envelope's slots name when opening it.
 
-use crate::cli::failure::UsageError;
 use std::sync::Arc;
 
-use crate::cli::failure::Result;
 use cmk_envelope::format::Header;
 use cmk_envelope::kid::Kid;
 use cmk_envelope::wrap::KeyOpsLimit;
 use cmk_envelope::KeyWrapper;
 
 use crate::cli::args::AzureCredential;
+use crate::cli::failure::{Result, UsageError};
 
 /// Whether a `--key` or `--to` names a Key Vault key rather than a keyring key.
 pub fn is_key_url(key: &str) -> bool {

@@ -1,17 +1,16 @@
 //! `cmke encrypt`, `decrypt` and `inspect`: one object at a time.
 
-use crate::cli::failure::UsageError;
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::failure::Result;
 use cmk_envelope::format::Header;
 use cmk_envelope::stream::{into_cmk_error, read_header_bytes};
 use cmk_envelope::{Envelope, Error};
 
 use crate::cli::args::{DecryptArgs, EncryptArgs, InspectArgs};
 use crate::cli::escape;
+use crate::cli::failure::{Result, UsageError};
 use crate::cli::io::{io_error, open_input, write_output, Output};
 use crate::keys::sources::KeySources;
 
