@@ -24,6 +24,7 @@ use crate::format::Malformed;
 /// | [`Error::InvalidKey`] | the key material is unusable (bad PEM, not RSA) |
 /// | [`Error::InvalidArgument`] | a caller-supplied parameter is out of range |
 /// | [`Error::UntrustedFile`] | fix the file's owner or mode as the message says |
+/// | [`Error::NotFound`] | name an existing object (a blob, its container) |
 /// | [`Error::Conflict`] | someone else changed a shared record first (a concurrent rotation): re-read, then decide again |
 /// | [`Error::Backend`], [`Error::Io`] | infrastructure failure: retry or escalate |
 ///
@@ -144,6 +145,15 @@ pub enum Error {
         detail: String,
     },
 
+    /// The object (a blob) does not exist, or its container does not.
+    #[error("not found: {what}{}", in_parentheses(.detail))]
+    NotFound {
+        /// What was looked for (a blob's URL).
+        what: String,
+        /// Which operation looked, and what the service said.
+        detail: String,
+    },
+
     /// Reading or writing a file or stream failed.
     #[error("I/O error{}: {source}", .path.as_ref().map(|p| format!(" on {}", p.display())).unwrap_or_default())]
     Io {
@@ -242,9 +252,10 @@ impl From<Error> for std::io::Error {
             | Error::KeyDisabled { .. }
             | Error::PolicyRefused(_)
             | Error::UntrustedFile { .. } => ErrorKind::PermissionDenied,
-            Error::NoKeyForKid { .. } | Error::KeyNotFound { .. } | Error::KeyringNotFound(_) => {
-                ErrorKind::NotFound
-            }
+            Error::NoKeyForKid { .. }
+            | Error::KeyNotFound { .. }
+            | Error::KeyringNotFound(_)
+            | Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Throttled { .. } => ErrorKind::ResourceBusy,
             Error::Unavailable { .. } => ErrorKind::TimedOut,
             Error::InvalidKey(_) | Error::InvalidArgument(_) => ErrorKind::InvalidInput,
@@ -290,6 +301,10 @@ impl Error {
             },
             Error::KeyNotFound { kid, detail } => Error::KeyNotFound {
                 kid: kid.clone(),
+                detail: detail.clone(),
+            },
+            Error::NotFound { what, detail } => Error::NotFound {
+                what: what.clone(),
                 detail: detail.clone(),
             },
             Error::Throttled {

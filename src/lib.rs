@@ -58,6 +58,8 @@
 pub mod azure;
 #[cfg(feature = "azure")]
 mod azure_sdk_errors;
+#[cfg(feature = "azure-blob")]
+pub mod blob;
 pub mod branch;
 pub mod crypto;
 mod data_key;

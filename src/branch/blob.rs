@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
-use azure_core::error::ErrorKind;
 use azure_core::http::{Etag, RequestContent, StatusCode};
 use azure_storage_blob::models::{
     BlobClientDownloadOptions, BlobContainerClientListBlobsOptions, BlockBlobClientUploadOptions,
@@ -14,9 +13,9 @@ use azure_storage_blob::models::{
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use futures::TryStreamExt;
 
-use super::blob_url::BlobStoreUrl;
 use super::store::{BranchStore, StoredCurrent, StoredRecord};
-use crate::azure_sdk_errors::with_causes;
+use crate::blob::errors::{container_missing, storage_error};
+use crate::blob::url::BlobStoreUrl;
 use crate::error::{Error, Result};
 use crate::kid::{KeyName, KeyVersion};
 
@@ -128,7 +127,7 @@ impl BlobStore {
             Err(e) if e.http_status() == Some(StatusCode::NotFound) && !container_missing(&e) => {
                 return Ok(None)
             }
-            Err(e) => return Err(service_error(e, &self.url_of(blob), "reading")),
+            Err(e) => return Err(store_error(e, &self.url_of(blob), "reading")),
         };
         let too_big = || Error::Backend {
             backend: BACKEND,
@@ -156,7 +155,7 @@ impl BlobStore {
             .body
             .collect()
             .await
-            .map_err(|e| service_error(e, &self.url_of(blob), "reading"))?;
+            .map_err(|e| store_error(e, &self.url_of(blob), "reading"))?;
         if bytes.len() > MAX_BLOB_LEN {
             return Err(too_big());
         }
@@ -194,7 +193,7 @@ impl BlobStore {
                     detail: why.to_owned(),
                 })
             }
-            Err(e) => Err(service_error(e, &self.url_of(blob), "writing")),
+            Err(e) => Err(store_error(e, &self.url_of(blob), "writing")),
         }
     }
 
@@ -205,7 +204,7 @@ impl BlobStore {
             prefix: Some(full.clone()),
             ..Default::default()
         };
-        let failed = |e| service_error(e, &self.location, "listing");
+        let failed = |e| store_error(e, &self.location, "listing");
         let mut pager = self.container.list_blobs(Some(options)).map_err(failed)?;
         let mut names = Vec::new();
         while let Some(item) = pager.try_next().await.map_err(failed)? {
@@ -226,52 +225,18 @@ enum Condition<'a> {
     Tagged(&'a str),
 }
 
-fn container_missing(error: &azure_core::Error) -> bool {
-    matches!(error.kind(), ErrorKind::HttpResponse { error_code: Some(code), .. } if code == "ContainerNotFound")
-}
-
-/// What a failed call means for the caller; the service's words kept, never a token.
-fn service_error(error: azure_core::Error, url: &str, doing: &str) -> Error {
-    let detail = format!("{doing}: {}", with_causes(&error));
-    let kid = url.to_owned();
-    match error.http_status() {
-        Some(StatusCode::Unauthorized | StatusCode::Forbidden) => Error::AccessDenied {
-            kid,
-            detail: format!(
-                "{detail} (the identity needs Storage Blob Data Reader on the container to \
-                 open, Contributor to create and rotate)"
-            ),
-        },
-        Some(StatusCode::NotFound) => Error::KeyNotFound { kid, detail },
-        Some(StatusCode::TooManyRequests | StatusCode::ServiceUnavailable) => Error::Throttled {
-            kid,
-            detail,
-            retry_after: None,
-        },
-        Some(status) if u16::from(status) >= 500 || status == StatusCode::RequestTimeout => {
-            Error::Unavailable { kid, detail }
-        }
-        Some(_) => Error::Backend {
-            backend: BACKEND,
-            message: format!("{url}: {detail}"),
-        },
-        None => match error.kind() {
-            ErrorKind::Credential => Error::AccessDenied {
-                kid,
-                detail: format!(
-                    "{detail}: no token from the credential; check the credential in use \
-                     (cmke: --azure-credential) and its tenant, client id, secret or certificate"
-                ),
-            },
-            ErrorKind::Io | ErrorKind::Connection => Error::Unavailable {
-                kid,
-                detail: format!("{detail} (still failing after the retries)"),
-            },
-            _ => Error::Backend {
-                backend: BACKEND,
-                message: format!("{url}: {detail}"),
-            },
-        },
+/// What a failed call means for the store's caller.
+fn store_error(error: azure_core::Error, url: &str, doing: &str) -> Error {
+    match storage_error(
+        error,
+        url,
+        doing,
+        "the identity needs Storage Blob Data Reader on the container to open, Contributor \
+         to create and rotate",
+    ) {
+        // A store's missing container is a missing key, as a missing record is.
+        Error::NotFound { what, detail } => Error::KeyNotFound { kid: what, detail },
+        other => other,
     }
 }
 

@@ -36,8 +36,6 @@
 
 #[cfg(feature = "azure-blob")]
 mod blob;
-#[cfg(feature = "azure-blob")]
-mod blob_url;
 mod branch_key;
 mod directory;
 mod key_cache;

@@ -307,6 +307,17 @@ impl Envelope {
         Ok(())
     }
 
+    /// Random bytes from the envelope's crypto provider (block ids, names: nothing secret).
+    pub(crate) fn fill_random(&self, out: &mut [u8]) -> Result<()> {
+        self.provider
+            .ops()
+            .fill_random(out)
+            .map_err(|_| Error::Backend {
+                backend: self.provider.name(),
+                message: "random number generator failed".to_owned(),
+            })
+    }
+
     /// Makes the data key, wraps it, and builds the header.
     pub(crate) async fn new_object(&self) -> Result<(Header, KeySchedule)> {
         let sealer = self.sealer()?;

@@ -54,6 +54,14 @@ impl RangePlan {
         })
     }
 
+    /// The bytes of the envelope that hold every segment of the range, in one span (for a
+    /// source that fetches by range); `None` for an empty range.
+    pub(super) fn wire_span(&self) -> Option<Range<u64>> {
+        let first = self.segments().next()?;
+        let last = self.segments().last()?;
+        Some(first.offset..last.offset + last.wire_len as u64)
+    }
+
     pub(super) fn segments(&self) -> impl Iterator<Item = SegmentAt> + '_ {
         // An empty range reads no segment.
         let indices = if self.range.is_empty() {
@@ -92,6 +100,22 @@ impl<'a> RangeRead<'a> {
             plain: Zeroizing::new(Vec::new()),
             out: Zeroizing::new(Vec::with_capacity(capacity)),
         }
+    }
+
+    /// Takes `segment`'s wire bytes from `span`, fetched from `span_start`; a span too
+    /// short to hold them is a truncated envelope.
+    pub(super) fn fill_from_span(
+        &mut self,
+        segment: &SegmentAt,
+        span: &[u8],
+        span_start: u64,
+    ) -> Result<()> {
+        let bytes = usize::try_from(segment.offset - span_start)
+            .ok()
+            .and_then(|from| span.get(from..from.checked_add(segment.wire_len)?))
+            .ok_or(crate::format::Malformed::Truncated("body"))?;
+        self.wire_buffer(segment).copy_from_slice(bytes);
+        Ok(())
     }
 
     /// The buffer to read `segment`'s wire bytes into.

@@ -170,6 +170,35 @@ impl Envelope {
         Ok(reading.finish())
     }
 
+    /// [`Envelope::open_range`] for a source that fetches bytes by range (a blob): `fetch`
+    /// is called once, for the span of the envelope that holds the range's segments, after
+    /// the range is checked and the data key unwrapped.
+    pub(crate) async fn open_range_fetched<F, Fut>(
+        &self,
+        header: &Header,
+        header_len: usize,
+        total_len: u64,
+        aad: &[u8],
+        range: Range<u64>,
+        fetch: F,
+    ) -> Result<Opened>
+    where
+        F: FnOnce(Range<u64>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<u8>>>,
+    {
+        let plan = RangePlan::new(header, header_len, total_len, range)?;
+        let (engine, info) = self.start_stream_open(header, header_len, aad).await?;
+        let mut reading = RangeRead::new(&plan, engine, info);
+        if let Some(span) = plan.wire_span() {
+            let bytes = fetch(span.clone()).await?;
+            for segment in plan.segments() {
+                reading.fill_from_span(&segment, &bytes, span.start)?;
+                reading.open(&segment)?;
+            }
+        }
+        Ok(reading.finish())
+    }
+
     /// A reader that opens the envelope `inner` yields: the header is read and the data key
     /// unwrapped now; segments are verified and decrypted as they are read.
     ///

@@ -1,0 +1,16 @@
+//! Envelopes in Azure Blob Storage (feature `azure-blob`): [`BlobContainer`] uploads as it
+//! seals, downloads as it verifies, reads plaintext ranges by HTTP range and re-wraps a
+//! blob by replacing its header block alone. See README "Blob Storage".
+
+mod body_reader;
+mod container;
+mod download;
+pub(crate) mod errors;
+mod rewrap;
+mod upload;
+pub(crate) mod url;
+
+pub use container::BlobContainer;
+pub use download::BlobReader;
+pub use rewrap::BlobRewrapped;
+pub use upload::{UploadOptions, Uploaded};
