@@ -88,7 +88,7 @@ pub fn inspect_stream(mut source: impl std::io::Read) -> Result<HeaderInfo> {
     describe(&header, header_len, body_len)
 }
 
-fn describe(header: &Header, header_len: usize, body_len: u64) -> Result<HeaderInfo> {
+pub(crate) fn describe(header: &Header, header_len: usize, body_len: u64) -> Result<HeaderInfo> {
     let preamble = header.preamble();
     let body = if body_len == 0 {
         None

@@ -46,9 +46,9 @@ const WRITER_ROLE: &str = "the identity needs Storage Blob Data Contributor on t
 ///     credential,
 ///     None,
 /// )?;
-/// let file = tokio::fs::File::open("2026-12.pdf").await?;
+/// let pdf: &[u8] = b"%PDF-1.7 ..."; // any tokio AsyncRead: a file, a socket
 /// container
-///     .upload(&envelope, "2026/12.pdf", file, b"", UploadOptions::default())
+///     .upload(&envelope, "2026/12.pdf", pdf, b"", UploadOptions::default())
 ///     .await?;
 /// let part = container
 ///     .download_range(&envelope, "2026/12.pdf", b"", 0..4096)
@@ -69,14 +69,69 @@ impl std::fmt::Debug for BlobContainer {
     }
 }
 
-/// What was read of a blob's head: its header, and the properties a rewrite keeps.
-pub(super) struct BlobHead {
+/// What was read of a blob's head ([`BlobContainer::head`]): its header, its length and
+/// version, and the properties a re-wrap keeps.
+pub struct BlobHead {
+    pub(super) name: String,
     pub(super) header: Header,
     pub(super) header_bytes: Vec<u8>,
     pub(super) etag: Etag,
     pub(super) content_length: u64,
     pub(super) properties: KeptProperties,
     pub(super) tag_count: i64,
+}
+
+impl std::fmt::Debug for BlobHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobHead")
+            .field("name", &self.name)
+            .field("len", &self.content_length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlobHead {
+    /// The blob's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The parsed header.
+    #[must_use]
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The header's bytes.
+    #[must_use]
+    pub fn header_bytes(&self) -> &[u8] {
+        &self.header_bytes
+    }
+
+    /// The blob's whole length.
+    #[must_use]
+    pub fn blob_len(&self) -> u64 {
+        self.content_length
+    }
+
+    /// The ETag of the version read.
+    #[must_use]
+    pub fn etag(&self) -> String {
+        self.etag.to_string()
+    }
+}
+
+/// One blob of a listing ([`BlobContainer::list`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BlobEntry {
+    /// The blob's name.
+    pub name: String,
+    /// Its length in bytes.
+    pub len: u64,
+    /// Whether it is a block blob (envelopes are).
+    pub block_blob: bool,
 }
 
 /// What a rewrite of a blob must hand back to the service, or lose.
@@ -155,6 +210,76 @@ impl BlobContainer {
         format!("{}/{name}", self.location)
     }
 
+    /// Blob `name`'s header bytes (one request for most headers): to learn which keys it
+    /// needs before opening it.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] when the blob is no envelope; the service's errors as for
+    /// [`BlobContainer::download`].
+    pub async fn read_header(&self, name: &str) -> Result<Vec<u8>> {
+        Ok(self.head(name).await?.header_bytes)
+    }
+
+    /// The blobs whose names start with `prefix`, page by page as the listing is read
+    /// (5,000 names a page), so a container of any size is walked in bounded memory.
+    ///
+    /// # Errors
+    /// Each item is an error when a page cannot be read: access denied, a missing
+    /// container ([`Error::NotFound`]), throttled or unavailable.
+    pub fn list<'a>(&'a self, prefix: &str) -> futures::stream::BoxStream<'a, Result<BlobEntry>> {
+        use futures::StreamExt;
+        let options = azure_storage_blob::models::BlobContainerClientListBlobsOptions {
+            prefix: (!prefix.is_empty()).then(|| prefix.to_owned()),
+            ..Default::default()
+        };
+        let location = self.location.clone();
+        let failed = move |e: azure_core::Error| {
+            if e.http_status() == Some(StatusCode::NotFound) {
+                return Error::NotFound {
+                    what: location.clone(),
+                    detail: "the container does not exist".to_owned(),
+                };
+            }
+            storage_error(e, &location, "listing", READER_ROLE)
+        };
+        match self.client.list_blobs(Some(options)) {
+            Err(e) => futures::stream::once(async move { Err(failed(e)) }).boxed(),
+            Ok(pager) => pager
+                .filter_map(move |item| {
+                    let entry = match item {
+                        Err(e) => Some(Err(failed(e))),
+                        Ok(item) => item.name.map(|name| {
+                            let properties = item.properties.unwrap_or_default();
+                            Ok(BlobEntry {
+                                name,
+                                len: properties.content_length.unwrap_or(0),
+                                block_blob: properties
+                                    .blob_type
+                                    .is_none_or(|t| t == BlobType::BlockBlob),
+                            })
+                        }),
+                    };
+                    std::future::ready(entry)
+                })
+                .boxed(),
+        }
+    }
+
+    /// Describes blob `name` from its header and length alone, with no key (as
+    /// [`crate::inspect::inspect`] does a file).
+    ///
+    /// # Errors
+    /// As [`BlobContainer::read_header`].
+    pub async fn inspect(&self, name: &str) -> Result<crate::inspect::HeaderInfo> {
+        let head = self.head(name).await?;
+        let header_len = head.header_bytes.len();
+        crate::inspect::describe(
+            &head.header,
+            header_len,
+            head.content_length.saturating_sub(header_len as u64),
+        )
+    }
+
     /// The SDK's client for blob `name`, once the name is checked.
     pub(super) fn blob(&self, name: &str) -> Result<BlobClient> {
         check_blob_name(name)?;
@@ -208,9 +333,13 @@ impl BlobContainer {
         Ok(bytes.to_vec())
     }
 
-    /// Reads blob `name`'s header (one request for most headers) and the properties a
-    /// rewrite keeps.
-    pub(super) async fn read_head(&self, name: &str) -> Result<BlobHead> {
+    /// Reads blob `name`'s header (one request for most headers), its length and version,
+    /// and the properties a re-wrap keeps: to learn which keys it needs, then
+    /// [`BlobContainer::rewrap_head`] with no second read.
+    ///
+    /// # Errors
+    /// As [`BlobContainer::read_header`].
+    pub async fn head(&self, name: &str) -> Result<BlobHead> {
         let failed = self.failed(name, false);
         let options = BlobClientDownloadOptions {
             range: Some(HttpRange::new(0, HEADER_FIRST_READ)),
@@ -244,6 +373,13 @@ impl BlobContainer {
         let content_length = content_length_of(&response.headers, &properties);
         let mut bytes = response.body.collect().await.map_err(&failed)?.to_vec();
         bytes.truncate(HEADER_FIRST_READ as usize);
+        // Not ours, whatever its length: said before any length is read.
+        if bytes
+            .get(..crate::format::MAGIC.len())
+            .is_some_and(|magic| magic != crate::format::MAGIC)
+        {
+            return Err(crate::format::Malformed::BadMagic.into());
+        }
         let len = loop {
             match header_len(&bytes)? {
                 HeaderLen::Complete(len) => break len,
@@ -262,6 +398,7 @@ impl BlobContainer {
         bytes.truncate(len);
         let header = Header::parse_detached(&bytes)?;
         Ok(BlobHead {
+            name: name.to_owned(),
             header,
             header_bytes: bytes,
             etag,

@@ -151,7 +151,7 @@ impl BlobContainer {
         aad: &[u8],
         range: Range<u64>,
     ) -> Result<Opened> {
-        let head = self.read_head(name).await?;
+        let head = self.head(name).await?;
         let etag = head.etag.clone();
         envelope
             .open_range_fetched(

@@ -10,7 +10,8 @@ mod rewrap;
 mod upload;
 pub(crate) mod url;
 
-pub use container::BlobContainer;
+pub use container::{BlobContainer, BlobEntry, BlobHead};
 pub use download::BlobReader;
 pub use rewrap::BlobRewrapped;
 pub use upload::{UploadOptions, Uploaded};
+pub use url::BlobUrl;

@@ -10,7 +10,7 @@ use azure_storage_blob::models::{
     BlockListType, BlockLookupList,
 };
 
-use super::container::{BlobContainer, KeptProperties};
+use super::container::{BlobContainer, BlobHead, KeptProperties};
 use super::download::BlobReader;
 use crate::envelope::{Envelope, RewrapTarget};
 use crate::error::{Error, Result};
@@ -117,14 +117,28 @@ impl BlobContainer {
         name: &str,
         target: RewrapTarget,
     ) -> Result<Option<BlobRewrapped>> {
-        let head = self.read_head(name).await?;
+        let head = self.head(name).await?;
+        self.rewrap_head(envelope, &head, target).await
+    }
+
+    /// [`BlobContainer::rewrap`] of a blob whose head was read already
+    /// ([`BlobContainer::head`]); the write is conditioned on the version read then.
+    ///
+    /// # Errors
+    /// As [`BlobContainer::rewrap`].
+    pub async fn rewrap_head(
+        &self,
+        envelope: &Envelope,
+        head: &BlobHead,
+        target: RewrapTarget,
+    ) -> Result<Option<BlobRewrapped>> {
         let Some(rewrapped) = envelope.rewrap(&head.header_bytes, target).await? else {
             return Ok(None);
         };
         let (etag, bytes_sent, body_bytes_resent) = self
             .replace_header(
                 envelope,
-                name,
+                &head.name,
                 &head.etag,
                 head.header_bytes.len() as u64,
                 head.content_length,

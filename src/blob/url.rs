@@ -121,6 +121,44 @@ impl BlobStoreUrl {
     }
 }
 
+/// A blob's URL, split into its container and its name:
+/// `https://{account}.blob.core.windows.net/{container}/{name}`, or path-style for an
+/// emulator. The name's segments are letters, digits, `-`, `_` and `.` (no escapes, no
+/// query: a SAS token is refused, the credential is the caller's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobUrl {
+    container_url: String,
+    name: String,
+}
+
+impl BlobUrl {
+    /// Parses `url`; the name may be empty (a whole container) and, for a listing, is a
+    /// prefix.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] as for [`super::BlobContainer::new`], or for a name
+    /// segment with other characters.
+    pub fn parse(url: &str) -> Result<Self> {
+        let parsed = BlobStoreUrl::parse(url)?;
+        Ok(Self {
+            container_url: parsed.container_url,
+            name: parsed.prefix.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The container's URL, for [`super::BlobContainer::new`].
+    #[must_use]
+    pub fn container_url(&self) -> &str {
+        &self.container_url
+    }
+
+    /// The blob's name in the container (empty for the container itself).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

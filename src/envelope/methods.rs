@@ -308,6 +308,7 @@ impl Envelope {
     }
 
     /// Random bytes from the envelope's crypto provider (block ids, names: nothing secret).
+    #[cfg(feature = "azure-blob")]
     pub(crate) fn fill_random(&self, out: &mut [u8]) -> Result<()> {
         self.provider
             .ops()

@@ -56,6 +56,7 @@ impl RangePlan {
 
     /// The bytes of the envelope that hold every segment of the range, in one span (for a
     /// source that fetches by range); `None` for an empty range.
+    #[cfg(feature = "azure-blob")]
     pub(super) fn wire_span(&self) -> Option<Range<u64>> {
         let first = self.segments().next()?;
         let last = self.segments().last()?;
@@ -104,6 +105,7 @@ impl<'a> RangeRead<'a> {
 
     /// Takes `segment`'s wire bytes from `span`, fetched from `span_start`; a span too
     /// short to hold them is a truncated envelope.
+    #[cfg(feature = "azure-blob")]
     pub(super) fn fill_from_span(
         &mut self,
         segment: &SegmentAt,

@@ -173,6 +173,7 @@ impl Envelope {
     /// [`Envelope::open_range`] for a source that fetches bytes by range (a blob): `fetch`
     /// is called once, for the span of the envelope that holds the range's segments, after
     /// the range is checked and the data key unwrapped.
+    #[cfg(feature = "azure-blob")]
     pub(crate) async fn open_range_fetched<F, Fut>(
         &self,
         header: &Header,

@@ -9,6 +9,7 @@ mod support;
 
 mod cli;
 mod cli_attacks;
+mod cli_blob;
 mod cli_branch;
 mod cli_branch_blob;
 mod cli_keyvault;

@@ -25,7 +25,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Branch(branch) => crate::branch::command::branch_command(&sources, branch).await,
         Command::Encrypt(args) => crate::object::commands::encrypt(&sources, args).await,
         Command::Decrypt(args) => crate::object::commands::decrypt(&sources, args).await,
-        Command::Inspect(args) => crate::object::commands::inspect(args).await,
+        Command::Inspect(args) => crate::object::commands::inspect(&sources, args).await,
         Command::Rewrap(args) => crate::bulk::commands::rewrap(&sources, args).await,
         Command::Inventory(args) => crate::bulk::commands::inventory(&sources, args).await,
         Command::Verify(args) => crate::bulk::commands::verify(&sources, args).await,

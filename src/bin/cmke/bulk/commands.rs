@@ -27,10 +27,7 @@ pub async fn rewrap(sources: &KeySources, args: RewrapArgs) -> Result<ExitCode> 
         max_memory: sources.max_memory(many.max_memory),
         quiet: many.quiet,
     };
-    let (stores, paths): (Vec<_>, Vec<_>) = many.paths.iter().partition(|path| {
-        path.to_str()
-            .is_some_and(crate::branch::command::is_store_url)
-    });
+    let (stores, containers, paths) = split_paths(sources, &many.paths);
     if !stores.is_empty() {
         if options.to.is_some() || options.dry_run || options.detached {
             return Err(UsageError::new(
@@ -41,15 +38,39 @@ pub async fn rewrap(sources: &KeySources, args: RewrapArgs) -> Result<ExitCode> 
             .into());
         }
         for store in &stores {
-            let location = store.to_str().unwrap_or_default();
-            crate::branch::command::rewrap_store(sources, location).await?;
+            crate::branch::command::rewrap_store(sources, store).await?;
         }
-        if paths.is_empty() {
+        if paths.is_empty() && containers.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let paths: Vec<PathBuf> = paths.into_iter().cloned().collect();
-    let summary = jobs::rewrap(sources, &paths, options).await?;
+    let mut summary = Summary::default();
+    if !containers.is_empty() {
+        if options.dry_run || options.detached || options.break_hard_links {
+            return Err(UsageError::new(
+                "re-wrapping blobs takes none of --dry-run, --detached and --break-hard-links \
+                 (`cmke inventory --stale URL` lists what a re-wrap would move)"
+                    .to_owned(),
+            )
+            .into());
+        }
+        let target = match &options.to {
+            Some(key) => cmk_envelope::RewrapTarget::Key(crate::keys::run_target::RunTarget::new(
+                sources.target_key(key).await?,
+            )),
+            None => cmk_envelope::RewrapTarget::CurrentVersion,
+        };
+        let job = BlobJobs::rewrap(target);
+        for url in &containers {
+            summary
+                .merge(run_blobs(sources, url, &job, &many, &options_for_blobs(&options)).await?);
+        }
+    } else if many.shard.is_some() {
+        return Err(shard_needs_a_container());
+    }
+    if !paths.is_empty() {
+        summary.merge(jobs::rewrap(sources, &paths, options).await?);
+    }
     let done = if dry_run {
         "would re-wrap"
     } else {
@@ -60,8 +81,13 @@ pub async fn rewrap(sources: &KeySources, args: RewrapArgs) -> Result<ExitCode> 
 
 /// `cmke inventory`.
 pub async fn inventory(sources: &KeySources, args: InventoryArgs) -> Result<ExitCode> {
-    let InventoryArgs { json, stale, paths } = args;
-    let inventory = inventory::take(sources, &paths).await?;
+    let InventoryArgs {
+        json,
+        stale,
+        shard,
+        paths,
+    } = args;
+    let inventory = inventory::take(sources, &paths, shard).await?;
     if json {
         println!("{}", inventory::to_json(&inventory)?);
     } else if stale {
@@ -94,7 +120,35 @@ pub async fn verify(sources: &KeySources, args: VerifyArgs) -> Result<ExitCode> 
         max_memory: sources.max_memory(many.max_memory),
         quiet: many.quiet,
     };
-    let summary = jobs::verify(sources, &many.paths, options).await?;
+    let (stores, containers, paths) = split_paths(sources, &many.paths);
+    if !stores.is_empty() {
+        return Err(UsageError::new(
+            "verify opens envelopes; a branch store holds key records (`cmke branch list` \
+             checks them)"
+                .to_owned(),
+        )
+        .into());
+    }
+    if containers.is_empty() && many.shard.is_some() {
+        return Err(shard_needs_a_container());
+    }
+    let mut summary = Summary::default();
+    let job = BlobJobs::verify(options.aad.clone());
+    for url in &containers {
+        summary.merge(
+            run_blobs(
+                sources,
+                url,
+                &job,
+                &many,
+                &(options.jobs, options.max_memory, options.quiet),
+            )
+            .await?,
+        );
+    }
+    if !paths.is_empty() {
+        summary.merge(jobs::verify(sources, &paths, options).await?);
+    }
     let code = finish(&summary, "verified", None);
     if summary.done == 0 && summary.worst_exit == 0 {
         // Nothing was proven: an audit that checked nothing must not pass.
@@ -102,6 +156,95 @@ pub async fn verify(sources: &KeySources, args: VerifyArgs) -> Result<ExitCode> 
         return Ok(ExitCode::from(crate::cli::exit::EXIT_USAGE_OR_IO));
     }
     Ok(code)
+}
+
+/// The paths of a bulk command: the branch store `--branch-store` names, blob containers
+/// (any other `https://` URL), and files or directories.
+fn split_paths(
+    sources: &KeySources,
+    paths: &[PathBuf],
+) -> (Vec<String>, Vec<String>, Vec<PathBuf>) {
+    use crate::keys::names::{is_blob_container, is_named_store};
+    let store = sources.branch_store.as_deref();
+    let (mut stores, mut containers, mut files) = (Vec::new(), Vec::new(), Vec::new());
+    for path in paths {
+        match path.to_str() {
+            Some(text) if is_named_store(text, store) => stores.push(text.to_owned()),
+            Some(text) if is_blob_container(text, store) => containers.push(text.to_owned()),
+            _ => files.push(path.clone()),
+        }
+    }
+    (stores, containers, files)
+}
+
+fn shard_needs_a_container() -> crate::cli::failure::Failure {
+    UsageError::new(
+        "--shard splits a blob container's listing; name a container \
+         (https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX])"
+            .to_owned(),
+    )
+    .into()
+}
+
+fn options_for_blobs(options: &RewrapOptions) -> (usize, u64, bool) {
+    (options.jobs, options.max_memory, options.quiet)
+}
+
+/// What a blob run does, in a build with or without feature `azure-blob`.
+#[derive(Clone)]
+enum BlobJobs {
+    #[cfg(feature = "azure-blob")]
+    Job(super::blobs::BlobJob),
+    #[cfg(not(feature = "azure-blob"))]
+    None,
+}
+
+impl BlobJobs {
+    #[allow(unused_variables)]
+    fn rewrap(target: cmk_envelope::RewrapTarget) -> Self {
+        #[cfg(feature = "azure-blob")]
+        return Self::Job(super::blobs::BlobJob::Rewrap(target));
+        #[cfg(not(feature = "azure-blob"))]
+        Self::None
+    }
+
+    #[allow(unused_variables)]
+    fn verify(aad: String) -> Self {
+        #[cfg(feature = "azure-blob")]
+        return Self::Job(super::blobs::BlobJob::Verify { aad });
+        #[cfg(not(feature = "azure-blob"))]
+        Self::None
+    }
+}
+
+/// One blob container's run; a usage error without feature `azure-blob`.
+#[allow(unused_variables)]
+async fn run_blobs(
+    sources: &KeySources,
+    url: &str,
+    job: &BlobJobs,
+    many: &crate::cli::args::ManyFiles,
+    (jobs, max_memory, quiet): &(usize, u64, bool),
+) -> Result<Summary> {
+    #[cfg(feature = "azure-blob")]
+    {
+        let BlobJobs::Job(job) = job;
+        super::blobs::run(
+            sources,
+            url,
+            job.clone(),
+            many.shard,
+            *jobs,
+            *max_memory,
+            *quiet,
+        )
+        .await
+    }
+    #[cfg(not(feature = "azure-blob"))]
+    Err(UsageError::new(format!(
+        "{url} is a blob container, and this cmke was built without feature `azure-blob`"
+    ))
+    .into())
 }
 
 /// Prints a bulk run's summary on stderr and gives its exit code: 0, or the worst failure's.

@@ -8,6 +8,7 @@ use cmk_envelope::Result;
 use serde::Serialize;
 
 use crate::bulk::inventory_records::{self, StoreReport};
+use crate::bulk::shard::Shard;
 use crate::bulk::walk::{self, Found, Kind, Temp};
 use crate::cli::escape;
 use crate::keys::report::{current_versions, group_by_key, stale_and_unknown, KeyReport};
@@ -79,21 +80,45 @@ impl Inventory {
 /// # Errors
 /// [`Error::Io`] for a path that cannot be walked; a store that cannot be listed; a file
 /// that cannot be read is listed as corrupt with the reason.
-pub async fn take(sources: &KeySources, paths: &[PathBuf]) -> Result<Inventory> {
+pub async fn take(
+    sources: &KeySources,
+    paths: &[PathBuf],
+    shard: Option<Shard>,
+) -> crate::cli::failure::Result<Inventory> {
+    use crate::keys::names::{is_blob_container, is_named_store};
     let mut inventory = Inventory::default();
-    let (stores, paths): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|path| {
-        path.to_str()
-            .is_some_and(crate::branch::command::is_store_url)
-    });
-    for store in stores {
-        let location = store.to_str().unwrap_or_default();
-        inventory
-            .branch_stores
-            .push(inventory_records::take(sources, location).await?);
+    let named_store = sources.branch_store.as_deref();
+    let mut files = Vec::new();
+    let mut containers = Vec::new();
+    for path in paths {
+        match path.to_str() {
+            Some(text) if is_named_store(text, named_store) => inventory
+                .branch_stores
+                .push(inventory_records::take(sources, text).await?),
+            Some(text) if is_blob_container(text, named_store) => containers.push(text.to_owned()),
+            _ => files.push(path.clone()),
+        }
     }
-    let paths: Vec<PathBuf> = paths.into_iter().cloned().collect();
+    if containers.is_empty() && shard.is_some() {
+        return Err(crate::cli::failure::UsageError::new(
+            "--shard splits a blob container's listing; name a container".to_owned(),
+        )
+        .into());
+    }
+    let paths = files;
     let mut per_kid: BTreeMap<String, VersionCount> = BTreeMap::new();
     let mut objects: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    for url in &containers {
+        blob_headers(
+            sources,
+            url,
+            shard,
+            &mut inventory,
+            &mut per_kid,
+            &mut objects,
+        )
+        .await?;
+    }
     for found in walk::files_under(&paths) {
         let path = match found {
             Found::Symlink(path) => {
@@ -122,20 +147,14 @@ pub async fn take(sources: &KeySources, paths: &[PathBuf]) -> Result<Inventory> 
         }
         match walk::classify(&path) {
             Ok(Kind::Envelope { header, len, .. }) => {
-                inventory.objects += 1;
-                inventory.bytes = inventory.bytes.saturating_add(len);
-                let mut kids: Vec<String> =
-                    header.slots().iter().map(|s| s.kid().to_owned()).collect();
-                kids.dedup();
-                for kid in &kids {
-                    let count = per_kid.entry(kid.clone()).or_insert_with(|| VersionCount {
-                        kid: kid.clone(),
-                        ..VersionCount::default()
-                    });
-                    count.objects += 1;
-                    count.bytes = count.bytes.saturating_add(len);
-                }
-                objects.push((path, kids));
+                count_envelope(
+                    &mut inventory,
+                    &mut per_kid,
+                    &mut objects,
+                    path,
+                    &header,
+                    len,
+                );
             }
             Ok(Kind::Foreign { len }) => inventory.not_cmke.push(Foreign { path, bytes: len }),
             Ok(Kind::Corrupt { error }) => inventory.corrupt.push(Corrupt {
@@ -158,6 +177,110 @@ pub async fn take(sources: &KeySources, paths: &[PathBuf]) -> Result<Inventory> 
         count
     });
     Ok(inventory)
+}
+
+/// Counts one envelope under each key version its slots name.
+fn count_envelope(
+    inventory: &mut Inventory,
+    per_kid: &mut BTreeMap<String, VersionCount>,
+    objects: &mut Vec<(PathBuf, Vec<String>)>,
+    path: PathBuf,
+    header: &cmk_envelope::format::Header,
+    len: u64,
+) {
+    inventory.objects += 1;
+    inventory.bytes = inventory.bytes.saturating_add(len);
+    let mut kids: Vec<String> = header.slots().iter().map(|s| s.kid().to_owned()).collect();
+    kids.dedup();
+    for kid in &kids {
+        let count = per_kid.entry(kid.clone()).or_insert_with(|| VersionCount {
+            kid: kid.clone(),
+            ..VersionCount::default()
+        });
+        count.objects += 1;
+        count.bytes = count.bytes.saturating_add(len);
+    }
+    objects.push((path, kids));
+}
+
+/// The headers of the blobs under `url` (in `shard`), a few at once, each blob's URL in
+/// place of a path: the same report as for files.
+#[cfg(feature = "azure-blob")]
+async fn blob_headers(
+    sources: &KeySources,
+    url: &str,
+    shard: Option<Shard>,
+    inventory: &mut Inventory,
+    per_kid: &mut BTreeMap<String, VersionCount>,
+    objects: &mut Vec<(PathBuf, Vec<String>)>,
+) -> crate::cli::failure::Result<()> {
+    use futures::StreamExt;
+    const HEADS_AT_ONCE: usize = 16;
+    let (container, prefix) = crate::bulk::blobs::open_container(sources, url)?;
+    let mut heads = container
+        .list(&prefix)
+        .filter(|entry| {
+            std::future::ready(match entry {
+                Ok(entry) => shard.is_none_or(|s| s.holds(&entry.name)),
+                Err(_) => true,
+            })
+        })
+        .map(|entry| {
+            let container = std::sync::Arc::clone(&container);
+            async move {
+                let entry = entry?;
+                let head = if entry.block_blob {
+                    container.head(&entry.name).await
+                } else {
+                    Err(Error::Malformed(cmk_envelope::format::Malformed::BadMagic))
+                };
+                Ok::<_, Error>((container.blob_url(&entry.name), entry.len, head))
+            }
+        })
+        .buffered(HEADS_AT_ONCE);
+    while let Some(item) = heads.next().await {
+        let (shown, len, head) = match item {
+            Ok(item) => item,
+            Err(error) => {
+                inventory.unreadable.push(Corrupt {
+                    path: PathBuf::from(url),
+                    error: error.to_string(),
+                });
+                break;
+            }
+        };
+        let path = PathBuf::from(shown);
+        match head {
+            Ok(head) => count_envelope(inventory, per_kid, objects, path, head.header(), len),
+            // As for files: no magic, not ours; the magic and a bad header, corrupt.
+            Err(Error::Malformed(cmk_envelope::format::Malformed::BadMagic)) => {
+                inventory.not_cmke.push(Foreign { path, bytes: len })
+            }
+            Err(Error::Malformed(_)) if len < cmk_envelope::format::MAGIC.len() as u64 => {
+                inventory.not_cmke.push(Foreign { path, bytes: len })
+            }
+            Err(error) => inventory.corrupt.push(Corrupt {
+                path,
+                error: error.to_string(),
+            }),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "azure-blob"))]
+async fn blob_headers(
+    _: &KeySources,
+    url: &str,
+    _: Option<Shard>,
+    _: &mut Inventory,
+    _: &mut BTreeMap<String, VersionCount>,
+    _: &mut Vec<(PathBuf, Vec<String>)>,
+) -> crate::cli::failure::Result<()> {
+    Err(crate::cli::failure::UsageError::new(format!(
+        "{url} is a blob container, and this cmke was built without feature `azure-blob`"
+    ))
+    .into())
 }
 
 /// `--json`.

@@ -1,6 +1,8 @@
 //! `cmke rewrap`, `inventory` and `verify` over files and trees: walking, jobs under one
 //! memory budget, replacing a header in place, and the reports.
 
+#[cfg(feature = "azure-blob")]
+pub mod blobs;
 pub mod commands;
 pub mod inventory;
 pub mod inventory_records;
@@ -8,4 +10,5 @@ pub mod jobs;
 pub mod memory_budget;
 pub mod replace;
 pub mod report;
+pub mod shard;
 pub mod walk;

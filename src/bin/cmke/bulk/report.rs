@@ -65,6 +65,20 @@ fn severity(code: u8) -> u8 {
 }
 
 impl Summary {
+    /// Adds another run's counts (one summary for files and containers together).
+    pub fn merge(&mut self, other: Summary) {
+        self.done += other.done;
+        self.current += other.current;
+        self.skipped += other.skipped;
+        self.temps_removed += other.temps_removed;
+        self.refused += other.refused;
+        self.changed += other.changed;
+        self.failed += other.failed;
+        if severity(other.worst_exit) > severity(self.worst_exit) {
+            self.worst_exit = other.worst_exit;
+        }
+    }
+
     pub(crate) fn add(&mut self, outcome: Outcome) {
         let mut fail = |code: u8| {
             if severity(code) > severity(self.worst_exit) {

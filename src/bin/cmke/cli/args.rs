@@ -246,7 +246,12 @@ pub struct ManyFiles {
     /// No line per file: only failures and the summary.
     #[arg(long, short)]
     pub quiet: bool,
-    /// Envelope files, or directories to walk.
+    /// Only this shard of a blob container's listing, I/N with I from 0: a stable split by
+    /// name hash, so N machines share one container with no coordinator.
+    #[arg(long, value_name = "I/N", value_parser = crate::bulk::shard::parse_shard)]
+    pub shard: Option<crate::bulk::shard::Shard>,
+    /// Envelope files, directories to walk, or blob containers
+    /// (https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
 }
@@ -435,7 +440,12 @@ pub struct InventoryArgs {
     /// Print only the paths of objects not under their key's current version.
     #[arg(long)]
     pub stale: bool,
-    /// Files or directories to walk, or blob container URLs of branch stores.
+    /// Only this shard of a blob container's listing (I/N, I from 0), as for rewrap.
+    #[arg(long, value_name = "I/N", value_parser = crate::bulk::shard::parse_shard)]
+    pub shard: Option<crate::bulk::shard::Shard>,
+    /// Files or directories to walk, blob containers of envelopes
+    /// (https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]), or the branch store
+    /// named by --branch-store.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
 }

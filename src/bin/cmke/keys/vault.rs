@@ -9,7 +9,7 @@ use cmk_envelope::wrap::KeyOpsLimit;
 use cmk_envelope::KeyWrapper;
 
 use crate::cli::args::AzureCredential;
-use crate::cli::failure::{Result, UsageError};
+use crate::cli::failure::Result;
 
 /// Whether a `--key` or `--to` names a Key Vault key rather than a keyring key.
 pub fn is_key_url(key: &str) -> bool {
@@ -72,7 +72,7 @@ pub fn connect_for_opening(
 
 #[cfg(not(feature = "azure"))]
 fn not_built(url: &str) -> crate::cli::failure::Failure {
-    UsageError::new(format!(
+    crate::cli::failure::UsageError::new(format!(
         "{url} is a Key Vault key, and this cmke was built without feature `azure`"
     ))
     .into()
@@ -105,10 +105,24 @@ pub fn blob_store(
     url: &str,
     _: AzureCredential,
 ) -> Result<Arc<dyn cmk_envelope::branch::BranchStore>> {
-    Err(UsageError::new(format!(
+    Err(crate::cli::failure::UsageError::new(format!(
         "{url} is a blob container store, and this cmke was built without feature `azure-blob`"
     ))
     .into())
+}
+
+/// The blob container `url` names and the blob (or prefix) in it; its requests carry a
+/// token of the operator's `--azure-credential`.
+#[cfg(feature = "azure-blob")]
+pub fn blob_container(
+    url: &str,
+    credential: AzureCredential,
+) -> Result<(cmk_envelope::blob::BlobContainer, String)> {
+    let parsed = cmk_envelope::blob::BlobUrl::parse(url)?;
+    let (credential, _) = credential_and_options(credential, None)?;
+    let container =
+        cmk_envelope::blob::BlobContainer::new(parsed.container_url(), credential, None)?;
+    Ok((container, parsed.name().to_owned()))
 }
 
 #[cfg(feature = "azure")]
@@ -163,7 +177,7 @@ fn insecure_loopback() -> Result<Option<Loopback>> {
         return Ok(None);
     };
     let bad = || {
-        UsageError::new(format!(
+        crate::cli::failure::UsageError::new(format!(
             "CMKE_INSECURE_LOOPBACK_VAULT={spec}: expected host=port[,host=port]"
         ))
     };

@@ -33,6 +33,13 @@ pub async fn encrypt(sources: &KeySources, args: EncryptArgs) -> Result<ExitCode
         .provider(provider)
         .segment_size(segment_size)
         .build()?;
+    if let Some(url) = blob_url(output.as_deref())? {
+        #[cfg(feature = "azure-blob")]
+        super::blob::encrypt(sources, &envelope, &input, aad.as_bytes(), url).await?;
+        #[cfg(not(feature = "azure-blob"))]
+        let _ = url;
+        return Ok(ExitCode::SUCCESS);
+    }
     let source = open_input(&input, true)?;
     let out = Output::create(output.as_deref(), OUTPUT_MODE)?;
     let mut writer = envelope.seal_writer(out, aad.as_bytes()).await?;
@@ -49,6 +56,24 @@ pub async fn decrypt(sources: &KeySources, args: DecryptArgs) -> Result<ExitCode
         output,
         input,
     } = args;
+    if let Some(url) = blob_url(Some(&input))? {
+        #[cfg(feature = "azure-blob")]
+        {
+            let info = super::blob::decrypt(
+                sources,
+                url,
+                aad.as_bytes(),
+                range,
+                output.as_deref(),
+                OUTPUT_MODE,
+            )
+            .await?;
+            note_if_stale(&info, &input);
+        }
+        #[cfg(not(feature = "azure-blob"))]
+        let _ = (url, range);
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(range) = range {
         if input == Path::new("-") {
             return Err(UsageError::new(
@@ -85,10 +110,20 @@ pub async fn decrypt(sources: &KeySources, args: DecryptArgs) -> Result<ExitCode
 }
 
 /// `cmke inspect`.
-pub async fn inspect(args: InspectArgs) -> Result<ExitCode> {
+pub async fn inspect(sources: &KeySources, args: InspectArgs) -> Result<ExitCode> {
     let InspectArgs { input } = args;
     // A file: only its header is read. A pipe: the rest is counted, not kept.
-    let info = if input == Path::new("-") {
+    let info = if let Some(url) = blob_url(Some(&input))? {
+        #[cfg(feature = "azure-blob")]
+        {
+            super::blob::inspect(sources, url).await?
+        }
+        #[cfg(not(feature = "azure-blob"))]
+        {
+            let _ = (url, sources);
+            unreachable!("blob_url refuses URLs without feature azure-blob")
+        }
+    } else if input == Path::new("-") {
         cmk_envelope::inspect::inspect_stream(std::io::stdin().lock())?
     } else {
         let file = std::fs::File::open(&input).map_err(|e| io_error(&input, e))?;
@@ -100,6 +135,25 @@ pub async fn inspect(args: InspectArgs) -> Result<ExitCode> {
     })?;
     println!("{json}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A blob URL given where a file may be: `Some(url)`; a usage error when this cmke was
+/// built without feature `azure-blob`.
+fn blob_url(path: Option<&Path>) -> Result<Option<&str>> {
+    let Some(url) = path
+        .and_then(Path::to_str)
+        .filter(|text| text.starts_with("https://"))
+    else {
+        return Ok(None);
+    };
+    if cfg!(feature = "azure-blob") {
+        Ok(Some(url))
+    } else {
+        Err(UsageError::new(format!(
+            "{url} is a blob URL, and this cmke was built without feature `azure-blob`"
+        ))
+        .into())
+    }
 }
 
 /// Tells the operator when an object is under an old version of its key (any backend: the
