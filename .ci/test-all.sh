@@ -57,6 +57,15 @@ if [ ! -x target/azurite/node_modules/.bin/azurite-blob ]; then
 fi
 node --version
 target/azurite/node_modules/.bin/azurite-blob --version
+# The official Python azure-storage-blob package, which writes client-side encryption v2
+# blobs for the interoperability tests (tests/backends/blob_cse_python.rs), in a virtual
+# environment of its own in target/pyenv.
+if ! target/pyenv/bin/python -c 'import azure.storage.blob, cryptography' 2>/dev/null; then
+    python3 -m venv --clear target/pyenv 2>/dev/null || { apt_install python3-venv; python3 -m venv --clear target/pyenv; }
+    target/pyenv/bin/pip install --quiet --disable-pip-version-check \
+        'azure-storage-blob==12.31.1' 'cryptography>=44'
+fi
+target/pyenv/bin/python -c 'import azure.storage.blob as b; print("azure-storage-blob", b.__version__)'
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

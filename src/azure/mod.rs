@@ -316,12 +316,13 @@ impl KeyWrapper for KeyVaultWrapper {
         Ok(self.current().await?.kid.clone())
     }
 
-    async fn wrap_key(&self, data_key: &DataKey, _: SlotContext<'_>) -> Result<KeySlot> {
+    async fn wrap_key(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
         let current = self.current().await?;
+        let key_bytes = context.wrap_input(data_key);
         let wrapped = if self.wrap_remotely {
             // The request body carries the data key: built here, in one buffer, and wiped
             // once the SDK has let go of it.
-            let body = sensitive_body::wrap_request(data_key);
+            let body = sensitive_body::wrap_request(&key_bytes);
             let kept = body.clone();
             let answer = self
                 .client
@@ -356,7 +357,7 @@ impl KeyWrapper for KeyVaultWrapper {
         } else {
             current
                 .public
-                .encrypt_oaep(WrapAlgorithm::RsaOaepSha256, data_key.expose_secret())
+                .encrypt_oaep(WrapAlgorithm::RsaOaepSha256, &key_bytes)
                 .map_err(|_| Error::Backend {
                     backend: BACKEND,
                     message: format!("local RSA-OAEP-256 wrap under {} failed", current.kid),
@@ -369,7 +370,7 @@ impl KeyWrapper for KeyVaultWrapper {
         )?)
     }
 
-    async fn unwrap_key(&self, slot: &KeySlot, _: SlotContext<'_>) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
         let Some(version) = self.url.version_in(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
@@ -399,8 +400,9 @@ impl KeyWrapper for KeyVaultWrapper {
             .map_err(|e| service_error(e, slot.kid(), "unwrapKey"))?;
         // The answer carries the data key: read from the SDK's body buffer, which is wiped,
         // into a data key, never through an intermediate string.
-        let (data_key, answered_kid) = sensitive_body::read_unwrap_answer(response.into_body())
-            .map_err(|why| malformed(slot.kid(), "unwrapKey", &why.to_string()))?;
+        let (data_key, answered_kid) =
+            sensitive_body::read_unwrap_answer(response.into_body(), context)
+                .map_err(|why| malformed(slot.kid(), "unwrapKey", &why.to_string()))?;
         if answered_kid.as_deref() != Some(slot.kid()) {
             return Err(Error::Backend {
                 backend: BACKEND,

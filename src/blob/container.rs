@@ -16,9 +16,10 @@ use crate::error::{Error, Result};
 use crate::format::limits::MAX_HEADER_LEN;
 use crate::format::{header_len, Header, HeaderLen};
 
-/// The first request for a header asks for this many bytes: every one-slot header fits, so
-/// a header usually costs one request and at most this much more than its length.
-const HEADER_FIRST_READ: u64 = 1024;
+/// The first request for a header asks for this many bytes: a one-slot header under a
+/// keyring or Key Vault key fits, so a header usually costs one request and at most this
+/// much more than its length; more slots cost one more request.
+const HEADER_FIRST_READ: u64 = 512;
 const READER_ROLE: &str = "the identity needs Storage Blob Data Reader on the container";
 const WRITER_ROLE: &str = "the identity needs Storage Blob Data Contributor on the container";
 
@@ -79,6 +80,8 @@ pub struct BlobHead {
     pub(super) content_length: u64,
     pub(super) properties: KeptProperties,
     pub(super) tag_count: i64,
+    /// For a blob of the Azure SDKs' client-side encryption v2: its encryption data.
+    pub(super) cse: Option<super::cse::CseData>,
 }
 
 impl std::fmt::Debug for BlobHead {
@@ -97,13 +100,22 @@ impl BlobHead {
         &self.name
     }
 
-    /// The parsed header.
+    /// The parsed header. For a blob of the Azure SDKs' client-side encryption v2, a header
+    /// that describes its one key slot (the `KeyId`, algorithm and wrapped key of its
+    /// `encryptiondata`), not bytes of the blob: what tells which keys open it.
     #[must_use]
     pub fn header(&self) -> &Header {
         &self.header
     }
 
-    /// The header's bytes.
+    /// `Some("2.0")` or `Some("2.1")` for a blob written by the Azure Storage SDKs'
+    /// client-side encryption; `None` for an envelope.
+    #[must_use]
+    pub fn client_side_encryption(&self) -> Option<&'static str> {
+        self.cse.as_ref().map(|cse| cse.protocol)
+    }
+
+    /// The header's bytes (for a client-side encrypted blob, of the describing header).
     #[must_use]
     pub fn header_bytes(&self) -> &[u8] {
         &self.header_bytes
@@ -120,6 +132,34 @@ impl BlobHead {
     pub fn etag(&self) -> String {
         self.etag.to_string()
     }
+}
+
+/// What [`BlobContainer::inspect`] tells about a blob, by its format (`"format"` in JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "format")]
+#[non_exhaustive]
+pub enum BlobInfo {
+    /// An envelope of this crate.
+    #[serde(rename = "cmke-v1")]
+    Envelope(crate::inspect::HeaderInfo),
+    /// A blob of the Azure Storage SDKs' client-side encryption v2.
+    #[serde(rename = "azure-client-side-encryption")]
+    ClientSideEncryption {
+        /// "2.0" or "2.1".
+        protocol: &'static str,
+        /// The `KeyId` of its wrapped key: the kid a key of this crate answers to.
+        key_id: String,
+        /// The key version the `KeyId` names, when it is a kid of this crate's grammar.
+        version: Option<String>,
+        /// The key wrap algorithm.
+        algorithm: crate::format::WrapAlgorithm,
+        /// Plaintext bytes per region.
+        region_len: u64,
+        /// The blob's length.
+        blob_len: u64,
+        /// The plaintext length; `None` when the length is no whole number of regions.
+        plaintext_len: Option<u64>,
+    },
 }
 
 /// One blob of a listing ([`BlobContainer::list`]).
@@ -265,19 +305,31 @@ impl BlobContainer {
         }
     }
 
-    /// Describes blob `name` from its header and length alone, with no key (as
-    /// [`crate::inspect::inspect`] does a file).
+    /// Describes blob `name` from its header (or its client-side encryption data) and
+    /// length alone, with no key (as [`crate::inspect::inspect`] does a file).
     ///
     /// # Errors
     /// As [`BlobContainer::read_header`].
-    pub async fn inspect(&self, name: &str) -> Result<crate::inspect::HeaderInfo> {
+    pub async fn inspect(&self, name: &str) -> Result<BlobInfo> {
         let head = self.head(name).await?;
+        if let Some(cse) = &head.cse {
+            return Ok(BlobInfo::ClientSideEncryption {
+                protocol: cse.protocol,
+                key_id: cse.slot.kid().to_owned(),
+                version: crate::kid::Kid::parse(cse.slot.kid()).version(),
+                algorithm: cse.slot.algorithm(),
+                region_len: cse.region_len,
+                blob_len: head.content_length,
+                plaintext_len: cse.plaintext_len(head.content_length).ok(),
+            });
+        }
         let header_len = head.header_bytes.len();
         crate::inspect::describe(
             &head.header,
             header_len,
             head.content_length.saturating_sub(header_len as u64),
         )
+        .map(BlobInfo::Envelope)
     }
 
     /// The SDK's client for blob `name`, once the name is checked.
@@ -349,9 +401,17 @@ impl BlobContainer {
         };
         let response = match self.blob(name)?.download(Some(options)).await {
             Ok(response) => response,
-            // An empty blob has no range to give: it is no envelope.
+            // An empty blob has no range to give: asked again whole (it is empty), for its
+            // properties (a client-side encrypted empty object is one).
             Err(e) if e.http_status() == Some(StatusCode::RequestedRangeNotSatisfiable) => {
-                return Err(crate::format::Malformed::Truncated("header").into())
+                let whole = BlobClientDownloadOptions {
+                    parallel: NonZero::new(1),
+                    ..Default::default()
+                };
+                self.blob(name)?
+                    .download(Some(whole))
+                    .await
+                    .map_err(&failed)?
             }
             Err(e) => return Err(failed(e)),
         };
@@ -371,6 +431,20 @@ impl BlobContainer {
             message: format!("{}: the service sent no ETag", self.blob_url(name)),
         })?;
         let content_length = content_length_of(&response.headers, &properties);
+        if let Some((_, text)) = super::cse::find(&properties.metadata) {
+            let cse = super::cse::CseData::parse(text)?;
+            let header = cse.describing_header()?;
+            return Ok(BlobHead {
+                name: name.to_owned(),
+                header_bytes: header.to_bytes(),
+                header,
+                etag,
+                content_length,
+                tag_count: properties.tag_count.unwrap_or(0),
+                properties: KeptProperties::from_download(&properties),
+                cse: Some(cse),
+            });
+        }
         let mut bytes = response.body.collect().await.map_err(&failed)?.to_vec();
         bytes.truncate(HEADER_FIRST_READ as usize);
         // Not ours, whatever its length: said before any length is read.
@@ -405,6 +479,7 @@ impl BlobContainer {
             content_length,
             tag_count: properties.tag_count.unwrap_or(0),
             properties: KeptProperties::from_download(&properties),
+            cse: None,
         })
     }
 }

@@ -4,13 +4,15 @@
 
 mod body_reader;
 mod container;
+mod cse;
+mod cse_reader;
 mod download;
 pub(crate) mod errors;
 mod rewrap;
 mod upload;
 pub(crate) mod url;
 
-pub use container::{BlobContainer, BlobEntry, BlobHead};
+pub use container::{BlobContainer, BlobEntry, BlobHead, BlobInfo};
 pub use download::BlobReader;
 pub use rewrap::BlobRewrapped;
 pub use upload::{UploadOptions, Uploaded};

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 /// holds body bytes after the header) go up in blocks of this size, read one at a time.
 const RESEND_BLOCK: u64 = 4 * 1024 * 1024;
 /// Block ids of a blob with no committed blocks yet.
-const NEW_BLOCK_ID_LEN: usize = 24;
+const NEW_BLOCK_ID_LEN: usize = 12;
 
 /// What a blob re-wrap changed.
 #[derive(Debug, Clone)]
@@ -132,6 +132,9 @@ impl BlobContainer {
         head: &BlobHead,
         target: RewrapTarget,
     ) -> Result<Option<BlobRewrapped>> {
+        if let Some(cse) = &head.cse {
+            return self.rewrap_cse(envelope, head, cse, target).await;
+        }
         let Some(rewrapped) = envelope.rewrap(&head.header_bytes, target).await? else {
             return Ok(None);
         };
@@ -298,6 +301,63 @@ impl BlobContainer {
             .map(|e| e.to_string())
             .unwrap_or_default();
         Ok((new_etag, sent, resent))
+    }
+}
+
+impl BlobContainer {
+    /// The re-wrap of a blob of the Azure SDKs' client-side encryption v2, as .NET's
+    /// `UpdateClientSideKeyEncryptionKey` does it: a new wrapped key in its `encryptiondata`
+    /// (the rest of the document, and every other metadata entry, as they were), written
+    /// with `If-Match`; the body is not touched. The SDKs open the result with the new key.
+    async fn rewrap_cse(
+        &self,
+        envelope: &Envelope,
+        head: &BlobHead,
+        cse: &super::cse::CseData,
+        target: RewrapTarget,
+    ) -> Result<Option<BlobRewrapped>> {
+        let Some(new_slot) = envelope
+            .rewrap_foreign(&cse.slot, &cse.key_prefix(), target)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let document = cse.with_slot(&new_slot)?;
+        let mut metadata = head.properties.metadata.clone();
+        let entry = super::cse::find(&metadata)
+            .map_or(super::cse::METADATA_NAME, |(name, _)| name)
+            .to_owned();
+        metadata.insert(entry, document.clone());
+        let failed = self.failed(&head.name, true);
+        let options = azure_storage_blob::models::BlobClientSetMetadataOptions {
+            if_match: Some(head.etag.clone()),
+            ..Default::default()
+        };
+        let response = self
+            .blob(&head.name)?
+            .set_metadata(&metadata, Some(options))
+            .await
+            .map_err(|e| match e.http_status() {
+                Some(azure_core::http::StatusCode::PreconditionFailed) => Error::Conflict {
+                    what: self.blob_url(&head.name),
+                    detail: "the blob changed since its encryption data was read; it was left \
+                             as it is"
+                        .to_owned(),
+                },
+                _ => failed(e),
+            })?;
+        let etag = response
+            .headers()
+            .get_optional_str(&azure_core::http::headers::HeaderName::from_static("etag"))
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Some(BlobRewrapped {
+            from_kid: cse.slot.kid().to_owned(),
+            to_kid: new_slot.kid().to_owned(),
+            etag,
+            bytes_sent: document.len() as u64,
+            body_bytes_resent: 0,
+        }))
     }
 }
 

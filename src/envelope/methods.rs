@@ -15,6 +15,8 @@ use crate::engine::body::{open_body, seal_body};
 use crate::engine::{in_place, SegmentEngine};
 use crate::error::{Error, Result};
 use crate::format::limits::DEFAULT_SEGMENT_SIZE;
+#[cfg(feature = "azure-blob")]
+use crate::format::KeySlot;
 use crate::format::{BodyLayout, Header, Malformed, Preamble};
 use crate::policy::{RewrapEndpoint, RewrapPolicy};
 use crate::wrap::{KeyWrapper, Recovered, SlotContext};
@@ -305,6 +307,62 @@ impl Envelope {
         )?;
         buffer[..header_bytes.len()].copy_from_slice(&header_bytes);
         Ok(())
+    }
+
+    /// Unwraps a slot of another format whose wrapped bytes are `prefix ‖ data key` (Azure
+    /// Storage client-side encryption v2), with this envelope's keys and allowlist: the data
+    /// key and the wrapper that held it.
+    #[cfg(feature = "azure-blob")]
+    pub(crate) async fn unwrap_foreign(
+        &self,
+        slot: &KeySlot,
+        prefix: &[u8],
+    ) -> Result<(DataKey, Arc<dyn KeyWrapper>)> {
+        let no_message = [0u8; 32];
+        let context = SlotContext::new(&no_message).with_key_prefix(prefix);
+        let recovered = self
+            .resolver
+            .recover(std::slice::from_ref(slot), context, |_| Some(()))
+            .await?;
+        Ok((recovered.data_key, recovered.wrapper))
+    }
+
+    /// [`Envelope::rewrap`] of a slot of another format (`prefix ‖ data key`): the new slot,
+    /// or `None` when it is already under the target's current version. The same policy
+    /// and the same confirmation of the new slot as for this crate's headers.
+    #[cfg(feature = "azure-blob")]
+    pub(crate) async fn rewrap_foreign(
+        &self,
+        slot: &KeySlot,
+        prefix: &[u8],
+        target: RewrapTarget,
+    ) -> Result<Option<KeySlot>> {
+        let (data_key, holder) = self.unwrap_foreign(slot, prefix).await?;
+        let target = match target {
+            RewrapTarget::CurrentVersion => Arc::clone(&holder),
+            RewrapTarget::Key(wrapper) => wrapper,
+        };
+        let to_kid = target.current_kid().await?;
+        if to_kid == slot.kid() {
+            return Ok(None);
+        }
+        self.rewrap_policy.check_rewrap(
+            &RewrapEndpoint {
+                kid: slot.kid(),
+                protection: holder.key_facts().protection,
+                domain: holder.key_facts().domain,
+            },
+            &RewrapEndpoint {
+                kid: &to_kid,
+                protection: target.key_facts().protection,
+                domain: target.key_facts().domain,
+            },
+        )?;
+        let no_message = [0u8; 32];
+        let context = SlotContext::new(&no_message).with_key_prefix(prefix);
+        let new_slot = target.wrap_key(&data_key, context).await?;
+        target.confirm_wrap(&new_slot, &data_key, context).await?;
+        Ok(Some(new_slot))
     }
 
     /// Random bytes from the envelope's crypto provider (block ids, names: nothing secret).

@@ -44,6 +44,17 @@ impl OpenInfo {
     pub fn rewrapped(&self) -> Option<&Rewrapped> {
         self.rewrapped.as_ref()
     }
+
+    /// What opening an object of another format told: its kid, and whether that is stale
+    /// (no re-wrapped header: the format has none of ours).
+    #[cfg(feature = "azure-blob")]
+    pub(crate) fn foreign(kid: String, stale: bool) -> Self {
+        Self {
+            kid,
+            stale,
+            rewrapped: None,
+        }
+    }
 }
 
 /// An opened object: the plaintext and the [`OpenInfo`].

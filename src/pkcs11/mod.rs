@@ -327,12 +327,12 @@ impl KeyWrapper for Pkcs11Wrapper {
         Ok(self.current().await?.kid.clone())
     }
 
-    async fn wrap_key(&self, data_key: &DataKey, _: SlotContext<'_>) -> Result<KeySlot> {
+    async fn wrap_key(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
         let current = self.current().await?;
         self.config.key_rules.check_rsa_size(current.bits)?;
         let wrapped = current
             .public
-            .encrypt_oaep(self.wrap_algorithm, data_key.expose_secret())
+            .encrypt_oaep(self.wrap_algorithm, &context.wrap_input(data_key))
             .map_err(|_| Error::Backend {
                 backend: BACKEND,
                 message: format!("local RSA-OAEP wrap under {} failed", current.kid),
@@ -344,7 +344,7 @@ impl KeyWrapper for Pkcs11Wrapper {
         )?)
     }
 
-    async fn unwrap_key(&self, slot: &KeySlot, _: SlotContext<'_>) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
         let Some(id) = self.names_this_key(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
@@ -385,7 +385,8 @@ impl KeyWrapper for Pkcs11Wrapper {
             }
             Err(DecryptFailure::Other(e)) => return Err(e),
         };
-        DataKey::from_slice(&recovered)
+        context
+            .unwrap_output(&recovered)
             .map(Unwrapped::Key)
             .ok_or(Error::DecryptionFailed)
     }

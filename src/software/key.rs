@@ -228,7 +228,7 @@ impl KeyWrapper for SoftwareWrapper {
         Ok(self.read_current().kid.clone())
     }
 
-    async fn wrap_key(&self, data_key: &DataKey, _: SlotContext<'_>) -> Result<KeySlot> {
+    async fn wrap_key(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
         self.follow_rotations()?;
         let (kid, public, bits) = {
             let current = self.read_current();
@@ -241,7 +241,7 @@ impl KeyWrapper for SoftwareWrapper {
         self.keyring.rules().check_rsa_size(bits)?;
         let algorithm = WrapAlgorithm::RsaOaepSha256;
         let wrapped = public
-            .encrypt_oaep(algorithm, data_key.expose_secret())
+            .encrypt_oaep(algorithm, &context.wrap_input(data_key))
             .map_err(|_| Error::Backend {
                 backend: self.keyring.crypto_provider().name(),
                 message: format!("RSA-OAEP wrap under {kid} failed"),
@@ -249,7 +249,7 @@ impl KeyWrapper for SoftwareWrapper {
         Ok(KeySlot::new(kid, algorithm, wrapped)?)
     }
 
-    async fn unwrap_key(&self, slot: &KeySlot, _: SlotContext<'_>) -> Result<Unwrapped> {
+    async fn unwrap_key(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
         let Some(version) = self.version_of(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
@@ -257,7 +257,9 @@ impl KeyWrapper for SoftwareWrapper {
         let recovered = private
             .decrypt_oaep(slot.algorithm(), slot.wrapped())
             .map_err(|_| Error::DecryptionFailed)?;
-        let data_key = DataKey::from_slice(&recovered).ok_or(Error::DecryptionFailed)?;
+        let data_key = context
+            .unwrap_output(&recovered)
+            .ok_or(Error::DecryptionFailed)?;
         Ok(Unwrapped::Key(data_key))
     }
 

@@ -39,16 +39,61 @@ fn confirm_unwrapped(
 ///
 /// An RSA slot does not depend on it. A branch slot is bound to its object: its wrapping key is derived from the branch key and the object's
 /// message id (docs/FORMAT.md, "Branch keys"); every [`KeyWrapper`] call carries it.
+///
+/// A slot of another format may wrap the data key behind a fixed prefix (Azure Storage's
+/// client-side encryption v2 wraps `"2.0"` padded to 8 bytes, then the key): an RSA
+/// [`KeyWrapper`] encrypts [`SlotContext::wrap_input`] and reads back through
+/// [`SlotContext::unwrap_output`], so the prefix is written and checked for it. This
+/// crate's own slots have none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotContext<'a> {
     message_id: &'a [u8; 32],
+    key_prefix: &'a [u8],
 }
 
 impl<'a> SlotContext<'a> {
     /// The context of the object whose preamble carries `message_id`.
     #[must_use]
     pub fn new(message_id: &'a [u8; 32]) -> Self {
-        Self { message_id }
+        Self {
+            message_id,
+            key_prefix: &[],
+        }
+    }
+
+    /// The same context for a slot that wraps `prefix ‖ data key` (another format's slot).
+    #[must_use]
+    pub fn with_key_prefix(self, prefix: &'a [u8]) -> Self {
+        Self {
+            key_prefix: prefix,
+            ..self
+        }
+    }
+
+    /// The prefix wrapped before the data key (empty for this crate's slots).
+    #[must_use]
+    pub fn key_prefix(&self) -> &'a [u8] {
+        self.key_prefix
+    }
+
+    /// What an RSA wrapper encrypts for `data_key`: the prefix, then the key (in a buffer
+    /// wiped on drop).
+    #[must_use]
+    pub fn wrap_input(&self, data_key: &DataKey) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut input = zeroize::Zeroizing::new(Vec::with_capacity(
+            self.key_prefix.len() + crate::data_key::DATA_KEY_LEN,
+        ));
+        input.extend_from_slice(self.key_prefix);
+        input.extend_from_slice(data_key.expose_secret());
+        input
+    }
+
+    /// The data key in what an RSA wrapper decrypted: `None` unless it is the prefix, then
+    /// exactly one data key.
+    #[must_use]
+    pub fn unwrap_output(&self, recovered: &[u8]) -> Option<DataKey> {
+        let key = recovered.strip_prefix(self.key_prefix)?;
+        DataKey::from_slice(key)
     }
 
     /// The object's message id (random, from its preamble).

@@ -472,10 +472,11 @@ fn key_vault_behaves_like_every_backend() {
         Arc::new(connect(&vault.key_url("billing"), options(&[&vault])).expect("billing"));
     let backend = KeyVaultBackend {
         vault,
-        key,
+        key: key.clone(),
         billing,
     };
     block_on(behaviour::run(&backend));
+    block_on(behaviour::prefixed_slots_round_trip(key));
 }
 
 #[test]

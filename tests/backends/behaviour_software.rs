@@ -39,9 +39,10 @@ async fn the_software_keyring_behaves() {
         let t = support::temp_keyring(provider);
         let backend = SoftwareBackend {
             keyring: t.keyring,
-            key: t.key,
+            key: t.key.clone(),
             _dir: t.dir,
         };
         behaviour::run(&backend).await;
+        behaviour::prefixed_slots_round_trip(t.key).await;
     }
 }

@@ -9,6 +9,7 @@ mod support;
 
 mod azure_keyvault;
 mod behaviour_software;
+mod blob_cse_python;
 mod blob_envelopes;
 mod keyring;
 mod keyvault_calls;

@@ -104,7 +104,12 @@ impl HsmBackend {
 #[tokio::test]
 async fn the_hsm_behaves_like_every_backend() {
     let (config, wrapper) = token_with_key("behaviour").await;
-    behaviour::run(&HsmBackend { config, wrapper }).await;
+    behaviour::run(&HsmBackend {
+        config,
+        wrapper: wrapper.clone(),
+    })
+    .await;
+    behaviour::prefixed_slots_round_trip(wrapper).await;
 }
 
 #[tokio::test]

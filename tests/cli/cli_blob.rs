@@ -285,3 +285,73 @@ async fn a_container_is_inventoried_rewrapped_by_shards_and_verified() {
         .code(1)
         .stderr(contains("--shard"));
 }
+
+#[tokio::test]
+async fn blobs_of_the_python_sdks_client_side_encryption_are_opened_inventoried_and_rewrapped() {
+    use support::cse_python::{pattern, run_python};
+    let site = Site::new("cli-cse").await;
+    let keyring = site.path("keyring");
+    let keyring = keyring.to_str().expect("utf-8");
+    run_python(&[
+        "write",
+        &site.container,
+        keyring,
+        "orders",
+        "RSA-OAEP",
+        "py/a.bin:5000000",
+    ]);
+    let url = site.blob("py/a.bin");
+    let out = site.cmke().args(["decrypt", &url]).output().expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == pattern(5_000_000), "the Python SDK's bytes");
+    site.cmke()
+        .args(["decrypt", "--range", "4194300..4194310", &url])
+        .assert()
+        .success()
+        .stdout(predicates::ord::eq(
+            pattern(5_000_000)[4_194_300..4_194_310].to_vec(),
+        ));
+
+    let out = site.cmke().args(["inspect", &url]).output().expect("run");
+    let info: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(info["format"], "azure-client-side-encryption", "{info}");
+    assert_eq!(info["algorithm"], "RSA-OAEP", "{info}");
+
+    let out = site
+        .cmke()
+        .args(["inventory", "--json", &site.blob("py")])
+        .output()
+        .expect("run");
+    let inventory: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(inventory["objects"], 1, "{inventory}");
+    assert_eq!(
+        inventory["client_side_encryption"][0]["protocol"], "2.0",
+        "{inventory}"
+    );
+
+    site.cmke()
+        .args(["key", "rotate", "orders"])
+        .assert()
+        .success();
+    site.cmke()
+        .args(["rewrap", &site.blob("py")])
+        .assert()
+        .success()
+        .stdout(contains("re-wrapped"));
+    run_python(&[
+        "read",
+        &site.container,
+        keyring,
+        "orders",
+        "py/a.bin:5000000",
+    ]);
+    site.cmke()
+        .args(["verify", &site.blob("py")])
+        .assert()
+        .success()
+        .stderr(contains("1 verified"));
+}

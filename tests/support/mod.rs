@@ -6,6 +6,8 @@
 pub mod azurite;
 pub mod behaviour;
 pub mod branch_site;
+#[cfg(feature = "azure-blob")]
+pub mod cse_python;
 pub mod keyring;
 #[cfg(feature = "insecure-loopback-vault")]
 pub mod keyvault_double;

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 
 use super::report::{Outcome, Report, Summary};
-use super::shard::Shard;
+use crate::cli::shard::Shard;
 use crate::keys::pool::KeyPool;
 use crate::keys::sources::KeySources;
 

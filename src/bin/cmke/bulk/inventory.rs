@@ -8,9 +8,9 @@ use cmk_envelope::Result;
 use serde::Serialize;
 
 use crate::bulk::inventory_records::{self, StoreReport};
-use crate::bulk::shard::Shard;
 use crate::bulk::walk::{self, Found, Kind, Temp};
 use crate::cli::escape;
+use crate::cli::shard::Shard;
 use crate::keys::report::{current_versions, group_by_key, stale_and_unknown, KeyReport};
 use crate::keys::sources::{key_of, KeySources};
 
@@ -32,6 +32,15 @@ struct Foreign {
 struct Corrupt {
     path: PathBuf,
     error: String,
+}
+
+#[derive(Serialize)]
+struct ClientSideObject {
+    path: PathBuf,
+    /// "2.0" or "2.1".
+    protocol: &'static str,
+    key_id: String,
+    algorithm: cmk_envelope::format::WrapAlgorithm,
 }
 
 /// The whole inventory, as `--json` prints it.
@@ -56,6 +65,10 @@ pub struct Inventory {
     temporary_lookalikes: Vec<PathBuf>,
     /// Symlinks inside the trees: not followed.
     symlinks: Vec<PathBuf>,
+    /// Blobs of the Azure Storage SDKs' client-side encryption v2 (counted above with the
+    /// envelopes, under their `KeyId`): their format, key and algorithm.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    client_side_encryption: Vec<ClientSideObject>,
     /// Blob-container branch stores named on the command line: records per CMK version.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     branch_stores: Vec<StoreReport>,
@@ -251,7 +264,19 @@ async fn blob_headers(
         };
         let path = PathBuf::from(shown);
         match head {
-            Ok(head) => count_envelope(inventory, per_kid, objects, path, head.header(), len),
+            Ok(head) => {
+                if let (Some(protocol), Some(slot)) =
+                    (head.client_side_encryption(), head.header().slots().first())
+                {
+                    inventory.client_side_encryption.push(ClientSideObject {
+                        path: path.clone(),
+                        protocol,
+                        key_id: slot.kid().to_owned(),
+                        algorithm: slot.algorithm(),
+                    });
+                }
+                count_envelope(inventory, per_kid, objects, path, head.header(), len)
+            }
             // As for files: no magic, not ours; the magic and a bad header, corrupt.
             Err(Error::Malformed(cmk_envelope::format::Malformed::BadMagic)) => {
                 inventory.not_cmke.push(Foreign { path, bytes: len })

@@ -10,5 +10,4 @@ pub mod jobs;
 pub mod memory_budget;
 pub mod replace;
 pub mod report;
-pub mod shard;
 pub mod walk;

@@ -248,10 +248,10 @@ pub struct ManyFiles {
     pub quiet: bool,
     /// Only this shard of a blob container's listing, I/N with I from 0: a stable split by
     /// name hash, so N machines share one container with no coordinator.
-    #[arg(long, value_name = "I/N", value_parser = crate::bulk::shard::parse_shard)]
-    pub shard: Option<crate::bulk::shard::Shard>,
-    /// Envelope files, directories to walk, or blob containers
-    /// (https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]).
+    #[arg(long, value_name = "I/N", value_parser = crate::cli::shard::parse_shard)]
+    pub shard: Option<crate::cli::shard::Shard>,
+    /// Envelope files, directories to walk, or blob containers (an https URL:
+    /// ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
 }
@@ -441,11 +441,11 @@ pub struct InventoryArgs {
     #[arg(long)]
     pub stale: bool,
     /// Only this shard of a blob container's listing (I/N, I from 0), as for rewrap.
-    #[arg(long, value_name = "I/N", value_parser = crate::bulk::shard::parse_shard)]
-    pub shard: Option<crate::bulk::shard::Shard>,
-    /// Files or directories to walk, blob containers of envelopes
-    /// (https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]), or the branch store
-    /// named by --branch-store.
+    #[arg(long, value_name = "I/N", value_parser = crate::cli::shard::parse_shard)]
+    pub shard: Option<crate::cli::shard::Shard>,
+    /// Files or directories to walk, blob containers of envelopes (an https URL:
+    /// ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]), or the branch store named by
+    /// --branch-store.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
 }

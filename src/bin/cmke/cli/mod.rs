@@ -8,4 +8,5 @@ pub mod exit;
 pub mod failure;
 pub mod io;
 pub mod io_error;
+pub mod shard;
 pub mod size;

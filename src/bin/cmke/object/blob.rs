@@ -89,7 +89,7 @@ pub async fn decrypt(
 }
 
 /// Describes blob `url` from its header and length.
-pub async fn inspect(sources: &KeySources, url: &str) -> Result<cmk_envelope::inspect::HeaderInfo> {
+pub async fn inspect(sources: &KeySources, url: &str) -> Result<cmk_envelope::blob::BlobInfo> {
     let (container, name) = container_and_name(sources, url)?;
     Ok(container.inspect(&name).await?)
 }

@@ -112,29 +112,32 @@ pub async fn decrypt(sources: &KeySources, args: DecryptArgs) -> Result<ExitCode
 /// `cmke inspect`.
 pub async fn inspect(sources: &KeySources, args: InspectArgs) -> Result<ExitCode> {
     let InspectArgs { input } = args;
-    // A file: only its header is read. A pipe: the rest is counted, not kept.
-    let info = if let Some(url) = blob_url(Some(&input))? {
+    if let Some(url) = blob_url(Some(&input))? {
         #[cfg(feature = "azure-blob")]
-        {
-            super::blob::inspect(sources, url).await?
-        }
+        println!("{}", to_json(&super::blob::inspect(sources, url).await?)?);
         #[cfg(not(feature = "azure-blob"))]
-        {
-            let _ = (url, sources);
-            unreachable!("blob_url refuses URLs without feature azure-blob")
-        }
-    } else if input == Path::new("-") {
+        let _ = (url, sources);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // A file: only its header is read. A pipe: the rest is counted, not kept.
+    let info = if input == Path::new("-") {
         cmk_envelope::inspect::inspect_stream(std::io::stdin().lock())?
     } else {
         let file = std::fs::File::open(&input).map_err(|e| io_error(&input, e))?;
         cmk_envelope::inspect::inspect_reader(file)?
     };
-    let json = serde_json::to_string_pretty(&info).map_err(|e| Error::Backend {
-        backend: "json",
-        message: e.to_string(),
-    })?;
+    let json = to_json(&info)?;
     println!("{json}");
     Ok(ExitCode::SUCCESS)
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String> {
+    Ok(
+        serde_json::to_string_pretty(value).map_err(|e| Error::Backend {
+            backend: "json",
+            message: e.to_string(),
+        })?,
+    )
 }
 
 /// A blob URL given where a file may be: `Some(url)`; a usage error when this cmke was
