@@ -232,3 +232,105 @@ async fn reordered_regions_v1_blobs_and_unknown_algorithms_are_refused() {
         assert!(message.contains(says), "{message}");
     }
 }
+
+/// A v2.1 blob with 1,000-byte regions, made here as the SDKs make it, in each SDK's nonce
+/// encoding: it opens whole and by range; one region under another encoding's nonce does
+/// not.
+#[tokio::test]
+async fn v2_1_regions_of_any_size_in_each_sdks_nonce_encoding_open() {
+    use base64ct::{Base64, Encoding};
+    use cmk_envelope::{DataKey, SlotContext};
+    use openssl::symm::{encrypt_aead, Cipher};
+
+    let keys = support::temp_keyring(Provider::default());
+    let envelope = support::envelope_for(&keys.key, Provider::default(), 65536);
+    let url = azurite().new_container("cse-v2-1").await;
+    let container = BlobContainer::new(&url, StorageToken::new(), None).expect("container");
+    let content_key = [0x42u8; 32];
+    let no_message = [0u8; 32];
+    let slot = keys
+        .key
+        .wrap_key(
+            &DataKey::from_slice(&content_key).expect("key"),
+            SlotContext::new(&no_message).with_key_prefix(b"2.1\0\0\0\0\0"),
+        )
+        .await
+        .expect("wrap");
+    let data = serde_json::json!({
+        "WrappedContentKey": {
+            "KeyId": slot.kid(),
+            "EncryptedKey": Base64::encode_string(slot.wrapped()),
+            "Algorithm": "RSA-OAEP-256",
+        },
+        "EncryptionAgent": {"Protocol": "2.1", "EncryptionAlgorithm": "AES_GCM_256"},
+        "EncryptedRegionInfo": {"DataLength": 1000, "NonceLength": 12},
+        "KeyWrappingMetadata": {"EncryptionLibrary": "made by the test"},
+    })
+    .to_string();
+    let python = |i: u64| {
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&i.to_be_bytes());
+        n
+    };
+    let java = |i: u64| {
+        let mut n = [0u8; 12];
+        n[..8].copy_from_slice(&i.to_be_bytes());
+        n
+    };
+    let dotnet = |i: u64| {
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&(i + 1).to_le_bytes());
+        n
+    };
+    let plaintext = pattern(3_500);
+    let seal = |nonce_of: &dyn Fn(u64) -> [u8; 12]| {
+        let mut body = Vec::new();
+        for (index, region) in plaintext.chunks(1000).enumerate() {
+            let nonce = nonce_of(index as u64);
+            let mut tag = [0u8; 16];
+            let sealed = encrypt_aead(
+                Cipher::aes_256_gcm(),
+                &content_key,
+                Some(&nonce),
+                &[],
+                region,
+                &mut tag,
+            )
+            .expect("gcm");
+            body.extend_from_slice(&nonce);
+            body.extend_from_slice(&sealed);
+            body.extend_from_slice(&tag);
+        }
+        body
+    };
+    let metadata = HashMap::from([("encryptiondata".to_owned(), data)]);
+    for (sdk, nonce_of) in [
+        ("python", &python as &dyn Fn(u64) -> [u8; 12]),
+        ("java", &java),
+        ("dotnet", &dotnet),
+    ] {
+        let name = format!("{sdk}.bin");
+        put_raw(&url, &name, seal(nonce_of), metadata.clone()).await;
+        assert_eq!(
+            open_all(&container, &envelope, &name).await.expect(sdk),
+            plaintext,
+            "{sdk}"
+        );
+        let part = container
+            .download_range(&envelope, &name, b"", 990..2010)
+            .await
+            .expect("range");
+        assert_eq!(part.plaintext(), &plaintext[990..2010], "{sdk}");
+    }
+    // Region 2 under Java's nonce in a Python blob: each region verifies, the mix does not.
+    let mixed_nonce = |i: u64| if i == 2 { java(i) } else { python(i) };
+    put_raw(&url, "mixed.bin", seal(&mixed_nonce), metadata.clone()).await;
+    let mixed = open_all(&container, &envelope, "mixed.bin").await;
+    assert!(matches!(mixed, Err(Error::DecryptionFailed)), "{mixed:?}");
+    // A body whose last region is too short to hold a nonce and a tag.
+    let mut cut = seal(&python);
+    cut.truncate(3 * 1028 + 20);
+    put_raw(&url, "cut.bin", cut, metadata).await;
+    let short = open_all(&container, &envelope, "cut.bin").await;
+    assert!(matches!(short, Err(Error::DecryptionFailed)), "{short:?}");
+}
