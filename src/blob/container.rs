@@ -222,16 +222,7 @@ impl BlobContainer {
                 crate::redact::urls(url)
             )));
         }
-        let container_url = parsed.container_url.parse().map_err(|e| {
-            Error::InvalidArgument(format!("{url}: not a URL the SDK accepts: {e}"))
-        })?;
-        let client =
-            BlobContainerClient::new(container_url, Some(credential), options).map_err(|e| {
-                Error::Backend {
-                    backend: "azure-blob",
-                    message: format!("{url}: {e}"),
-                }
-            })?;
+        let client = super::url::container_client(url, &parsed, credential, options)?;
         Ok(Self {
             client,
             location: parsed.container_url,

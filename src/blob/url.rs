@@ -121,6 +121,31 @@ impl BlobStoreUrl {
     }
 }
 
+/// The SDK's client for the container `parsed` (from `url`) names.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the SDK does not take the URL; [`Error::Backend`] when it
+/// refuses the settings.
+pub(crate) fn container_client(
+    url: &str,
+    parsed: &BlobStoreUrl,
+    credential: std::sync::Arc<dyn azure_core::credentials::TokenCredential>,
+    options: Option<azure_storage_blob::BlobContainerClientOptions>,
+) -> Result<azure_storage_blob::BlobContainerClient> {
+    let container_url = parsed.container_url.parse().map_err(|e| {
+        Error::InvalidArgument(format!(
+            "{}: not a URL the SDK accepts: {e}",
+            crate::redact::urls(url)
+        ))
+    })?;
+    azure_storage_blob::BlobContainerClient::new(container_url, Some(credential), options).map_err(
+        |e| Error::Backend {
+            backend: "azure-blob",
+            message: format!("{}: {e}", crate::redact::urls(url)),
+        },
+    )
+}
+
 /// A blob's URL, split into its container and its name:
 /// `https://{account}.blob.core.windows.net/{container}/{name}`, or path-style for an
 /// emulator. The name's segments are letters, digits, `-`, `_` and `.` (no escapes, no

@@ -81,14 +81,7 @@ impl BlobStore {
         options: Option<BlobContainerClientOptions>,
     ) -> Result<Self> {
         let parsed = BlobStoreUrl::parse(url)?;
-        let container_url = parsed.container_url.parse().map_err(|e| {
-            Error::InvalidArgument(format!("{url}: not a URL the SDK accepts: {e}"))
-        })?;
-        let container = BlobContainerClient::new(container_url, Some(credential), options)
-            .map_err(|e| Error::Backend {
-                backend: BACKEND,
-                message: format!("{url}: {e}"),
-            })?;
+        let container = crate::blob::url::container_client(url, &parsed, credential, options)?;
         Ok(Self {
             location: format!("{}/{}", parsed.container_url, parsed.prefix)
                 .trim_end_matches('/')
