@@ -5,7 +5,10 @@ import pathlib
 
 here = pathlib.Path(__file__).resolve().parent
 # Small ones only: a seed is a starting point, and big seeds slow every execution.
-vectors = sorted(v for v in (here.parent / "tests" / "vectors").glob("*.cmke") if v.stat().st_size <= 16384)
+vector_dir = here.parent / "tests" / "vectors"
+vectors = sorted(v for v in [*vector_dir.glob("*.cmke"), *(vector_dir / "branch").glob("*.cmke")]
+                 if v.stat().st_size <= 16384)
+store = vector_dir / "branch" / "branches" / "pub-br"
 
 
 def case(plain_len, aad=b"", segment_sel=0, threads_sel=0, edits=b""):
@@ -26,12 +29,19 @@ sealed_cases = {
     "copy": case(600, b"", 0, 0, bytes([3, 120, 0, 80, 0, 200, 1])),
 }
 raw = {f"vector-{v.stem}": bytes([0, 0, 0, 0]) + v.read_bytes() for v in vectors}
+# store_record: 0 then a record (the vectors' records, under their RSA CMK), or 1 then a
+# `current` file.
+records = {f"record-{r.stem}": bytes([0]) + r.read_bytes() for r in sorted(store.glob("*.cmke"))}
+records["current"] = bytes([1]) + (store / "current").read_bytes()
+records["current-no-newline"] = bytes([1]) + (store / "current").read_bytes().strip()
+records["current-upper"] = bytes([1]) + (store / "current").read_bytes().upper()
 
 corpora = {
     "header": {f"vector-{v.stem}": v.read_bytes() for v in vectors},
     "open": {**sealed_cases, **raw},
     "stream": {name: bytes([2] * 64) + data for name, data in {**sealed_cases, **raw}.items()},
     "range": {name: bytes([10, 0, 200, 0]) + data for name, data in {**sealed_cases, **raw}.items()},
+    "store_record": records,
 }
 for target, files in corpora.items():
     out = here / "seeds" / target

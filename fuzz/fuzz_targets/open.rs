@@ -1,9 +1,11 @@
 //! The whole in-memory open path, with a working key (see `InsecureCleartextWrapper`):
 //! `open`, `open_into` over a dirty buffer, `open_in_place` and `open_detached` agree, and
-//! never release plaintext that was not sealed.
+//! never release plaintext that was not sealed. The same bytes are also opened through a
+//! branch wrapper and an RSA keyring (the shared branch vectors' keys), which must never
+//! panic and open nothing an unedited seal did not make.
 #![no_main]
 
-use cmk_envelope_fuzz::{block_on, Case};
+use cmk_envelope_fuzz::{block_on, branch, Case};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -44,6 +46,16 @@ fuzz_target!(|data: &[u8]| {
             detached.is_ok(),
             expected.is_some(),
             "open_detached disagrees"
+        );
+    }
+
+    // Through the branch vectors' keys: branch slots via their store and RSA CMK, RSA
+    // slots via their keyring. A case sealed here under the cleartext key never opens there.
+    let through_branch = block_on(branch::vectors_envelope().open(&case.sealed, &case.aad));
+    if through_branch.is_ok() {
+        assert!(
+            case.edited,
+            "a cleartext-key envelope opened under the vectors' keys"
         );
     }
 });

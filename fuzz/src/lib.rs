@@ -3,10 +3,15 @@
 //! envelope plus edits.
 #![forbid(unsafe_code)]
 
+pub mod branch;
+
 use std::sync::Arc;
 
-use cmk_envelope::{DataKey, Envelope, Error, KeyFacts, KeyWrapper, ProtectionLevel, Result, SlotContext, Unwrapped, async_trait};
 use cmk_envelope::format::{KeySlot, WrapAlgorithm};
+use cmk_envelope::{
+    async_trait, DataKey, Envelope, Error, KeyFacts, KeyWrapper, ProtectionLevel, Result,
+    SlotContext, Unwrapped,
+};
 
 /// The only kid [`InsecureCleartextWrapper`] answers to.
 pub const CLEARTEXT_KID: &str = "fuzz:cleartext";
