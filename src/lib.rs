@@ -69,6 +69,7 @@ mod error;
 pub mod format;
 pub mod inspect;
 pub mod kid;
+mod observe;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 pub mod policy;

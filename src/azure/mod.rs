@@ -44,6 +44,7 @@ use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::{KeySlot, WrapAlgorithm};
 use crate::kid::KeyUrl;
+use crate::observe::{key_call, KeyOp};
 use crate::policy::ProtectionLevel;
 use crate::wrap::{KeyFacts, KeyWrapper, SlotContext, Unwrapped};
 
@@ -252,17 +253,19 @@ impl KeyVaultWrapper {
             Some(v) => self.url.kid(v),
             None => format!("{}/keys/{}", self.url.vault, self.url.name),
         };
-        let response = self
-            .client
-            .get_key(
-                &self.url.name,
-                Some(KeyClientGetKeyOptions {
-                    key_version: self.url.version.clone(),
-                    ..KeyClientGetKeyOptions::default()
-                }),
-            )
-            .await
-            .map_err(|e| service_error(e, &name_for_errors, "get"))?;
+        let response = key_call(BACKEND_LABEL, &self.key, KeyOp::Get, async {
+            self.client
+                .get_key(
+                    &self.url.name,
+                    Some(KeyClientGetKeyOptions {
+                        key_version: self.url.version.clone(),
+                        ..KeyClientGetKeyOptions::default()
+                    }),
+                )
+                .await
+                .map_err(|e| service_error(e, &name_for_errors, "get"))
+        })
+        .await?;
         let facts = VaultKeyFacts::from_json(response.body()).map_err(|e| match e {
             Error::Backend { message, .. } => malformed(&name_for_errors, "get", &message),
             other => other,
@@ -310,6 +313,9 @@ impl KeyVaultWrapper {
     }
 }
 
+/// The `backend` label of this backend's calls (`crate::observe`).
+const BACKEND_LABEL: &str = "azure-key-vault";
+
 #[async_trait]
 impl KeyWrapper for KeyVaultWrapper {
     async fn current_kid(&self) -> Result<String> {
@@ -317,103 +323,112 @@ impl KeyWrapper for KeyVaultWrapper {
     }
 
     async fn wrap_key(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
-        let current = self.current().await?;
-        let key_bytes = context.wrap_input(data_key);
-        let wrapped = if self.wrap_remotely {
-            // The request body carries the data key: built here, in one buffer, and wiped
-            // once the SDK has let go of it.
-            let body = sensitive_body::wrap_request(&key_bytes);
-            let kept = body.clone();
-            let answer = self
-                .client
-                .wrap_key(
-                    &self.url.name,
-                    <RequestContent<_> as From<bytes::Bytes>>::from(body),
-                    Some(KeyClientWrapKeyOptions {
-                        key_version: Some(current.version.clone()),
-                        ..KeyClientWrapKeyOptions::default()
-                    }),
-                )
-                .await;
-            sensitive_body::wipe(kept);
-            let response = answer.map_err(|e| service_error(e, &current.kid, "wrapKey"))?;
-            let result = response
-                .into_model()
-                .map_err(|e| malformed(&current.kid, "wrapKey", &e.to_string()))?;
-            if result.kid.as_deref() != Some(current.kid.as_str()) {
-                return Err(Error::Backend {
+        key_call(BACKEND_LABEL, &self.key, KeyOp::Wrap, async {
+            let current = self.current().await?;
+            let key_bytes = context.wrap_input(data_key);
+            let wrapped = if self.wrap_remotely {
+                // The request body carries the data key: built here, in one buffer, and wiped
+                // once the SDK has let go of it.
+                let body = sensitive_body::wrap_request(&key_bytes);
+                let kept = body.clone();
+                let answer = self
+                    .client
+                    .wrap_key(
+                        &self.url.name,
+                        <RequestContent<_> as From<bytes::Bytes>>::from(body),
+                        Some(KeyClientWrapKeyOptions {
+                            key_version: Some(current.version.clone()),
+                            ..KeyClientWrapKeyOptions::default()
+                        }),
+                    )
+                    .await;
+                sensitive_body::wipe(kept);
+                let response = answer.map_err(|e| service_error(e, &current.kid, "wrapKey"))?;
+                let result = response
+                    .into_model()
+                    .map_err(|e| malformed(&current.kid, "wrapKey", &e.to_string()))?;
+                if result.kid.as_deref() != Some(current.kid.as_str()) {
+                    return Err(Error::Backend {
+                        backend: BACKEND,
+                        message: format!(
+                            "wrapKey on {} answered for {}",
+                            current.kid,
+                            result.kid.as_deref().unwrap_or("no key")
+                        ),
+                    });
+                }
+                result.result.ok_or_else(|| Error::Backend {
                     backend: BACKEND,
-                    message: format!(
-                        "wrapKey on {} answered for {}",
-                        current.kid,
-                        result.kid.as_deref().unwrap_or("no key")
-                    ),
-                });
-            }
-            result.result.ok_or_else(|| Error::Backend {
-                backend: BACKEND,
-                message: format!("wrapKey on {} returned no value", current.kid),
-            })?
-        } else {
-            current
-                .public
-                .encrypt_oaep(WrapAlgorithm::RsaOaepSha256, &key_bytes)
-                .map_err(|_| Error::Backend {
-                    backend: BACKEND,
-                    message: format!("local RSA-OAEP-256 wrap under {} failed", current.kid),
+                    message: format!("wrapKey on {} returned no value", current.kid),
                 })?
-        };
-        Ok(KeySlot::new(
-            current.kid.clone(),
-            WrapAlgorithm::RsaOaepSha256,
-            wrapped,
-        )?)
+            } else {
+                current
+                    .public
+                    .encrypt_oaep(WrapAlgorithm::RsaOaepSha256, &key_bytes)
+                    .map_err(|_| Error::Backend {
+                        backend: BACKEND,
+                        message: format!("local RSA-OAEP-256 wrap under {} failed", current.kid),
+                    })?
+            };
+            Ok(KeySlot::new(
+                current.kid.clone(),
+                WrapAlgorithm::RsaOaepSha256,
+                wrapped,
+            )?)
+        })
+        .await
     }
 
     async fn unwrap_key(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
         let Some(version) = self.url.version_in(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
-        let algorithm = match slot.algorithm() {
-            WrapAlgorithm::RsaOaepSha256 => EncryptionAlgorithm::RsaOaep256,
-            WrapAlgorithm::RsaOaepSha1 => EncryptionAlgorithm::RsaOaep,
-            // A slot under one of our key versions that is not RSA was tampered with.
-            _ => return Err(Error::DecryptionFailed),
-        };
-        let parameters = KeyOperationParameters {
-            algorithm: Some(algorithm),
-            value: Some(slot.wrapped().to_vec()),
-            ..KeyOperationParameters::default()
-        };
-        let response = self
-            .client
-            .unwrap_key(
-                &self.url.name,
-                &version,
-                parameters.try_into().map_err(|e| Error::Backend {
+        key_call(BACKEND_LABEL, &self.key, KeyOp::Unwrap, async {
+            let algorithm = match slot.algorithm() {
+                WrapAlgorithm::RsaOaepSha256 => EncryptionAlgorithm::RsaOaep256,
+                WrapAlgorithm::RsaOaepSha1 => EncryptionAlgorithm::RsaOaep,
+                // A slot under one of our key versions that is not RSA was tampered with.
+                _ => return Err(Error::DecryptionFailed),
+            };
+            let parameters = KeyOperationParameters {
+                algorithm: Some(algorithm),
+                value: Some(slot.wrapped().to_vec()),
+                ..KeyOperationParameters::default()
+            };
+            let response = self
+                .client
+                .unwrap_key(
+                    &self.url.name,
+                    &version,
+                    parameters.try_into().map_err(|e| Error::Backend {
+                        backend: BACKEND,
+                        message: format!(
+                            "unwrapKey on {}: cannot build the request: {e}",
+                            slot.kid()
+                        ),
+                    })?,
+                    None,
+                )
+                .await
+                .map_err(|e| service_error(e, slot.kid(), "unwrapKey"))?;
+            // The answer carries the data key: read from the SDK's body buffer, which is wiped,
+            // into a data key, never through an intermediate string.
+            let (data_key, answered_kid) =
+                sensitive_body::read_unwrap_answer(response.into_body(), context)
+                    .map_err(|why| malformed(slot.kid(), "unwrapKey", &why.to_string()))?;
+            if answered_kid.as_deref() != Some(slot.kid()) {
+                return Err(Error::Backend {
                     backend: BACKEND,
-                    message: format!("unwrapKey on {}: cannot build the request: {e}", slot.kid()),
-                })?,
-                None,
-            )
-            .await
-            .map_err(|e| service_error(e, slot.kid(), "unwrapKey"))?;
-        // The answer carries the data key: read from the SDK's body buffer, which is wiped,
-        // into a data key, never through an intermediate string.
-        let (data_key, answered_kid) =
-            sensitive_body::read_unwrap_answer(response.into_body(), context)
-                .map_err(|why| malformed(slot.kid(), "unwrapKey", &why.to_string()))?;
-        if answered_kid.as_deref() != Some(slot.kid()) {
-            return Err(Error::Backend {
-                backend: BACKEND,
-                message: format!(
-                    "unwrapKey on {} answered for {}",
-                    slot.kid(),
-                    answered_kid.as_deref().unwrap_or("no key")
-                ),
-            });
-        }
-        data_key.map(Unwrapped::Key).ok_or(Error::DecryptionFailed)
+                    message: format!(
+                        "unwrapKey on {} answered for {}",
+                        slot.kid(),
+                        answered_kid.as_deref().unwrap_or("no key")
+                    ),
+                });
+            }
+            data_key.map(Unwrapped::Key).ok_or(Error::DecryptionFailed)
+        })
+        .await
     }
 
     /// A slot the vault wrapped (`wrap_remotely`) is the vault's own work. A slot wrapped

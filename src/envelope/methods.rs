@@ -70,6 +70,8 @@ impl Envelope {
         let sealed = self.seal_into_inner(plaintext, aad, out).await;
         if sealed.is_err() {
             out.clear();
+        } else {
+            crate::observe::object("seal", "memory", plaintext.len() as u64);
         }
         sealed
     }
@@ -86,6 +88,7 @@ impl Envelope {
         let mut body = vec![0u8; body_len];
         let engine = SegmentEngine::new(schedule, header.preamble(), &self.aad_hash(aad));
         seal_body(&engine, layout, self.max_threads, plaintext, &mut body)?;
+        crate::observe::object("seal", "memory", plaintext.len() as u64);
         Ok(Sealed {
             header: header.to_bytes(),
             body,
@@ -120,10 +123,13 @@ impl Envelope {
     /// # Ok(()) }
     /// ```
     pub async fn seal_in_place(&self, buffer: &mut Vec<u8>, aad: &[u8]) -> Result<()> {
+        let plain_len = buffer.len() as u64;
         let sealed = self.seal_in_place_inner(buffer, aad).await;
         if sealed.is_err() {
             buffer.zeroize();
             buffer.clear();
+        } else {
+            crate::observe::object("seal", "memory", plain_len);
         }
         sealed
     }
@@ -168,6 +174,8 @@ impl Envelope {
         if opened.is_err() {
             out.zeroize();
             out.clear();
+        } else {
+            crate::observe::object("open", "memory", out.len() as u64);
         }
         opened
     }
@@ -186,6 +194,7 @@ impl Envelope {
                 open_body(engine, layout, self.max_threads, body, &mut plaintext)
             })
             .await?;
+        crate::observe::object("open", "memory", plaintext.len() as u64);
         Ok(Opened { plaintext, info })
     }
 
@@ -200,6 +209,8 @@ impl Envelope {
         if opened.is_err() {
             buffer.zeroize();
             buffer.clear();
+        } else {
+            crate::observe::object("open", "memory", buffer.len() as u64);
         }
         opened
     }

@@ -45,6 +45,7 @@ use crate::crypto::RsaPublic;
 use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::{KeySlot, WrapAlgorithm};
+use crate::observe::{key_call, KeyOp};
 use crate::policy::ProtectionLevel;
 use crate::wrap::{KeyFacts, KeyWrapper, SlotContext, Unwrapped};
 
@@ -321,6 +322,9 @@ impl Pkcs11Wrapper {
     }
 }
 
+/// The `backend` label of this backend's calls (`crate::observe`).
+const BACKEND_LABEL: &str = "pkcs11";
+
 #[async_trait]
 impl KeyWrapper for Pkcs11Wrapper {
     async fn current_kid(&self) -> Result<String> {
@@ -328,67 +332,73 @@ impl KeyWrapper for Pkcs11Wrapper {
     }
 
     async fn wrap_key(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
-        let current = self.current().await?;
-        self.config.key_rules.check_rsa_size(current.bits)?;
-        let wrapped = current
-            .public
-            .encrypt_oaep(self.wrap_algorithm, &context.wrap_input(data_key))
-            .map_err(|_| Error::Backend {
-                backend: BACKEND,
-                message: format!("local RSA-OAEP wrap under {} failed", current.kid),
-            })?;
-        Ok(KeySlot::new(
-            current.kid.clone(),
-            self.wrap_algorithm,
-            wrapped,
-        )?)
+        key_call(BACKEND_LABEL, &self.key, KeyOp::Wrap, async {
+            let current = self.current().await?;
+            self.config.key_rules.check_rsa_size(current.bits)?;
+            let wrapped = current
+                .public
+                .encrypt_oaep(self.wrap_algorithm, &context.wrap_input(data_key))
+                .map_err(|_| Error::Backend {
+                    backend: BACKEND,
+                    message: format!("local RSA-OAEP wrap under {} failed", current.kid),
+                })?;
+            Ok(KeySlot::new(
+                current.kid.clone(),
+                self.wrap_algorithm,
+                wrapped,
+            )?)
+        })
+        .await
     }
 
     async fn unwrap_key(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
         let Some(id) = self.names_this_key(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
-        if !slot.algorithm().is_rsa() {
-            // A slot under one of our key versions that is not RSA was tampered with.
-            return Err(Error::DecryptionFailed);
-        }
-        if slot.algorithm() == WrapAlgorithm::RsaOaepSha256 && self.sha256_missing {
-            return Err(Error::Backend {
-                backend: BACKEND,
-                message: format!(
-                    "{}: this slot is RSA-OAEP with SHA-256, which token {} does not take",
-                    slot.kid(),
-                    self.domain
-                ),
-            });
-        }
-        let handle = self.handle_of(&id, slot.kid()).await?;
-        let recovered = match self
-            .decrypt(
-                handle,
-                slot.algorithm(),
-                slot.wrapped().to_vec(),
-                slot.kid().to_owned(),
-            )
-            .await
-        {
-            Ok(recovered) => recovered,
-            Err(DecryptFailure::Unsupported(rv)) => {
+        key_call(BACKEND_LABEL, &self.key, KeyOp::Unwrap, async {
+            if !slot.algorithm().is_rsa() {
+                // A slot under one of our key versions that is not RSA was tampered with.
+                return Err(Error::DecryptionFailed);
+            }
+            if slot.algorithm() == WrapAlgorithm::RsaOaepSha256 && self.sha256_missing {
                 return Err(Error::Backend {
                     backend: BACKEND,
                     message: format!(
-                        "{}: token {} refused the OAEP parameters ({rv})",
+                        "{}: this slot is RSA-OAEP with SHA-256, which token {} does not take",
                         slot.kid(),
                         self.domain
                     ),
-                })
+                });
             }
-            Err(DecryptFailure::Other(e)) => return Err(e),
-        };
-        context
-            .unwrap_output(&recovered)
-            .map(Unwrapped::Key)
-            .ok_or(Error::DecryptionFailed)
+            let handle = self.handle_of(&id, slot.kid()).await?;
+            let recovered = match self
+                .decrypt(
+                    handle,
+                    slot.algorithm(),
+                    slot.wrapped().to_vec(),
+                    slot.kid().to_owned(),
+                )
+                .await
+            {
+                Ok(recovered) => recovered,
+                Err(DecryptFailure::Unsupported(rv)) => {
+                    return Err(Error::Backend {
+                        backend: BACKEND,
+                        message: format!(
+                            "{}: token {} refused the OAEP parameters ({rv})",
+                            slot.kid(),
+                            self.domain
+                        ),
+                    })
+                }
+                Err(DecryptFailure::Other(e)) => return Err(e),
+            };
+            context
+                .unwrap_output(&recovered)
+                .map(Unwrapped::Key)
+                .ok_or(Error::DecryptionFailed)
+        })
+        .await
     }
 
     fn key_facts(&self) -> KeyFacts<'_> {

@@ -11,6 +11,7 @@ use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::{KeySlot, WrapAlgorithm};
 use crate::kid::{KeyName, KeyVersion, LocalKid, LOCAL_KID_PREFIX};
+use crate::observe::{key_call, KeyOp};
 use crate::policy::ProtectionLevel;
 use crate::wrap::{KeyFacts, KeyWrapper, SlotContext, Unwrapped};
 
@@ -221,6 +222,9 @@ impl Keyring {
     }
 }
 
+/// The `backend` label of this backend's calls (`crate::observe`).
+const BACKEND_LABEL: &str = "software";
+
 #[async_trait]
 impl KeyWrapper for SoftwareWrapper {
     async fn current_kid(&self) -> Result<String> {
@@ -229,38 +233,44 @@ impl KeyWrapper for SoftwareWrapper {
     }
 
     async fn wrap_key(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
-        self.follow_rotations()?;
-        let (kid, public, bits) = {
-            let current = self.read_current();
-            (
-                current.kid.clone(),
-                Arc::clone(&current.public),
-                current.bits,
-            )
-        };
-        self.keyring.rules().check_rsa_size(bits)?;
-        let algorithm = WrapAlgorithm::RsaOaepSha256;
-        let wrapped = public
-            .encrypt_oaep(algorithm, &context.wrap_input(data_key))
-            .map_err(|_| Error::Backend {
-                backend: self.keyring.crypto_provider().name(),
-                message: format!("RSA-OAEP wrap under {kid} failed"),
-            })?;
-        Ok(KeySlot::new(kid, algorithm, wrapped)?)
+        key_call(BACKEND_LABEL, &self.key, KeyOp::Wrap, async {
+            self.follow_rotations()?;
+            let (kid, public, bits) = {
+                let current = self.read_current();
+                (
+                    current.kid.clone(),
+                    Arc::clone(&current.public),
+                    current.bits,
+                )
+            };
+            self.keyring.rules().check_rsa_size(bits)?;
+            let algorithm = WrapAlgorithm::RsaOaepSha256;
+            let wrapped = public
+                .encrypt_oaep(algorithm, &context.wrap_input(data_key))
+                .map_err(|_| Error::Backend {
+                    backend: self.keyring.crypto_provider().name(),
+                    message: format!("RSA-OAEP wrap under {kid} failed"),
+                })?;
+            Ok(KeySlot::new(kid, algorithm, wrapped)?)
+        })
+        .await
     }
 
     async fn unwrap_key(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
         let Some(version) = self.version_of(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
-        let private = self.private_key(&version?)?;
-        let recovered = private
-            .decrypt_oaep(slot.algorithm(), slot.wrapped())
-            .map_err(|_| Error::DecryptionFailed)?;
-        let data_key = context
-            .unwrap_output(&recovered)
-            .ok_or(Error::DecryptionFailed)?;
-        Ok(Unwrapped::Key(data_key))
+        key_call(BACKEND_LABEL, &self.key, KeyOp::Unwrap, async {
+            let private = self.private_key(&version?)?;
+            let recovered = private
+                .decrypt_oaep(slot.algorithm(), slot.wrapped())
+                .map_err(|_| Error::DecryptionFailed)?;
+            let data_key = context
+                .unwrap_output(&recovered)
+                .ok_or(Error::DecryptionFailed)?;
+            Ok(Unwrapped::Key(data_key))
+        })
+        .await
     }
 
     fn key_facts(&self) -> KeyFacts<'_> {

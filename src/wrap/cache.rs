@@ -196,6 +196,7 @@ impl CachingWrapper {
                 .is_some_and(|e| e.stored == when)
             {
                 entries.by_slot.remove(&oldest);
+                crate::observe::cache_event("eviction");
             }
         }
         // Keep the order queue from growing without bound on re-inserts.
@@ -220,10 +221,13 @@ impl CachingWrapper {
         let result = {
             let _one_call_per_slot = gate.lock().await;
             if let Some(key) = self.lookup(id) {
+                // Another task's call answered while this one waited for it.
+                crate::observe::cache_event("coalesced");
                 return Ok(Unwrapped::Key(key));
             }
             let _permit = self.permits.acquire().await;
             lock(&self.stats).calls += 1;
+            crate::observe::cache_event("miss");
             let result = self.inner.unwrap_key(slot, context).await;
             if let Ok(Unwrapped::Key(key)) = &result {
                 self.store(id.clone(), key);
@@ -262,6 +266,7 @@ impl KeyWrapper for CachingWrapper {
             wrapped: slot.wrapped().to_vec(),
         };
         if let Some(key) = self.lookup(&id) {
+            crate::observe::cache_event("hit");
             return Ok(Unwrapped::Key(key));
         }
         self.unwrap_through(&id, slot, context).await
