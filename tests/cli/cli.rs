@@ -486,3 +486,44 @@ fn a_usage_error_says_usage_and_exits_1() {
         .clone();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("usage:"));
 }
+
+#[test]
+fn stats_show_the_key_service_calls_of_a_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (keyring, sealed) = keyring_and_sealed(dir.path(), "counted");
+    let file = dir.path().join("s.cmke");
+    std::fs::write(&file, &sealed).expect("write");
+    let out = cmke(&keyring)
+        .args(["--stats", "decrypt"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"counted", "stdout stays the plaintext");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cmke_key_service_calls_total backend=software key=local:k operation=unwrap outcome=ok 1"),
+        "{stderr}"
+    );
+    // With `inventory --json`, one JSON object; no call is made to count headers.
+    let out = cmke(&keyring)
+        .args(["--stats", "inventory", "--json"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let stats: serde_json::Value =
+        serde_json::from_slice(&out.stderr).expect("stats as JSON on stderr");
+    assert!(stats["stats"].is_array(), "{stats}");
+    // Without --stats, nothing is printed.
+    let out = cmke(&keyring)
+        .arg("decrypt")
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

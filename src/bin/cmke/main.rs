@@ -61,11 +61,19 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE_OR_IO);
         }
     };
-    match runtime.block_on(run::run(cli)) {
+    let stats = cli.stats.then(|| {
+        cli::stats::start();
+        matches!(&cli.command, cli::args::Command::Inventory(args) if args.json)
+    });
+    let code = match runtime.block_on(run::run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("cmke: {}", escape::text(&e.to_string()));
             ExitCode::from(failure_exit_code(&e))
         }
+    };
+    if let Some(json) = stats {
+        cli::stats::print(json);
     }
+    code
 }

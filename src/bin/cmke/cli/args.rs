@@ -35,6 +35,11 @@ pub struct Cli {
     /// ~/.config/cmke/cmke.toml, when it exists; never ./cmke.toml].
     #[arg(long, global = true, env = "CMKE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// At the end, print on stderr the key-service calls by backend, key, operation and
+    /// outcome, the data-key cache's events and the objects sealed and opened (one JSON
+    /// object with `inventory --json`).
+    #[arg(long, global = true)]
+    pub stats: bool,
 
     /// Software keyring directory [default: $XDG_DATA_HOME/cmke/keyring, else
     /// ~/.local/share/cmke/keyring].

@@ -10,3 +10,4 @@ pub mod io;
 pub mod io_error;
 pub mod shard;
 pub mod size;
+pub mod stats;
