@@ -26,7 +26,7 @@ pub(crate) enum KeyOp {
 }
 
 impl KeyOp {
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
     fn name(self) -> &'static str {
         match self {
             KeyOp::Get => "get",
@@ -37,7 +37,7 @@ impl KeyOp {
 }
 
 /// The `outcome` label of a call's result.
-#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
 fn outcome<T>(result: &Result<T>) -> &'static str {
     match result {
         Ok(_) => "ok",
@@ -51,16 +51,35 @@ fn outcome<T>(result: &Result<T>) -> &'static str {
     }
 }
 
-/// Runs one key-service call, counting it and timing it under `backend`, `key` and `op`.
+/// Runs one key-service call, counting it and timing it under `backend`, `key` and `op`,
+/// in a span (feature `tracing`) that also names the slot's kid, with its version, when
+/// there is one.
 pub(crate) async fn key_call<T>(
     backend: &'static str,
     key: &str,
     op: KeyOp,
+    kid: Option<&str>,
     call: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
     #[cfg(feature = "metrics")]
     let started = std::time::Instant::now();
+    #[cfg(feature = "tracing")]
+    let span = tracing::info_span!(
+        "cmke.key_service",
+        backend,
+        key,
+        operation = op.name(),
+        kid = kid.unwrap_or(""),
+        outcome = tracing::field::Empty
+    );
+    #[cfg(feature = "tracing")]
+    let result = tracing::Instrument::instrument(call, span.clone()).await;
+    #[cfg(not(feature = "tracing"))]
     let result = call.await;
+    #[cfg(feature = "tracing")]
+    span.record("outcome", outcome(&result));
+    #[cfg(not(feature = "tracing"))]
+    let _ = kid;
     #[cfg(feature = "metrics")]
     {
         let labels = [

@@ -253,7 +253,7 @@ impl KeyVaultWrapper {
             Some(v) => self.url.kid(v),
             None => format!("{}/keys/{}", self.url.vault, self.url.name),
         };
-        let response = key_call(BACKEND_LABEL, &self.key, KeyOp::Get, async {
+        let response = key_call(BACKEND_LABEL, &self.key, KeyOp::Get, None, async {
             self.client
                 .get_key(
                     &self.url.name,
@@ -323,7 +323,7 @@ impl KeyWrapper for KeyVaultWrapper {
     }
 
     async fn wrap_key(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
-        key_call(BACKEND_LABEL, &self.key, KeyOp::Wrap, async {
+        key_call(BACKEND_LABEL, &self.key, KeyOp::Wrap, None, async {
             let current = self.current().await?;
             let key_bytes = context.wrap_input(data_key);
             let wrapped = if self.wrap_remotely {
@@ -383,51 +383,57 @@ impl KeyWrapper for KeyVaultWrapper {
         let Some(version) = self.url.version_in(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
-        key_call(BACKEND_LABEL, &self.key, KeyOp::Unwrap, async {
-            let algorithm = match slot.algorithm() {
-                WrapAlgorithm::RsaOaepSha256 => EncryptionAlgorithm::RsaOaep256,
-                WrapAlgorithm::RsaOaepSha1 => EncryptionAlgorithm::RsaOaep,
-                // A slot under one of our key versions that is not RSA was tampered with.
-                _ => return Err(Error::DecryptionFailed),
-            };
-            let parameters = KeyOperationParameters {
-                algorithm: Some(algorithm),
-                value: Some(slot.wrapped().to_vec()),
-                ..KeyOperationParameters::default()
-            };
-            let response = self
-                .client
-                .unwrap_key(
-                    &self.url.name,
-                    &version,
-                    parameters.try_into().map_err(|e| Error::Backend {
+        key_call(
+            BACKEND_LABEL,
+            &self.key,
+            KeyOp::Unwrap,
+            Some(slot.kid()),
+            async {
+                let algorithm = match slot.algorithm() {
+                    WrapAlgorithm::RsaOaepSha256 => EncryptionAlgorithm::RsaOaep256,
+                    WrapAlgorithm::RsaOaepSha1 => EncryptionAlgorithm::RsaOaep,
+                    // A slot under one of our key versions that is not RSA was tampered with.
+                    _ => return Err(Error::DecryptionFailed),
+                };
+                let parameters = KeyOperationParameters {
+                    algorithm: Some(algorithm),
+                    value: Some(slot.wrapped().to_vec()),
+                    ..KeyOperationParameters::default()
+                };
+                let response = self
+                    .client
+                    .unwrap_key(
+                        &self.url.name,
+                        &version,
+                        parameters.try_into().map_err(|e| Error::Backend {
+                            backend: BACKEND,
+                            message: format!(
+                                "unwrapKey on {}: cannot build the request: {e}",
+                                slot.kid()
+                            ),
+                        })?,
+                        None,
+                    )
+                    .await
+                    .map_err(|e| service_error(e, slot.kid(), "unwrapKey"))?;
+                // The answer carries the data key: read from the SDK's body buffer, which is wiped,
+                // into a data key, never through an intermediate string.
+                let (data_key, answered_kid) =
+                    sensitive_body::read_unwrap_answer(response.into_body(), context)
+                        .map_err(|why| malformed(slot.kid(), "unwrapKey", &why.to_string()))?;
+                if answered_kid.as_deref() != Some(slot.kid()) {
+                    return Err(Error::Backend {
                         backend: BACKEND,
                         message: format!(
-                            "unwrapKey on {}: cannot build the request: {e}",
-                            slot.kid()
+                            "unwrapKey on {} answered for {}",
+                            slot.kid(),
+                            answered_kid.as_deref().unwrap_or("no key")
                         ),
-                    })?,
-                    None,
-                )
-                .await
-                .map_err(|e| service_error(e, slot.kid(), "unwrapKey"))?;
-            // The answer carries the data key: read from the SDK's body buffer, which is wiped,
-            // into a data key, never through an intermediate string.
-            let (data_key, answered_kid) =
-                sensitive_body::read_unwrap_answer(response.into_body(), context)
-                    .map_err(|why| malformed(slot.kid(), "unwrapKey", &why.to_string()))?;
-            if answered_kid.as_deref() != Some(slot.kid()) {
-                return Err(Error::Backend {
-                    backend: BACKEND,
-                    message: format!(
-                        "unwrapKey on {} answered for {}",
-                        slot.kid(),
-                        answered_kid.as_deref().unwrap_or("no key")
-                    ),
-                });
-            }
-            data_key.map(Unwrapped::Key).ok_or(Error::DecryptionFailed)
-        })
+                    });
+                }
+                data_key.map(Unwrapped::Key).ok_or(Error::DecryptionFailed)
+            },
+        )
         .await
     }
 

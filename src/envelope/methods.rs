@@ -66,6 +66,7 @@ impl Envelope {
     ///
     /// # Errors
     /// As [`Envelope::seal`]; on error `out` is emptied.
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "cmke.seal", skip_all, fields(bytes = plaintext.len())))]
     pub async fn seal_into(&self, plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let sealed = self.seal_into_inner(plaintext, aad, out).await;
         if sealed.is_err() {
@@ -81,6 +82,7 @@ impl Envelope {
     ///
     /// # Errors
     /// As [`Envelope::seal`].
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "cmke.seal", skip_all, fields(bytes = plaintext.len())))]
     pub async fn seal_detached(&self, plaintext: &[u8], aad: &[u8]) -> Result<Sealed> {
         let (header, schedule, layout) = self.start_object(plaintext.len()).await?;
         let body_len = usize::try_from(layout.body_len())
@@ -122,6 +124,7 @@ impl Envelope {
     /// assert_eq!(buffer, b"a large object");
     /// # Ok(()) }
     /// ```
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "cmke.seal", skip_all, fields(bytes = buffer.len())))]
     pub async fn seal_in_place(&self, buffer: &mut Vec<u8>, aad: &[u8]) -> Result<()> {
         let plain_len = buffer.len() as u64;
         let sealed = self.seal_in_place_inner(buffer, aad).await;
@@ -155,6 +158,7 @@ impl Envelope {
     ///
     /// # Errors
     /// As [`Envelope::open`].
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "cmke.open", skip_all, fields(bytes = envelope.len())))]
     pub async fn open_into(
         &self,
         envelope: &[u8],
@@ -184,6 +188,7 @@ impl Envelope {
     ///
     /// # Errors
     /// As [`Envelope::open`]; a header with trailing bytes is malformed.
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "cmke.open", skip_all, fields(bytes = body.len())))]
     pub async fn open_detached(&self, header: &[u8], body: &[u8], aad: &[u8]) -> Result<Opened> {
         let parsed = Header::parse_detached(header)?;
         let layout =
@@ -204,6 +209,7 @@ impl Envelope {
     /// # Errors
     /// As [`Envelope::open`]. On error `buffer` is wiped and emptied: no unauthenticated
     /// plaintext survives, and neither does the envelope (keep a copy to retry).
+    #[cfg_attr(feature = "tracing", tracing::instrument(name = "cmke.open", skip_all, fields(bytes = buffer.len())))]
     pub async fn open_in_place(&self, buffer: &mut Vec<u8>, aad: &[u8]) -> Result<OpenInfo> {
         let opened = self.open_in_place_inner(buffer, aad).await;
         if opened.is_err() {
@@ -230,6 +236,10 @@ impl Envelope {
     /// # Errors
     /// As [`Envelope::open`] for the unwrap; [`Error::PolicyRefused`] when the move breaks the
     /// policy (another vault or keyring; a customer-managed key to a software key).
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(name = "cmke.rewrap", skip_all)
+    )]
     pub async fn rewrap(
         &self,
         header_or_envelope: &[u8],

@@ -332,7 +332,7 @@ impl KeyWrapper for Pkcs11Wrapper {
     }
 
     async fn wrap_key(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
-        key_call(BACKEND_LABEL, &self.key, KeyOp::Wrap, async {
+        key_call(BACKEND_LABEL, &self.key, KeyOp::Wrap, None, async {
             let current = self.current().await?;
             self.config.key_rules.check_rsa_size(current.bits)?;
             let wrapped = current
@@ -355,49 +355,55 @@ impl KeyWrapper for Pkcs11Wrapper {
         let Some(id) = self.names_this_key(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
-        key_call(BACKEND_LABEL, &self.key, KeyOp::Unwrap, async {
-            if !slot.algorithm().is_rsa() {
-                // A slot under one of our key versions that is not RSA was tampered with.
-                return Err(Error::DecryptionFailed);
-            }
-            if slot.algorithm() == WrapAlgorithm::RsaOaepSha256 && self.sha256_missing {
-                return Err(Error::Backend {
-                    backend: BACKEND,
-                    message: format!(
-                        "{}: this slot is RSA-OAEP with SHA-256, which token {} does not take",
-                        slot.kid(),
-                        self.domain
-                    ),
-                });
-            }
-            let handle = self.handle_of(&id, slot.kid()).await?;
-            let recovered = match self
-                .decrypt(
-                    handle,
-                    slot.algorithm(),
-                    slot.wrapped().to_vec(),
-                    slot.kid().to_owned(),
-                )
-                .await
-            {
-                Ok(recovered) => recovered,
-                Err(DecryptFailure::Unsupported(rv)) => {
+        key_call(
+            BACKEND_LABEL,
+            &self.key,
+            KeyOp::Unwrap,
+            Some(slot.kid()),
+            async {
+                if !slot.algorithm().is_rsa() {
+                    // A slot under one of our key versions that is not RSA was tampered with.
+                    return Err(Error::DecryptionFailed);
+                }
+                if slot.algorithm() == WrapAlgorithm::RsaOaepSha256 && self.sha256_missing {
                     return Err(Error::Backend {
                         backend: BACKEND,
                         message: format!(
-                            "{}: token {} refused the OAEP parameters ({rv})",
+                            "{}: this slot is RSA-OAEP with SHA-256, which token {} does not take",
                             slot.kid(),
                             self.domain
                         ),
-                    })
+                    });
                 }
-                Err(DecryptFailure::Other(e)) => return Err(e),
-            };
-            context
-                .unwrap_output(&recovered)
-                .map(Unwrapped::Key)
-                .ok_or(Error::DecryptionFailed)
-        })
+                let handle = self.handle_of(&id, slot.kid()).await?;
+                let recovered = match self
+                    .decrypt(
+                        handle,
+                        slot.algorithm(),
+                        slot.wrapped().to_vec(),
+                        slot.kid().to_owned(),
+                    )
+                    .await
+                {
+                    Ok(recovered) => recovered,
+                    Err(DecryptFailure::Unsupported(rv)) => {
+                        return Err(Error::Backend {
+                            backend: BACKEND,
+                            message: format!(
+                                "{}: token {} refused the OAEP parameters ({rv})",
+                                slot.kid(),
+                                self.domain
+                            ),
+                        })
+                    }
+                    Err(DecryptFailure::Other(e)) => return Err(e),
+                };
+                context
+                    .unwrap_output(&recovered)
+                    .map(Unwrapped::Key)
+                    .ok_or(Error::DecryptionFailed)
+            },
+        )
         .await
     }
 

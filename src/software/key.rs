@@ -233,7 +233,7 @@ impl KeyWrapper for SoftwareWrapper {
     }
 
     async fn wrap_key(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
-        key_call(BACKEND_LABEL, &self.key, KeyOp::Wrap, async {
+        key_call(BACKEND_LABEL, &self.key, KeyOp::Wrap, None, async {
             self.follow_rotations()?;
             let (kid, public, bits) = {
                 let current = self.read_current();
@@ -260,16 +260,22 @@ impl KeyWrapper for SoftwareWrapper {
         let Some(version) = self.version_of(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
-        key_call(BACKEND_LABEL, &self.key, KeyOp::Unwrap, async {
-            let private = self.private_key(&version?)?;
-            let recovered = private
-                .decrypt_oaep(slot.algorithm(), slot.wrapped())
-                .map_err(|_| Error::DecryptionFailed)?;
-            let data_key = context
-                .unwrap_output(&recovered)
-                .ok_or(Error::DecryptionFailed)?;
-            Ok(Unwrapped::Key(data_key))
-        })
+        key_call(
+            BACKEND_LABEL,
+            &self.key,
+            KeyOp::Unwrap,
+            Some(slot.kid()),
+            async {
+                let private = self.private_key(&version?)?;
+                let recovered = private
+                    .decrypt_oaep(slot.algorithm(), slot.wrapped())
+                    .map_err(|_| Error::DecryptionFailed)?;
+                let data_key = context
+                    .unwrap_output(&recovered)
+                    .ok_or(Error::DecryptionFailed)?;
+                Ok(Unwrapped::Key(data_key))
+            },
+        )
         .await
     }
 
