@@ -37,6 +37,8 @@ use crate::wrap::{KeyResolver, KeyWrapper};
 #[derive(Clone)]
 pub struct Envelope {
     pub(super) sealer: Option<Arc<dyn KeyWrapper>>,
+    /// More slots for every new object, under other keys (other vaults, regions).
+    pub(super) extra_sealers: Vec<Arc<dyn KeyWrapper>>,
     pub(super) resolver: KeyResolver,
     pub(super) provider: Provider,
     pub(super) rewrap_policy: RewrapPolicy,
@@ -59,6 +61,9 @@ impl std::fmt::Debug for Envelope {
 #[must_use]
 pub struct EnvelopeBuilder {
     pub(super) sealer: Option<Arc<dyn KeyWrapper>>,
+    pub(super) extra_sealers: Vec<Arc<dyn KeyWrapper>>,
+    pub(super) failover_cooldown: std::time::Duration,
+    pub(super) failover_state: Option<crate::wrap::FailoverState>,
     pub(super) openers: Vec<Arc<dyn KeyWrapper>>,
     pub(super) provider: Provider,
     pub(super) rewrap_policy: RewrapPolicy,
@@ -72,6 +77,32 @@ impl EnvelopeBuilder {
     /// New data keys are wrapped by this wrapper, which also opens.
     pub fn seal_with(mut self, wrapper: Arc<dyn KeyWrapper>) -> Self {
         self.sealer = Some(wrapper);
+        self
+    }
+
+    /// Every new object also gets a slot under `wrapper` (after the `seal_with` slot, in the
+    /// order added): the same data key wrapped by another key, for example a CMK in a vault
+    /// of another region. Opening tries the slots in order and fails over to the next when
+    /// a key service fails transiently ([`EnvelopeBuilder::failover_cooldown`]). The
+    /// wrapper also opens. At most 7 (8 slots in all).
+    pub fn also_seal_with(mut self, wrapper: Arc<dyn KeyWrapper>) -> Self {
+        self.extra_sealers.push(wrapper);
+        self
+    }
+
+    /// How long a key service that failed transiently (throttled, unavailable, timed out)
+    /// is passed over when an object has a slot under another one (default 30 s): a dead
+    /// vault costs one failed call per cool-down, not one per object. An object whose only
+    /// slots are under that service still asks it. `Duration::ZERO`: never passed over.
+    pub fn failover_cooldown(mut self, cooldown: std::time::Duration) -> Self {
+        self.failover_cooldown = cooldown;
+        self
+    }
+
+    /// Shares which key services failed, for the cool-down, with other envelopes given the
+    /// same `state` (by default each envelope, with its clones, has its own).
+    pub fn failover_state(mut self, state: crate::wrap::FailoverState) -> Self {
+        self.failover_state = Some(state);
         self
     }
 
@@ -149,9 +180,23 @@ impl EnvelopeBuilder {
                 self.segment_size
             )));
         }
+        if self.extra_sealers.len() >= usize::from(crate::format::limits::MAX_SLOTS) {
+            return Err(Error::InvalidArgument(format!(
+                "{} keys to seal with: an object has at most {} slots",
+                self.extra_sealers.len() + 1,
+                crate::format::limits::MAX_SLOTS
+            )));
+        }
         let mut resolver = KeyResolver::new();
+        resolver.set_failover_cooldown(self.failover_cooldown);
+        if let Some(state) = self.failover_state {
+            resolver.set_failover_state(state);
+        }
         if let Some(sealer) = &self.sealer {
             resolver.add(Arc::clone(sealer));
+        }
+        for extra in &self.extra_sealers {
+            resolver.add(Arc::clone(extra));
         }
         for opener in self.openers {
             resolver.add(opener);
@@ -166,6 +211,7 @@ impl EnvelopeBuilder {
         }
         Ok(Envelope {
             sealer: self.sealer,
+            extra_sealers: self.extra_sealers,
             resolver,
             provider: self.provider,
             rewrap_policy: self.rewrap_policy,

@@ -26,6 +26,9 @@ impl Envelope {
     pub fn builder() -> EnvelopeBuilder {
         EnvelopeBuilder {
             sealer: None,
+            extra_sealers: Vec::new(),
+            failover_cooldown: std::time::Duration::from_secs(30),
+            failover_state: None,
             openers: Vec::new(),
             provider: Provider::default(),
             rewrap_policy: RewrapPolicy::default(),
@@ -422,11 +425,13 @@ impl Envelope {
                     message: "key derivation failed".to_owned(),
                 }
             })?;
-        let slot = sealer
-            .wrap_key(&data_key, SlotContext::new(&message_id))
-            .await?;
+        let context = SlotContext::new(&message_id);
+        let mut slots = vec![sealer.wrap_key(&data_key, context).await?];
+        for extra in &self.extra_sealers {
+            slots.push(extra.wrap_key(&data_key, context).await?);
+        }
         let preamble = Preamble::new(self.segment_size, message_id, schedule.commitment)?;
-        let header = Header::new(preamble, vec![slot])?;
+        let header = Header::new(preamble, slots)?;
         Ok((header, schedule))
     }
 

@@ -10,5 +10,6 @@ mod resolver;
 pub use cache::{CacheConfig, CacheStats, CachingWrapper};
 pub use key_ops_limit::KeyOpsLimit;
 pub(crate) use key_wrapper::{KeyFacts, KeyWrapper, SlotContext, Unwrapped};
+pub use resolver::FailoverState;
 pub(crate) use resolver::KeyResolver;
 pub(crate) use resolver::Recovered;

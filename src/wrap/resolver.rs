@@ -1,6 +1,8 @@
 //! Picks the wrapper for a slot's kid.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::{KeyWrapper, SlotContext, Unwrapped};
 use crate::data_key::DataKey;
@@ -15,6 +17,39 @@ use crate::policy::KidAllowlist;
 pub struct KeyResolver {
     wrappers: Vec<Arc<dyn KeyWrapper>>,
     allowlist: Option<KidAllowlist>,
+    /// How long a key service (a wrapper's domain) that failed transiently is passed over
+    /// when the object has a slot elsewhere.
+    cooldown: Duration,
+    /// When each domain last failed transiently: shared by every clone of this resolver
+    /// (every clone of its envelope), and by envelopes given the same state.
+    failed: FailoverState,
+}
+
+/// Which key services failed transiently, and when: what the failover cool-down reads
+/// ([`EnvelopeBuilder::failover_cooldown`](crate::EnvelopeBuilder::failover_cooldown)).
+/// Every clone of an envelope shares its own; give one to several envelopes
+/// ([`EnvelopeBuilder::failover_state`](crate::EnvelopeBuilder::failover_state)) so that a
+/// failure seen by one passes the service over for all (as `cmke` does for a run).
+#[derive(Clone, Default)]
+pub struct FailoverState {
+    failed: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+impl std::fmt::Debug for FailoverState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("FailoverState")
+            .field("services_failed", &failed.len())
+            .finish()
+    }
+}
+
+impl FailoverState {
+    /// A state with no failure.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
 }
 
 impl std::fmt::Debug for KeyResolver {
@@ -58,6 +93,60 @@ impl KeyResolver {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Passes over, for `cooldown`, a key service that failed transiently when an object
+    /// has a slot under another one.
+    pub fn set_failover_cooldown(&mut self, cooldown: Duration) {
+        self.cooldown = cooldown;
+    }
+
+    /// Shares `state` (with other envelopes).
+    pub(crate) fn set_failover_state(&mut self, state: FailoverState) {
+        self.failed = state;
+    }
+
+    fn cooling_down(&self, domain: &str) -> bool {
+        let failed = self
+            .failed
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        failed
+            .get(domain)
+            .is_some_and(|at| at.elapsed() < self.cooldown)
+    }
+
+    fn note_outcome(&self, domain: &str, transient_failure: bool) {
+        let mut failed = self
+            .failed
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if transient_failure {
+            failed.insert(domain.to_owned(), Instant::now());
+        } else {
+            failed.remove(domain);
+        }
+    }
+
+    /// Whether `slots` name keys of more than one key service (by the kids alone): then a
+    /// service cooling down can be passed over.
+    fn can_fail_over(&self, slots: &[KeySlot]) -> bool {
+        let mut domains: Vec<&str> = Vec::new();
+        for slot in slots.iter().filter(|s| self.offers(s)) {
+            if let Some(wrapper) = self
+                .wrappers
+                .iter()
+                .find(|w| w.key_facts().recognizes(slot.kid()) == Some(true))
+            {
+                let domain = wrapper.key_facts().domain;
+                if !domains.contains(&domain) {
+                    domains.push(domain);
+                }
+            }
+        }
+        domains.len() > 1
     }
 
     /// Adds a wrapper, asked after those already added.
@@ -143,12 +232,29 @@ impl KeyResolver {
     ) -> Result<Recovered<T>> {
         let mut key_problem: Option<Error> = None;
         let mut claimed = false;
+        let mut passed_over: Option<(String, String)> = None;
+        let can_fail_over = !self.cooldown.is_zero() && self.can_fail_over(slots);
         for (slot_index, slot) in slots.iter().enumerate() {
             if !self.offers(slot) {
                 continue;
             }
             for wrapper in &self.wrappers {
-                match wrapper.unwrap_key(slot, context).await {
+                let facts = wrapper.key_facts();
+                if can_fail_over
+                    && facts.recognizes(slot.kid()) == Some(true)
+                    && self.cooling_down(facts.domain)
+                {
+                    // Its service failed a moment ago: the next slot, not another failure.
+                    passed_over.get_or_insert((slot.kid().to_owned(), facts.domain.to_owned()));
+                    break;
+                }
+                let unwrapped = wrapper.unwrap_key(slot, context).await;
+                match &unwrapped {
+                    Err(e) if e.is_transient() => self.note_outcome(facts.domain, true),
+                    Ok(Unwrapped::Key(_)) => self.note_outcome(facts.domain, false),
+                    _ => {}
+                }
+                match unwrapped {
                     Ok(Unwrapped::NotMine) => continue,
                     Ok(Unwrapped::Key(data_key)) => {
                         claimed = true;
@@ -174,10 +280,18 @@ impl KeyResolver {
                 break;
             }
         }
-        Err(match (key_problem, claimed) {
-            (Some(problem), _) => problem,
-            (None, true) => Error::DecryptionFailed,
-            (None, false) => Error::NoKeyForKid {
+        Err(match (key_problem, claimed, passed_over) {
+            (Some(problem), _, _) => problem,
+            (None, false, Some((kid, domain))) => Error::Unavailable {
+                kid,
+                detail: format!(
+                    "not asked: {domain} failed transiently less than {} s ago, and no other \
+                     slot opened (failover cool-down)",
+                    self.cooldown.as_secs()
+                ),
+            },
+            (None, true, _) => Error::DecryptionFailed,
+            (None, false, None) => Error::NoKeyForKid {
                 kids: slots.iter().map(|s| s.kid().to_owned()).collect(),
             },
         })

@@ -10,6 +10,7 @@ mod support;
 mod allowlist;
 mod async_streams;
 mod data_key_cache;
+mod failover;
 mod policy;
 mod rotation;
 mod secret_hygiene;

@@ -41,6 +41,7 @@ impl KeySources {
             envelopes: Mutex::new(HashMap::new()),
             branches: Mutex::new(HashMap::new()),
             connects: Arc::new(Semaphore::new(CONCURRENT_CONNECTS)),
+            failover: cmk_envelope::wrap::FailoverState::new(),
         })
     }
 }
@@ -81,6 +82,9 @@ pub struct KeyPool {
     envelopes: Mutex<HashMap<KeySet, Arc<Envelope>>>,
     branches: Mutex<HashMap<String, BranchCell>>,
     connects: Arc<Semaphore>,
+    /// One failover state for the run: a vault that failed is passed over by every
+    /// envelope of the pool for the cool-down, whichever objects it opens.
+    failover: cmk_envelope::wrap::FailoverState,
 }
 
 impl KeyPool {
@@ -96,6 +100,7 @@ impl KeyPool {
             envelopes: Mutex::new(HashMap::new()),
             branches: Mutex::new(HashMap::new()),
             connects: Arc::clone(&self.connects),
+            failover: self.failover.clone(),
         })
     }
 
@@ -257,7 +262,8 @@ impl KeyPool {
         let mut builder = Envelope::builder()
             .provider(self.sources.provider)
             .lazy_rewrap(self.lazy_rewrap)
-            .kid_allowlist(allowlist.clone());
+            .kid_allowlist(allowlist.clone())
+            .failover_state(self.failover.clone());
         if let Some(keyring) = &keyring {
             builder = builder.open_with_all(keyring.openers()?);
         }
