@@ -14,13 +14,16 @@ use serde_json::Value;
 
 use crate::crypto::{Provider, SegmentCipher};
 use crate::error::{Error, Result};
-use crate::format::limits::{MAX_KID_LEN, MAX_SEGMENT_SIZE};
+use crate::format::limits::MAX_KID_LEN;
 use crate::format::{KeySlot, WrapAlgorithm};
 
 /// The metadata entry that holds the encryption data (its name is case-insensitive).
 pub(super) const METADATA_NAME: &str = "encryptiondata";
 /// Anything longer is not encryption data of these SDKs (theirs is under 1 KiB).
 const MAX_METADATA_LEN: usize = 8 * 1024;
+/// The largest region read: a region is held whole in memory to be verified, so a blob's
+/// metadata must not make a reader allocate more (the SDKs write 4 MiB).
+pub(crate) const MAX_REGION_LEN: u64 = 16 * 1024 * 1024;
 pub(super) const NONCE_LEN: u64 = 12;
 pub(super) const TAG_LEN: u64 = 16;
 
@@ -106,9 +109,9 @@ impl CseData {
                 .ok_or_else(|| refused(format!("no {}", path.join("."))))
         };
         let region_len = number(&["EncryptedRegionInfo", "DataLength"])?;
-        if region_len == 0 || region_len > u64::from(MAX_SEGMENT_SIZE) {
+        if region_len == 0 || region_len > MAX_REGION_LEN {
             return Err(refused(format!(
-                "regions of {region_len} bytes (1 to {MAX_SEGMENT_SIZE} are read)"
+                "regions of {region_len} bytes (1 to {MAX_REGION_LEN} are read)"
             )));
         }
         let nonce_len = number(&["EncryptedRegionInfo", "NonceLength"])?;
@@ -284,6 +287,7 @@ mod tests {
             (r#""RSA-OAEP""#, r#""A256KW""#),
             (r#""NonceLength": 12"#, r#""NonceLength": 16"#),
             (r#""DataLength": 4194304"#, r#""DataLength": 0"#),
+            (r#""DataLength": 4194304"#, r#""DataLength": 16777217"#),
             (r#""EncryptedKey": "AAAA""#, r#""EncryptedKey": "!!""#),
         ] {
             let text = PYTHON_V2.replace(from, to);

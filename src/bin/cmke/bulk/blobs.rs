@@ -15,9 +15,10 @@ use crate::cli::shard::Shard;
 use crate::keys::pool::KeyPool;
 use crate::keys::sources::KeySources;
 
-/// Memory one blob job may hold: a verifying download keeps up to four 4 MiB ranges in
-/// flight, and a re-wrap re-sends at most one 4 MiB block at a time.
-const BLOB_JOB_MEMORY: u64 = 20 << 20;
+/// Memory one blob job may hold: a verifying download keeps two 4 MiB ranges in flight
+/// and, for a client-side encrypted blob, one region of up to 16 MiB; a re-wrap re-sends
+/// at most one 4 MiB block at a time.
+const BLOB_JOB_MEMORY: u64 = 32 << 20;
 
 /// The container and prefix a URL names.
 pub fn open_container(
