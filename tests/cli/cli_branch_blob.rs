@@ -53,14 +53,10 @@ impl Site {
     /// cmke naming the container store; its token comes from the client secret credential.
     fn cmke(&self) -> assert_cmd::Command {
         let mut cmd = support::cmke(self.dir.path(), &self.path("keyring"));
-        cmd.args(["--branch-store", &self.store])
-            .args(["--azure-credential", "client-secret"])
-            .env("CMKE_INSECURE_LOOPBACK_VAULT", self.entra.routes())
-            .env("AZURE_TENANT_ID", TENANT)
-            .env("AZURE_CLIENT_ID", CLIENT)
-            .env("AZURE_CLIENT_SECRET", SECRET)
-            .env_remove("AZURE_CLIENT_SECRET_FILE")
-            .timeout(std::time::Duration::from_secs(120));
+        cmd.args(["--branch-store", &self.store]);
+        self.entra
+            .log_in_with_secret(&mut cmd, TENANT, CLIENT, SECRET);
+        cmd.timeout(std::time::Duration::from_secs(120));
         cmd
     }
 

@@ -5,72 +5,12 @@
 use crate::support;
 use std::io::Read;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
+use support::recording::{leaks, Recording};
 
 use cmk_envelope::crypto::Provider;
-use cmk_envelope::format::KeySlot;
-use cmk_envelope::software::SoftwareWrapper;
-use cmk_envelope::{
-    async_trait, DataKey, Envelope, Error, KeyFacts, KeyWrapper, SlotContext, Unwrapped,
-};
-
-/// Delegates to a software key and keeps a copy of every data key it wraps or unwraps.
-struct Recording {
-    inner: Arc<SoftwareWrapper>,
-    seen: Mutex<Vec<[u8; 32]>>,
-}
-
-#[async_trait]
-impl KeyWrapper for Recording {
-    async fn current_kid(&self) -> cmk_envelope::Result<String> {
-        self.inner.current_kid().await
-    }
-    async fn wrap_key(
-        &self,
-        data_key: &DataKey,
-        context: SlotContext<'_>,
-    ) -> cmk_envelope::Result<KeySlot> {
-        self.seen
-            .lock()
-            .expect("lock")
-            .push(*data_key.expose_secret());
-        self.inner.wrap_key(data_key, context).await
-    }
-    async fn unwrap_key(
-        &self,
-        slot: &KeySlot,
-        context: SlotContext<'_>,
-    ) -> cmk_envelope::Result<Unwrapped> {
-        let unwrapped = self.inner.unwrap_key(slot, context).await?;
-        if let Unwrapped::Key(k) = &unwrapped {
-            self.seen.lock().expect("lock").push(*k.expose_secret());
-        }
-        Ok(unwrapped)
-    }
-    fn key_facts(&self) -> KeyFacts<'_> {
-        self.inner.key_facts()
-    }
-}
-
-/// Every way 8 consecutive secret bytes could show up in text: hex either case, Rust's
-/// byte-list Debug, and base64 of the PEM body for private keys.
-fn leaks(text: &str, secret: &[u8]) -> Option<String> {
-    for window in secret.windows(8) {
-        let hex_lower: String = window.iter().map(|b| format!("{b:02x}")).collect();
-        let list = window
-            .iter()
-            .map(|b| b.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        for form in [hex_lower.clone(), hex_lower.to_uppercase(), list] {
-            if text.contains(&form) {
-                return Some(form);
-            }
-        }
-    }
-    None
-}
+use cmk_envelope::{DataKey, Envelope, Error, KeyWrapper};
 
 fn pem_bodies(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -109,10 +49,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 async fn nothing_formatted_contains_key_material() {
     let provider = Provider::default();
     let t = support::temp_keyring(provider);
-    let recording = Arc::new(Recording {
-        inner: Arc::clone(&t.key),
-        seen: Mutex::new(Vec::new()),
-    });
+    let recording = Recording::new(Arc::clone(&t.key) as Arc<dyn KeyWrapper>);
     let e = Envelope::builder()
         .seal_with(Arc::clone(&recording) as Arc<dyn KeyWrapper>)
         .provider(provider)
@@ -193,7 +130,7 @@ async fn nothing_formatted_contains_key_material() {
         texts.push(format!("{error} {error:?} {error:#?}"));
     }
 
-    let data_keys = recording.seen.lock().expect("lock").clone();
+    let data_keys = recording.seen();
     assert!(
         data_keys.len() >= 2,
         "the recording wrapper saw the data keys"

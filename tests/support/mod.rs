@@ -12,6 +12,7 @@ pub mod keyring;
 #[cfg(feature = "insecure-loopback-vault")]
 pub mod keyvault_double;
 pub mod race_store;
+pub mod recording;
 pub mod slow_key;
 #[cfg(feature = "pkcs11")]
 pub mod softhsm;

@@ -60,6 +60,23 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl EntraDouble {
+    /// Has `cmd` (a `cmke`) log in with `--azure-credential client-secret` as `client` of
+    /// `tenant` with `secret`, at this double (reached through the loopback transport).
+    pub fn log_in_with_secret(
+        &self,
+        cmd: &mut assert_cmd::Command,
+        tenant: &str,
+        client: &str,
+        secret: &str,
+    ) {
+        cmd.args(["--azure-credential", "client-secret"])
+            .env("CMKE_INSECURE_LOOPBACK_VAULT", self.routes())
+            .env("AZURE_TENANT_ID", tenant)
+            .env("AZURE_CLIENT_ID", client)
+            .env("AZURE_CLIENT_SECRET", secret)
+            .env_remove("AZURE_CLIENT_SECRET_FILE");
+    }
+
     /// Starts the endpoint for `tenant`, handing out `access_token`.
     pub fn start(tenant: &str, access_token: &str) -> Self {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind loopback"));
