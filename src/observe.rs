@@ -10,8 +10,17 @@
 //!   `throttled`, `unavailable`, `denied`, `disabled`, `not_found`, `decryption_failed`,
 //!   `error`);
 //! - `cmke_data_key_cache_total`, label `event` (`hit`, `miss`, `coalesced`, `eviction`);
+//! - `cmke_branch_key_cache_total`, label `event` (`hit`, `miss`, `coalesced`, `eviction`,
+//!   `expiry`): unwrapped branch keys kept by a `BranchWrapper`;
 //! - `cmke_objects_total` and `cmke_bytes_total`, labels `operation` (`seal`, `open`) and
-//!   `path` (`memory`).
+//!   `path` (`memory`, `stream`, `range`);
+//! - `cmke_key_ops_budget_waits_total` and `cmke_key_ops_budget_wait_seconds`: operations
+//!   that waited for the shared key-operation budget, and how long;
+//! - `cmke_key_service_pauses_total` and `cmke_key_service_pause_seconds`: back-off pauses
+//!   every operation sharing the budget took after a throttled answer (its `Retry-After`);
+//! - `cmke_failover_passed_over_total`, label `service`: slots passed over because their
+//!   key service failed transiently less than a cool-down ago;
+//! - `cmke_lazy_rewraps_total`: headers re-wrapped while opening (lazy re-wrap).
 
 use crate::error::{Error, Result};
 
@@ -61,6 +70,36 @@ pub(crate) async fn key_call<T>(
     kid: Option<&str>,
     call: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
+    key_call_with_tries(backend, key, op, kid, None, call).await
+}
+
+/// The tries one key-service call took, counted by the backend as it sends them (the
+/// Azure SDK retries inside its pipeline): recorded as the span's `attempts`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tries(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl Tries {
+    /// One more try was sent.
+    #[cfg_attr(not(feature = "azure"), allow(dead_code))]
+    pub(crate) fn count_one(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    fn get(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// [`key_call`], with the span also recording `tries` (the tries the call took).
+pub(crate) async fn key_call_with_tries<T>(
+    backend: &'static str,
+    key: &str,
+    op: KeyOp,
+    kid: Option<&str>,
+    tries: Option<&Tries>,
+    call: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     #[cfg(feature = "metrics")]
     let started = std::time::Instant::now();
     #[cfg(feature = "tracing")]
@@ -70,6 +109,7 @@ pub(crate) async fn key_call<T>(
         key,
         operation = op.name(),
         kid = kid.unwrap_or(""),
+        attempts = tracing::field::Empty,
         outcome = tracing::field::Empty
     );
     #[cfg(feature = "tracing")]
@@ -77,7 +117,14 @@ pub(crate) async fn key_call<T>(
     #[cfg(not(feature = "tracing"))]
     let result = call.await;
     #[cfg(feature = "tracing")]
-    span.record("outcome", outcome(&result));
+    {
+        if let Some(tries) = tries {
+            span.record("attempts", tries.get());
+        }
+        span.record("outcome", outcome(&result));
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = tries;
     #[cfg(not(feature = "tracing"))]
     let _ = kid;
     #[cfg(feature = "metrics")]
@@ -105,6 +152,14 @@ pub(crate) fn cache_event(event: &'static str) {
     let _ = event;
 }
 
+/// A branch-key cache event: `hit`, `miss`, `coalesced`, `eviction` or `expiry`.
+pub(crate) fn branch_cache_event(event: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("cmke_branch_key_cache_total", "event" => event).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = event;
+}
+
 /// One object sealed or opened (`operation`), with its plaintext length, by `path`.
 pub(crate) fn object(operation: &'static str, path: &'static str, bytes: u64) {
     #[cfg(feature = "metrics")]
@@ -116,4 +171,42 @@ pub(crate) fn object(operation: &'static str, path: &'static str, bytes: u64) {
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (operation, path, bytes);
+}
+
+/// A slot passed over because `service` failed transiently a moment ago.
+pub(crate) fn failover_pass_over(service: &str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("cmke_failover_passed_over_total", "service" => service.to_owned())
+        .increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = service;
+}
+
+/// An operation waited `wait` for the shared key-operation budget.
+pub(crate) fn key_ops_wait(wait: std::time::Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!("cmke_key_ops_budget_waits_total").increment(1);
+        metrics::histogram!("cmke_key_ops_budget_wait_seconds").record(wait.as_secs_f64());
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = wait;
+}
+
+/// A throttled answer paused every operation sharing the budget for `pause`.
+#[cfg_attr(not(feature = "azure"), allow(dead_code))]
+pub(crate) fn key_service_pause(pause: std::time::Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!("cmke_key_service_pauses_total").increment(1);
+        metrics::histogram!("cmke_key_service_pause_seconds").record(pause.as_secs_f64());
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = pause;
+}
+
+/// An open re-wrapped its object's header (lazy re-wrap).
+pub(crate) fn lazy_rewrap() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("cmke_lazy_rewraps_total").increment(1);
 }

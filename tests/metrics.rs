@@ -72,6 +72,109 @@ fn counter(name: &str, labels: &[(&str, &str)]) -> u64 {
 async fn what_a_services_recorder_sees() {
     ten_thousand_concurrent_branch_opens_make_one_cmk_unwrap().await;
     the_data_key_cache_counts_misses_coalesced_waits_and_hits().await;
+    #[cfg(all(feature = "insecure-loopback-vault", feature = "aws-lc"))]
+    a_downed_vault_gets_one_call_per_cooldown().await;
+}
+
+/// Objects with slots in two vaults; the first is down. 10,000 concurrent opens make one
+/// call to it (one probes, the others wait for what it learns, then pass it over), and
+/// after the cool-down one more; the metrics count what the vaults received.
+#[cfg(all(feature = "insecure-loopback-vault", feature = "aws-lc"))]
+async fn a_downed_vault_gets_one_call_per_cooldown() {
+    use support::keyvault_double::{lazy_key, quick_options, KeyVaultDouble};
+
+    snapshotter();
+    let (east, west) = (
+        KeyVaultDouble::start("metrics-east"),
+        KeyVaultDouble::start("metrics-west"),
+    );
+    let key = |vault: &KeyVaultDouble| -> Arc<dyn KeyWrapper> {
+        vault.create_key("cmk", 2048);
+        lazy_key(vault, "cmk", quick_options(&[vault]))
+    };
+    let (east_key, west_key) = (key(&east), key(&west));
+    let sealer = Envelope::builder()
+        .seal_with(Arc::clone(&east_key))
+        .also_seal_with(Arc::clone(&west_key))
+        .build()
+        .expect("envelope");
+    let mut objects = Vec::new();
+    for i in 0..100u32 {
+        objects.push(sealer.seal(&i.to_be_bytes(), b"").await.expect("seal"));
+    }
+    east.set_down(true);
+    east.reset_calls();
+    west.reset_calls();
+    let unwraps = |vault: &KeyVaultDouble| {
+        counter(
+            "cmke_key_service_calls_total",
+            &[("key", &vault.key_url("cmk")), ("operation", "unwrap")],
+        )
+    };
+    let (east_before, west_before) = (unwraps(&east), unwraps(&west));
+
+    // A reader that knows nothing of the vaults yet (its own failover state), with a
+    // cool-down longer than the test; then one sharing that state with a short one.
+    let state = cmk_envelope::wrap::FailoverState::new();
+    let reader_with = |cooldown: std::time::Duration| {
+        Arc::new(
+            Envelope::builder()
+                .open_with(Arc::clone(&east_key))
+                .open_with(Arc::clone(&west_key))
+                .failover_cooldown(cooldown)
+                .failover_state(state.clone())
+                .build()
+                .expect("envelope"),
+        )
+    };
+    let objects = Arc::new(objects);
+    let open_all = |reader: Arc<Envelope>, count: usize| {
+        let tasks: Vec<_> = (0..count)
+            .map(|i| {
+                let (reader, objects) = (Arc::clone(&reader), Arc::clone(&objects));
+                tokio::spawn(async move {
+                    let opened = reader.open(&objects[i % 100], b"").await.expect("open");
+                    assert_eq!(opened.plaintext(), &((i % 100) as u32).to_be_bytes());
+                })
+            })
+            .collect();
+        async move {
+            for task in tasks {
+                task.await.expect("task");
+            }
+        }
+    };
+    open_all(reader_with(std::time::Duration::from_secs(3600)), 10_000).await;
+    assert_eq!(east.calls("unwrapKey"), 1, "one probe of the downed vault");
+    assert_eq!(unwraps(&east) - east_before, 1, "the metrics count it");
+    assert_eq!(west.calls("unwrapKey"), 10_000, "every open failed over");
+    assert_eq!(unwraps(&west) - west_before, 10_000);
+    assert_eq!(
+        counter(
+            "cmke_failover_passed_over_total",
+            &[("service", "https://metrics-east.vault.azure.net")]
+        ),
+        9_999
+    );
+
+    // After the cool-down: one probe again, however many opens (100 take far less than
+    // the 2 s cool-down).
+    let cooldown = std::time::Duration::from_secs(2);
+    tokio::time::sleep(cooldown).await;
+    open_all(reader_with(cooldown), 100).await;
+    assert_eq!(
+        east.calls("unwrapKey"),
+        2,
+        "one more probe after the cool-down"
+    );
+    assert_eq!(unwraps(&east) - east_before, 2);
+    assert_eq!(
+        counter(
+            "cmke_key_service_calls_total",
+            &[("key", &east.key_url("cmk")), ("outcome", "unavailable")]
+        ),
+        2
+    );
 }
 
 async fn ten_thousand_concurrent_branch_opens_make_one_cmk_unwrap() {
@@ -99,6 +202,12 @@ async fn ten_thousand_concurrent_branch_opens_make_one_cmk_unwrap() {
         ("outcome", "ok"),
     ];
     let before = counter("cmke_key_service_calls_total", &cmk_unwraps);
+    let branch_cache = |event: &str| counter("cmke_branch_key_cache_total", &[("event", event)]);
+    let (miss, coalesced, hit) = (
+        branch_cache("miss"),
+        branch_cache("coalesced"),
+        branch_cache("hit"),
+    );
     let opens_before = counter("cmke_objects_total", &[("operation", "open")]);
 
     // A reader that has never seen the branch key: 10,000 opens at once.
@@ -126,6 +235,12 @@ async fn ten_thousand_concurrent_branch_opens_make_one_cmk_unwrap() {
         counter("cmke_key_service_calls_total", &cmk_unwraps) - before,
         1,
         "one CMK unwrap for the branch key, whatever the number of opens"
+    );
+    assert_eq!(branch_cache("miss") - miss, 1, "one record opened");
+    assert_eq!(
+        (branch_cache("coalesced") - coalesced) + (branch_cache("hit") - hit),
+        9_999,
+        "every other open waited for that load or found its key"
     );
     // Every envelope opened counts, the branch key's record (an envelope under the CMK,
     // opened once) with the 10,000 objects.

@@ -110,6 +110,36 @@ async fn no_span_or_event_carries_a_key_a_plaintext_or_associated_data() {
     let sealed = under_branch.seal(&plaintext, aad).await.expect("seal");
     under_branch.open(&sealed, aad).await.expect("open");
 
+    // Key Vault: the span records how many tries a call took (the SDK retries inside).
+    #[cfg(all(feature = "insecure-loopback-vault", feature = "aws-lc"))]
+    {
+        use support::keyvault_double::{lazy_key, quick_options, KeyVaultDouble};
+        let vault = KeyVaultDouble::start("tracing");
+        vault.create_key("orders", 2048);
+        let in_vault = Envelope::builder()
+            .seal_with(lazy_key(&vault, "orders", quick_options(&[&vault])))
+            .build()
+            .expect("envelope");
+        let sealed = in_vault.seal(&plaintext, aad).await.expect("seal");
+        let lines_before = capture
+            .lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        vault.fail_next(1);
+        in_vault
+            .open(&sealed, aad)
+            .await
+            .expect("open after a retry");
+        let since: Vec<String> =
+            capture.lines.lock().unwrap_or_else(PoisonError::into_inner)[lines_before..].to_vec();
+        let since = since.join("\n");
+        assert!(
+            since.contains("span cmke.key_service") && since.contains("attempts=2"),
+            "an unwrap answered on the second try:\n{since}"
+        );
+    }
+
     let lines = capture
         .lines
         .lock()

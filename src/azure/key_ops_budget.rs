@@ -29,6 +29,7 @@ impl Policy for KeyOpsBudget {
         let (first, rest) = super::next_policy::split(next, "key-operations budget")?;
         let wait = self.limit.reserve_at(Instant::now());
         if !wait.is_zero() {
+            crate::observe::key_ops_wait(wait);
             azure_core::sleep::sleep(
                 azure_core::time::Duration::try_from(wait)
                     .unwrap_or(azure_core::time::Duration::MAX),
@@ -43,6 +44,7 @@ impl Policy for KeyOpsBudget {
                     .get_optional_str(&azure_core::http::headers::RETRY_AFTER)
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map_or(DEFAULT_PAUSE, Duration::from_secs);
+                crate::observe::key_service_pause(pause);
                 self.limit.pause_for(pause, Instant::now());
             }
         }

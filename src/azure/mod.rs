@@ -21,6 +21,7 @@ mod options;
 mod sensitive_body;
 pub(crate) mod service_error;
 mod tls;
+mod tries;
 mod try_timeout;
 
 use backend::BACKEND;
@@ -32,7 +33,8 @@ use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::RequestContent;
 use azure_security_keyvault_keys::models::{
-    EncryptionAlgorithm, KeyClientGetKeyOptions, KeyClientWrapKeyOptions, KeyOperationParameters,
+    EncryptionAlgorithm, KeyClientGetKeyOptions, KeyClientUnwrapKeyOptions,
+    KeyClientWrapKeyOptions, KeyOperationParameters,
 };
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 
@@ -44,7 +46,7 @@ use crate::data_key::DataKey;
 use crate::error::{Error, Result};
 use crate::format::{KeySlot, WrapAlgorithm};
 use crate::kid::KeyUrl;
-use crate::observe::{key_call, KeyOp};
+use crate::observe::{key_call_with_tries, KeyOp, Tries};
 use crate::policy::ProtectionLevel;
 use crate::wrap::{KeyFacts, KeyWrapper, SlotContext, Unwrapped};
 
@@ -181,12 +183,31 @@ impl KeyVaultWrapper {
         &self.url.vault
     }
 
+    /// The current version, if it was checked less than the refresh interval ago; or, while
+    /// the vault fails transiently (throttled, 5xx, timeouts: the last check failed so less
+    /// than [`RECHECK_AFTER_TRANSIENT_FAILURE`] ago), if it was checked less than twice the
+    /// refresh interval ago. Seals go on through a short outage under the version last
+    /// seen (its public key wraps locally); a refusal (access revoked, key disabled or
+    /// deleted) is not transient and drops it at once.
     fn fresh_current(&self) -> Option<Arc<Current>> {
-        self.current
+        let current = self
+            .current
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .filter(|c| c.checked_at.elapsed() < self.refresh_interval)
+            .clone()?;
+        let age = current.checked_at.elapsed();
+        if age < self.refresh_interval {
+            return Some(current);
+        }
+        let failing_transiently = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|(at, error)| {
+                error.is_transient() && at.elapsed() < RECHECK_AFTER_TRANSIENT_FAILURE
+            });
+        (failing_transiently && age < self.refresh_interval.saturating_mul(2)).then_some(current)
     }
 
     /// The checked current version, fetched again once the last check is too old. Callers
@@ -213,8 +234,8 @@ impl KeyVaultWrapper {
         if let Some(error) = failed_meanwhile {
             return Err(error);
         }
-        // A failed check drops the old one: after a revocation, nothing is wrapped under
-        // the key again.
+        // A failed check drops the old one (after a revocation, nothing is wrapped under
+        // the key again), unless it failed transiently: see `fresh_current`.
         let fetched = self.fetch_current().await;
         let mut slot = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         match fetched {
@@ -224,13 +245,22 @@ impl KeyVaultWrapper {
                 Ok(current)
             }
             Err(e) => {
-                *slot = None;
                 *self
                     .last_failure
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) =
                     Some((Instant::now(), e.duplicate()));
-                Err(e)
+                let usable = slot.clone().filter(|old| {
+                    e.is_transient()
+                        && old.checked_at.elapsed() < self.refresh_interval.saturating_mul(2)
+                });
+                match usable {
+                    Some(old) => Ok(old),
+                    None => {
+                        *slot = None;
+                        Err(e)
+                    }
+                }
             }
         }
     }
@@ -253,18 +283,27 @@ impl KeyVaultWrapper {
             Some(v) => self.url.kid(v),
             None => format!("{}/keys/{}", self.url.vault, self.url.name),
         };
-        let response = key_call(BACKEND_LABEL, &self.key, KeyOp::Get, None, async {
-            self.client
-                .get_key(
-                    &self.url.name,
-                    Some(KeyClientGetKeyOptions {
-                        key_version: self.url.version.clone(),
-                        ..KeyClientGetKeyOptions::default()
-                    }),
-                )
-                .await
-                .map_err(|e| service_error(e, &name_for_errors, "get"))
-        })
+        let tries = Tries::default();
+        let response = key_call_with_tries(
+            BACKEND_LABEL,
+            &self.key,
+            KeyOp::Get,
+            None,
+            Some(&tries),
+            async {
+                let answer = self
+                    .client
+                    .get_key(
+                        &self.url.name,
+                        Some(KeyClientGetKeyOptions {
+                            key_version: self.url.version.clone(),
+                            method_options: tries::method_options(&tries),
+                        }),
+                    )
+                    .await;
+                answer.map_err(|e| service_error(e, &name_for_errors, "get"))
+            },
+        )
         .await?;
         let facts = VaultKeyFacts::from_json(response.body()).map_err(|e| match e {
             Error::Backend { message, .. } => malformed(&name_for_errors, "get", &message),
@@ -313,6 +352,74 @@ impl KeyVaultWrapper {
     }
 }
 
+impl KeyVaultWrapper {
+    /// Wraps under the current version: with its public half here, or by `wrapKey` when
+    /// [`KeyVaultOptions::wrap_remotely`] is on.
+    async fn wrap_here_or_there(
+        &self,
+        data_key: &DataKey,
+        context: SlotContext<'_>,
+        tries: &Tries,
+    ) -> Result<KeySlot> {
+        let current = self.current().await?;
+        let key_bytes = context.wrap_input(data_key);
+        let wrapped = if self.wrap_remotely {
+            // The request body carries the data key: built here, in one buffer, and wiped
+            // once the SDK has let go of it.
+            let body = sensitive_body::wrap_request(&key_bytes);
+            let kept = body.clone();
+            let answer = self
+                .client
+                .wrap_key(
+                    &self.url.name,
+                    <RequestContent<_> as From<bytes::Bytes>>::from(body),
+                    Some(KeyClientWrapKeyOptions {
+                        key_version: Some(current.version.clone()),
+                        method_options: tries::method_options(tries),
+                    }),
+                )
+                .await;
+            sensitive_body::wipe(kept);
+            let response = answer.map_err(|e| service_error(e, &current.kid, "wrapKey"))?;
+            let result = response
+                .into_model()
+                .map_err(|e| malformed(&current.kid, "wrapKey", &e.to_string()))?;
+            if result.kid.as_deref() != Some(current.kid.as_str()) {
+                return Err(Error::Backend {
+                    backend: BACKEND,
+                    message: format!(
+                        "wrapKey on {} answered for {}",
+                        current.kid,
+                        result.kid.as_deref().unwrap_or("no key")
+                    ),
+                });
+            }
+            result.result.ok_or_else(|| Error::Backend {
+                backend: BACKEND,
+                message: format!("wrapKey on {} returned no value", current.kid),
+            })?
+        } else {
+            current
+                .public
+                .encrypt_oaep(WrapAlgorithm::RsaOaepSha256, &key_bytes)
+                .map_err(|_| Error::Backend {
+                    backend: BACKEND,
+                    message: format!("local RSA-OAEP-256 wrap under {} failed", current.kid),
+                })?
+        };
+        Ok(KeySlot::new(
+            current.kid.clone(),
+            WrapAlgorithm::RsaOaepSha256,
+            wrapped,
+        )?)
+    }
+}
+
+/// After a check of the current version failed transiently, how long the version checked
+/// before keeps wrapping before the vault is asked again (one `get` per this long, however
+/// many seals, while it is down).
+const RECHECK_AFTER_TRANSIENT_FAILURE: Duration = Duration::from_secs(5);
+
 /// The `backend` label of this backend's calls (`crate::observe`).
 const BACKEND_LABEL: &str = "azure-key-vault";
 
@@ -323,71 +430,36 @@ impl KeyWrapper for KeyVaultWrapper {
     }
 
     async fn wrap_key(&self, data_key: &DataKey, context: SlotContext<'_>) -> Result<KeySlot> {
-        key_call(BACKEND_LABEL, &self.key, KeyOp::Wrap, None, async {
-            let current = self.current().await?;
-            let key_bytes = context.wrap_input(data_key);
-            let wrapped = if self.wrap_remotely {
-                // The request body carries the data key: built here, in one buffer, and wiped
-                // once the SDK has let go of it.
-                let body = sensitive_body::wrap_request(&key_bytes);
-                let kept = body.clone();
-                let answer = self
-                    .client
-                    .wrap_key(
-                        &self.url.name,
-                        <RequestContent<_> as From<bytes::Bytes>>::from(body),
-                        Some(KeyClientWrapKeyOptions {
-                            key_version: Some(current.version.clone()),
-                            ..KeyClientWrapKeyOptions::default()
-                        }),
-                    )
-                    .await;
-                sensitive_body::wipe(kept);
-                let response = answer.map_err(|e| service_error(e, &current.kid, "wrapKey"))?;
-                let result = response
-                    .into_model()
-                    .map_err(|e| malformed(&current.kid, "wrapKey", &e.to_string()))?;
-                if result.kid.as_deref() != Some(current.kid.as_str()) {
-                    return Err(Error::Backend {
-                        backend: BACKEND,
-                        message: format!(
-                            "wrapKey on {} answered for {}",
-                            current.kid,
-                            result.kid.as_deref().unwrap_or("no key")
-                        ),
-                    });
-                }
-                result.result.ok_or_else(|| Error::Backend {
-                    backend: BACKEND,
-                    message: format!("wrapKey on {} returned no value", current.kid),
-                })?
-            } else {
-                current
-                    .public
-                    .encrypt_oaep(WrapAlgorithm::RsaOaepSha256, &key_bytes)
-                    .map_err(|_| Error::Backend {
-                        backend: BACKEND,
-                        message: format!("local RSA-OAEP-256 wrap under {} failed", current.kid),
-                    })?
-            };
-            Ok(KeySlot::new(
-                current.kid.clone(),
-                WrapAlgorithm::RsaOaepSha256,
-                wrapped,
-            )?)
-        })
-        .await
+        let tries = Tries::default();
+        let wrap = self.wrap_here_or_there(data_key, context, &tries);
+        if self.wrap_remotely {
+            key_call_with_tries(
+                BACKEND_LABEL,
+                &self.key,
+                KeyOp::Wrap,
+                None,
+                Some(&tries),
+                wrap,
+            )
+            .await
+        } else {
+            // Wrapped here with the key's public half: not a call to the vault, so not
+            // counted as one (the `get` that checked the version is).
+            wrap.await
+        }
     }
 
     async fn unwrap_key(&self, slot: &KeySlot, context: SlotContext<'_>) -> Result<Unwrapped> {
         let Some(version) = self.url.version_in(slot.kid()) else {
             return Ok(Unwrapped::NotMine);
         };
-        key_call(
+        let tries = Tries::default();
+        key_call_with_tries(
             BACKEND_LABEL,
             &self.key,
             KeyOp::Unwrap,
             Some(slot.kid()),
+            Some(&tries),
             async {
                 let algorithm = match slot.algorithm() {
                     WrapAlgorithm::RsaOaepSha256 => EncryptionAlgorithm::RsaOaep256,
@@ -400,7 +472,7 @@ impl KeyWrapper for KeyVaultWrapper {
                     value: Some(slot.wrapped().to_vec()),
                     ..KeyOperationParameters::default()
                 };
-                let response = self
+                let answer = self
                     .client
                     .unwrap_key(
                         &self.url.name,
@@ -412,10 +484,12 @@ impl KeyWrapper for KeyVaultWrapper {
                                 slot.kid()
                             ),
                         })?,
-                        None,
+                        Some(KeyClientUnwrapKeyOptions {
+                            method_options: tries::method_options(&tries),
+                        }),
                     )
-                    .await
-                    .map_err(|e| service_error(e, slot.kid(), "unwrapKey"))?;
+                    .await;
+                let response = answer.map_err(|e| service_error(e, slot.kid(), "unwrapKey"))?;
                 // The answer carries the data key: read from the SDK's body buffer, which is wiped,
                 // into a data key, never through an intermediate string.
                 let (data_key, answered_kid) =

@@ -31,6 +31,7 @@ impl Policy for TryTimeout {
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
         let (first, rest) = super::next_policy::split(next, "try-timeout")?;
+        super::tries::count_in(ctx);
         let limit = azure_core::time::Duration::try_from(self.limit)
             .unwrap_or(azure_core::time::Duration::MAX);
         let url = request.url().clone();

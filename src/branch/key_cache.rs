@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -161,6 +162,7 @@ impl BranchKeyCache {
             Some(entry) if !entry.expired(now, ttl) => return Arc::clone(entry),
             Some(_) => {
                 entries.remove(kid);
+                crate::observe::branch_cache_event("expiry");
             }
             None => {}
         }
@@ -173,6 +175,7 @@ impl BranchKeyCache {
             match oldest {
                 Some((_, kid)) => {
                     entries.remove(&kid);
+                    crate::observe::branch_cache_event("eviction");
                 }
                 None => break,
             }
@@ -195,10 +198,23 @@ impl BranchKeyCache {
         Fut: Future<Output = Result<BranchKey>>,
     {
         let entry = self.entry(kid);
+        if let Some((key, since)) = entry.key.get() {
+            crate::observe::branch_cache_event("hit");
+            return Ok((Arc::clone(key), *since + self.config.ttl));
+        }
+        let loaded_here = AtomicBool::new(false);
         let (key, since) = entry
             .key
-            .get_or_try_init(|| async { Ok::<_, Error>((Arc::new(load().await?), Instant::now())) })
+            .get_or_try_init(|| async {
+                loaded_here.store(true, Ordering::Relaxed);
+                crate::observe::branch_cache_event("miss");
+                Ok::<_, Error>((Arc::new(load().await?), Instant::now()))
+            })
             .await?;
+        if !loaded_here.load(Ordering::Relaxed) {
+            // Another caller's load answered while this one waited for it.
+            crate::observe::branch_cache_event("coalesced");
+        }
         Ok((Arc::clone(key), *since + self.config.ttl))
     }
 

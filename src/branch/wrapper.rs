@@ -45,6 +45,11 @@ pub struct BranchWrapper {
     key: String,
     store: Arc<dyn BranchStore>,
     cmk: Arc<dyn KeyWrapper>,
+    /// More CMKs every new record is also sealed under (vaults of other regions), and
+    /// that open records when `cmk`'s service fails transiently.
+    extra_cmks: Vec<Arc<dyn KeyWrapper>>,
+    /// Which CMK services failed transiently, for the records' failover.
+    records_failover: crate::wrap::FailoverState,
     /// Opens records under other CMKs than `cmk` (older versions after a rotation to
     /// another CMK); `None`: every record opens with `cmk`.
     record_keys: Option<Arc<dyn RecordKeys>>,
@@ -122,6 +127,8 @@ impl BranchWrapper {
             name,
             store,
             cmk,
+            extra_cmks: Vec::new(),
+            records_failover: crate::wrap::FailoverState::new(),
             record_keys: None,
             cache: BranchKeyCache::new(BranchKeyCacheConfig::default()),
             provider: Provider::default(),
@@ -141,9 +148,46 @@ impl BranchWrapper {
         name: &str,
         cmk: Arc<dyn KeyWrapper>,
     ) -> Result<Self> {
-        let wrapper = Self::new(store, name, cmk)?;
-        wrapper.add_version(None).await?;
-        Ok(wrapper)
+        Self::new(store, name, cmk)?.create_first_version().await
+    }
+
+    /// Creates the branch key in its store (its first version) with this wrapper's
+    /// settings, for example with records under two CMKs:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cmk_envelope::Error> {
+    /// # use std::sync::Arc;
+    /// # use cmk_envelope::{branch::{BranchWrapper, DirectoryStore}, software::Keyring};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let east = Keyring::create(dir.path().join("east"))?;
+    /// # east.create_key("east-cmk")?;
+    /// # let west = Keyring::create(dir.path().join("west"))?;
+    /// # west.create_key("west-cmk")?;
+    /// # let store = Arc::new(DirectoryStore::create(dir.path().join("branches"))?);
+    /// let branch = BranchWrapper::new(store, "orders", Arc::new(east.key("east-cmk")?))?
+    ///     .also_seal_records_with(Arc::new(west.key("west-cmk")?))
+    ///     .create_first_version()
+    ///     .await?;
+    /// # let _ = branch; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when the branch key exists; the CMKs' and the store's errors.
+    pub async fn create_first_version(self) -> Result<Self> {
+        self.add_version(None).await?;
+        Ok(self)
+    }
+
+    /// Seals every new record (each new version of the branch key) under `cmk` too, for
+    /// example a CMK in a vault of another region; records that have its slot open with it
+    /// when the first CMK's service fails transiently (the failover of
+    /// [`EnvelopeBuilder::also_seal_with`](crate::EnvelopeBuilder::also_seal_with), with
+    /// its default cool-down). At most 7.
+    #[must_use]
+    pub fn also_seal_records_with(mut self, cmk: Arc<dyn KeyWrapper>) -> Self {
+        self.extra_cmks.push(cmk);
+        self
     }
 
     /// Keeps unwrapped branch keys as `config` says (default: 5 minutes, 1,000 versions).
@@ -171,10 +215,15 @@ impl BranchWrapper {
         self
     }
 
-    /// The envelope that seals and opens records: under the CMK, never re-wrapped on open.
+    /// The envelope that seals and opens records: under the CMK (and the extra ones), never
+    /// re-wrapped on open.
     fn records(&self) -> Result<Envelope> {
-        Envelope::builder()
-            .seal_with(Arc::clone(&self.cmk))
+        let mut builder = Envelope::builder().seal_with(Arc::clone(&self.cmk));
+        for extra in &self.extra_cmks {
+            builder = builder.also_seal_with(Arc::clone(extra));
+        }
+        builder
+            .failover_state(self.records_failover.clone())
             .provider(self.provider)
             .lazy_rewrap(false)
             .build()
@@ -188,10 +237,11 @@ impl BranchWrapper {
         };
         check_record_slots(kid, record)?;
         let (header, _) = Header::parse_prefix(record)?;
-        let ours = header
-            .slots()
-            .iter()
-            .any(|slot| self.cmk.key_facts().recognizes(slot.kid()) == Some(true));
+        let ours = header.slots().iter().any(|slot| {
+            std::iter::once(&self.cmk)
+                .chain(&self.extra_cmks)
+                .any(|cmk| cmk.key_facts().recognizes(slot.kid()) == Some(true))
+        });
         if ours {
             return Ok(Arc::new(self.records()?));
         }

@@ -568,7 +568,9 @@ impl Envelope {
             .wrapper
             .wrap_key(&recovered.data_key, SlotContext::new(&message_id))
             .await?;
-        Rewrapped::replacing(header, header_len, recovered.slot_index, new_slot).map(Some)
+        let rewrapped = Rewrapped::replacing(header, header_len, recovered.slot_index, new_slot)?;
+        crate::observe::lazy_rewrap();
+        Ok(Some(rewrapped))
     }
 
     /// Decides from the kids alone, before any unwrap: `Ok(true)` when the slot that would

@@ -109,8 +109,10 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for AsyncSealWriter<W> {
         let this = self.get_mut();
         if !this.finished {
             ready!(this.poll_drain(cx))?;
+            let total = this.next_index * this.segment_size as u64 + this.pending.len() as u64;
             this.seal_pending(true).map_err(to_io)?;
             this.finished = true;
+            crate::observe::object("seal", "stream", total);
         }
         ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
@@ -182,6 +184,11 @@ impl<R: AsyncRead + Unpin> AsyncOpenReader<R> {
         self.wire.copy_within(len..self.filled, 0);
         self.filled -= len;
         self.done = last;
+        if last {
+            let full = self.wire_segment.saturating_sub(crate::format::TAG_LEN) as u64;
+            let total = index * full + self.plain.len() as u64;
+            crate::observe::object("open", "stream", total);
+        }
         self.plain_pos = 0;
         self.next_index += 1;
         Ok(())

@@ -102,6 +102,8 @@ impl<R: Read> OpenReader<R> {
             return Ok(written);
         }
         let buffered = std::mem::take(&mut self.wire);
+        // Every segment before this point was full: it was not the last.
+        let opened_before = self.next_index * self.segment_plain_len();
         let source = io::Cursor::new(buffered).chain(self.inner.get_mut());
         match pipeline::run(
             Direction::Open,
@@ -115,6 +117,7 @@ impl<R: Read> OpenReader<R> {
                 self.next_index = finished.next_index;
                 self.state = State::Done;
                 written += finished.written;
+                crate::observe::object("open", "stream", opened_before + finished.written);
                 Ok(written)
             }
             Err(e) => {
@@ -136,6 +139,11 @@ impl<R: Read> OpenReader<R> {
         Ok(filled == want)
     }
 
+    /// Plaintext bytes in a full segment.
+    fn segment_plain_len(&self) -> u64 {
+        self.wire_segment.saturating_sub(crate::format::TAG_LEN) as u64
+    }
+
     /// Opens the next segment into `plain`.
     fn next_segment(&mut self) -> Result<()> {
         let more = self.fill()?;
@@ -149,6 +157,8 @@ impl<R: Read> OpenReader<R> {
         self.wire.drain(..len);
         if last {
             self.state = State::Done;
+            let total = index * self.segment_plain_len() + self.plain.len() as u64;
+            crate::observe::object("open", "stream", total);
         }
         self.plain_pos = 0;
         self.next_index += 1;

@@ -140,6 +140,7 @@ impl<'a> RangeRead<'a> {
     }
 
     pub(super) fn finish(mut self) -> Opened {
+        crate::observe::object("open", "range", self.out.len() as u64);
         Opened::new(std::mem::take(&mut *self.out), self.info)
     }
 }

@@ -154,8 +154,10 @@ impl<W: Write> SealWriter<W> {
     /// then incomplete and does not open).
     pub fn finish(mut self) -> io::Result<W> {
         self.check()?;
+        let total = self.next_index * self.segment_size as u64 + self.pending.len() as u64;
         self.emit(true).map_err(to_io)?;
         self.inner.flush()?;
+        crate::observe::object("seal", "stream", total);
         Ok(self.inner)
     }
 

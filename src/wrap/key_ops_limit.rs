@@ -109,6 +109,7 @@ impl KeyOpsLimit {
     pub fn wait_blocking(&self) {
         let wait = self.reserve_at(Instant::now());
         if !wait.is_zero() {
+            crate::observe::key_ops_wait(wait);
             std::thread::sleep(wait);
         }
     }

@@ -1,9 +1,9 @@
 //! Picks the wrapper for a slot's kid.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use super::failover::{Admission, FailoverState, Outcome};
 use super::{KeyWrapper, SlotContext, Unwrapped};
 use crate::data_key::DataKey;
 use crate::error::{Error, Result};
@@ -23,33 +23,6 @@ pub struct KeyResolver {
     /// When each domain last failed transiently: shared by every clone of this resolver
     /// (every clone of its envelope), and by envelopes given the same state.
     failed: FailoverState,
-}
-
-/// Which key services failed transiently, and when: what the failover cool-down reads
-/// ([`EnvelopeBuilder::failover_cooldown`](crate::EnvelopeBuilder::failover_cooldown)).
-/// Every clone of an envelope shares its own; give one to several envelopes
-/// ([`EnvelopeBuilder::failover_state`](crate::EnvelopeBuilder::failover_state)) so that a
-/// failure seen by one passes the service over for all (as `cmke` does for a run).
-#[derive(Clone, Default)]
-pub struct FailoverState {
-    failed: Arc<Mutex<HashMap<String, Instant>>>,
-}
-
-impl std::fmt::Debug for FailoverState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
-        f.debug_struct("FailoverState")
-            .field("services_failed", &failed.len())
-            .finish()
-    }
-}
-
-impl FailoverState {
-    /// A state with no failure.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
 }
 
 impl std::fmt::Debug for KeyResolver {
@@ -104,30 +77,6 @@ impl KeyResolver {
     /// Shares `state` (with other envelopes).
     pub(crate) fn set_failover_state(&mut self, state: FailoverState) {
         self.failed = state;
-    }
-
-    fn cooling_down(&self, domain: &str) -> bool {
-        let failed = self
-            .failed
-            .failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        failed
-            .get(domain)
-            .is_some_and(|at| at.elapsed() < self.cooldown)
-    }
-
-    fn note_outcome(&self, domain: &str, transient_failure: bool) {
-        let mut failed = self
-            .failed
-            .failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if transient_failure {
-            failed.insert(domain.to_owned(), Instant::now());
-        } else {
-            failed.remove(domain);
-        }
     }
 
     /// Whether `slots` name keys of more than one key service (by the kids alone): then a
@@ -240,20 +189,30 @@ impl KeyResolver {
             }
             for wrapper in &self.wrappers {
                 let facts = wrapper.key_facts();
-                if can_fail_over
-                    && facts.recognizes(slot.kid()) == Some(true)
-                    && self.cooling_down(facts.domain)
-                {
-                    // Its service failed a moment ago: the next slot, not another failure.
-                    passed_over.get_or_insert((slot.kid().to_owned(), facts.domain.to_owned()));
-                    break;
+                let mut probe = None;
+                if can_fail_over && facts.recognizes(slot.kid()) == Some(true) {
+                    match self.failed.admit(facts.domain, self.cooldown).await {
+                        Admission::Call(guard) => probe = guard,
+                        Admission::PassOver => {
+                            // Its service failed a moment ago: the next slot, not another
+                            // failure.
+                            crate::observe::failover_pass_over(facts.domain);
+                            passed_over
+                                .get_or_insert((slot.kid().to_owned(), facts.domain.to_owned()));
+                            break;
+                        }
+                    }
                 }
                 let unwrapped = wrapper.unwrap_key(slot, context).await;
-                match &unwrapped {
-                    Err(e) if e.is_transient() => self.note_outcome(facts.domain, true),
-                    Ok(Unwrapped::Key(_)) => self.note_outcome(facts.domain, false),
-                    _ => {}
-                }
+                self.failed.note(
+                    facts.domain,
+                    match &unwrapped {
+                        Err(e) if e.is_transient() => Outcome::FailedTransiently,
+                        Ok(Unwrapped::NotMine) => Outcome::NoCall,
+                        _ => Outcome::Answered,
+                    },
+                );
+                drop(probe);
                 match unwrapped {
                     Ok(Unwrapped::NotMine) => continue,
                     Ok(Unwrapped::Key(data_key)) => {

@@ -9,24 +9,15 @@ use support::keyvault_double;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cmk_envelope::azure::loopback::FixedTokenCredential;
-use cmk_envelope::azure::KeyVaultWrapper;
 use cmk_envelope::branch::{BranchKeyCacheConfig, BranchWrapper, DirectoryStore};
 use cmk_envelope::{Envelope, Error, KeyWrapper};
-use keyvault_double::{quick_options, KeyVaultDouble, TOKEN};
+use keyvault_double::{quick_options, KeyVaultDouble};
 
 const OBJECTS: usize = 10_000;
 const TASKS: usize = 8;
 
 fn vault_cmk(vault: &KeyVaultDouble) -> Arc<dyn KeyWrapper> {
-    Arc::new(
-        KeyVaultWrapper::connect_lazily(
-            &vault.key_url("cmk"),
-            FixedTokenCredential::new(TOKEN),
-            quick_options(&[vault]),
-        )
-        .expect("client"),
-    )
+    keyvault_double::lazy_key(vault, "cmk", quick_options(&[vault]))
 }
 
 fn reader(store: &Arc<DirectoryStore>, vault: &KeyVaultDouble, ttl: Duration) -> Envelope {

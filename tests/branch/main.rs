@@ -10,3 +10,4 @@ mod support;
 mod branch_blob;
 mod branch_keys;
 mod branch_keyvault;
+mod branch_two_cmks;

@@ -527,3 +527,42 @@ fn stats_show_the_key_service_calls_of_a_run() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn encrypt_with_also_key_seals_one_slot_per_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("keys");
+    for name in ["east", "west"] {
+        cmke(&ring).args(["key", "create", name]).assert().success();
+    }
+    let sealed = cmke(&ring)
+        .args(["encrypt", "--key", "east", "--also-key", "west", "-"])
+        .write_stdin("two regions")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let info = cmk_envelope::inspect::inspect(&sealed).expect("inspect");
+    let kids: Vec<&str> = info.slots.iter().map(|s| s.kid.as_str()).collect();
+    assert_eq!(kids.len(), 2, "{kids:?}");
+    assert!(kids[0].starts_with("local:east/") && kids[1].starts_with("local:west/"));
+    cmke(&ring)
+        .args(["decrypt", "-"])
+        .write_stdin(sealed)
+        .assert()
+        .success()
+        .stdout("two regions");
+
+    // A second key that does not exist: nothing is written.
+    let out = dir.path().join("never.cmke");
+    cmke(&ring)
+        .args(["encrypt", "--key", "east", "--also-key", "ghost", "-o"])
+        .arg(&out)
+        .arg("-")
+        .write_stdin("x")
+        .assert()
+        .failure()
+        .stdout("");
+    assert!(!out.exists());
+}

@@ -457,3 +457,38 @@ fn max_key_ops_keeps_a_bulk_run_under_the_vaults_rate() {
     );
     assert!(vault.calls("throttled") > 0, "{:?}", vault.all_calls());
 }
+
+#[test]
+fn stats_count_the_back_off_pause_after_a_429() {
+    let vault = KeyVaultDouble::start("contoso");
+    vault.create_key("orders", 2048);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    sealed_files(&vault, "orders", &data, 3);
+    vault.reset_calls();
+    vault.throttle_next(1);
+    let output = cmke(&vault, dir.path())
+        .args(["--stats", "verify", "--quiet", "--jobs", "1"])
+        .arg(&data)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(vault.calls("throttled"), 1, "{:?}", vault.all_calls());
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.trim() == "cmke_key_service_pauses_total  1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("cmke_key_service_calls_total")
+                && l.contains("operation=unwrap")
+                && l.trim_end().ends_with(" 3")),
+        "{stderr}"
+    );
+}

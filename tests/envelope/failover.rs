@@ -4,74 +4,14 @@
 //! slot was never needed is never called.
 
 use crate::support;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cmk_envelope::crypto::Provider;
-use cmk_envelope::format::KeySlot;
-use cmk_envelope::{
-    async_trait, DataKey, Envelope, Error, KeyFacts, KeyWrapper, SlotContext, Unwrapped,
-};
+use cmk_envelope::{Envelope, Error};
 
-/// A key whose service can be taken down (unwraps fail as `Unavailable`), counting calls.
-struct Service {
-    inner: Arc<dyn KeyWrapper>,
-    down: AtomicBool,
-    unwraps: AtomicUsize,
-}
-
-impl Service {
-    fn new(inner: Arc<dyn KeyWrapper>) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            down: AtomicBool::new(false),
-            unwraps: AtomicUsize::new(0),
-        })
-    }
-    fn calls(&self) -> usize {
-        self.unwraps.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl KeyWrapper for Service {
-    async fn current_kid(&self) -> cmk_envelope::Result<String> {
-        self.inner.current_kid().await
-    }
-    async fn wrap_key(
-        &self,
-        key: &DataKey,
-        context: SlotContext<'_>,
-    ) -> cmk_envelope::Result<KeySlot> {
-        self.inner.wrap_key(key, context).await
-    }
-    async fn unwrap_key(
-        &self,
-        slot: &KeySlot,
-        context: SlotContext<'_>,
-    ) -> cmk_envelope::Result<Unwrapped> {
-        if !self
-            .inner
-            .key_facts()
-            .recognizes(slot.kid())
-            .unwrap_or(true)
-        {
-            return Ok(Unwrapped::NotMine);
-        }
-        self.unwraps.fetch_add(1, Ordering::SeqCst);
-        if self.down.load(Ordering::SeqCst) {
-            return Err(Error::Unavailable {
-                kid: slot.kid().to_owned(),
-                detail: "503 from the test".to_owned(),
-            });
-        }
-        self.inner.unwrap_key(slot, context).await
-    }
-    fn key_facts(&self) -> KeyFacts<'_> {
-        self.inner.key_facts()
-    }
-}
+use support::down_service::Service;
 
 #[tokio::test]
 async fn a_down_service_costs_one_call_per_cool_down_and_the_other_slot_opens() {

@@ -8,6 +8,7 @@ pub mod behaviour;
 pub mod branch_site;
 #[cfg(feature = "azure-blob")]
 pub mod cse_python;
+pub mod down_service;
 pub mod keyring;
 #[cfg(feature = "insecure-loopback-vault")]
 pub mod keyvault_double;

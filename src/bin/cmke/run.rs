@@ -12,7 +12,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     // The keys the operator names are the services this run may contact, with those the
     // allowlist names; never one that only a file names.
     match &cli.command {
-        Command::Encrypt(args) => sources.allow_named_key(&args.key)?,
+        Command::Encrypt(args) => {
+            for key in std::iter::once(&args.key).chain(&args.also_keys) {
+                sources.allow_named_key(key)?;
+            }
+        }
         Command::Rewrap(RewrapArgs { to: Some(key), .. }) => sources.allow_named_key(key)?,
         Command::Branch(BranchCommand::Create { cmk, .. })
         | Command::Branch(BranchCommand::Rotate { cmk: Some(cmk), .. }) => {

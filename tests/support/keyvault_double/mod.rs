@@ -93,7 +93,33 @@ struct State {
     /// one-second window are answered 429 with `Retry-After: 1`.
     rate_limit: Option<u32>,
     recent: std::collections::VecDeque<std::time::Instant>,
+    /// Answers 503 to every request while set, recording when each new call arrived.
+    down: bool,
+    arrivals_while_down: Vec<(std::time::Instant, String)>,
+    /// Faults drawn at random for each request, for soak runs.
+    chaos: Option<Chaos>,
+    /// The order of `seen`'s entries, oldest first: only the most recent are remembered.
+    seen_order: std::collections::VecDeque<(String, String)>,
+    keep_log: bool,
 }
+
+/// Faults the double injects at random (a fixed seed: runs repeat), each request drawing
+/// once: `1 / throttle_one_in` are answered 429 with `Retry-After: 1`; `1 / burst_one_in`
+/// start a burst of `burst_len` 503 answers (this one included); `1 / slow_one_in` are
+/// answered after `slow_for`. Zero turns a fault off.
+#[derive(Debug, Clone, Copy)]
+pub struct Chaos {
+    pub throttle_one_in: u32,
+    pub burst_one_in: u32,
+    pub burst_len: u32,
+    pub slow_one_in: u32,
+    pub slow_for: std::time::Duration,
+    pub seed: u64,
+}
+
+/// How many (operation, request id) pairs the double remembers to tell a re-sent request
+/// from a new call: re-sends follow within seconds.
+const SEEN_CAPACITY: usize = 2048;
 
 /// A running loopback vault. Dropping it stops the server.
 pub struct KeyVaultDouble {
@@ -147,6 +173,11 @@ impl KeyVaultDouble {
             seen: std::collections::HashSet::new(),
             rate_limit: None,
             recent: std::collections::VecDeque::new(),
+            down: false,
+            arrivals_while_down: Vec::new(),
+            chaos: None,
+            seen_order: std::collections::VecDeque::new(),
+            keep_log: true,
         }));
         let thread = {
             let (server, state, host) = (Arc::clone(&server), Arc::clone(&state), host.clone());
@@ -361,6 +392,27 @@ impl KeyVaultDouble {
         state.requests = 0;
     }
 
+    /// Takes the vault down (every request answered 503) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        lock(&self.state).down = down;
+    }
+
+    /// When each new call (not a re-sent request) arrived while the vault was down, with
+    /// its operation.
+    pub fn arrivals_while_down(&self) -> Vec<(std::time::Instant, String)> {
+        lock(&self.state).arrivals_while_down.clone()
+    }
+
+    /// Injects random faults from now on.
+    pub fn set_chaos(&self, chaos: Chaos) {
+        lock(&self.state).chaos = Some(chaos);
+    }
+
+    /// Keeps the request log (the default) or not: a long run keeps its memory flat.
+    pub fn keep_log(&self, keep: bool) {
+        lock(&self.state).keep_log = keep;
+    }
+
     /// Answers 429 to authenticated requests beyond `per_second` in any one-second window.
     pub fn limit_rate(&self, per_second: u32) {
         lock(&self.state).rate_limit = Some(per_second);
@@ -459,13 +511,34 @@ fn serve(host: &str, state: &Mutex<State>, mut request: tiny_http::Request) {
         .iter()
         .find(|h| h.field.equiv("x-ms-client-request-id"))
         .map(|h| h.value.as_str().to_owned());
-    {
+    let injected = {
         let mut state = lock(state);
         state.requests += 1;
-        let new_call = call_id.is_none_or(|id| state.seen.insert((operation.to_owned(), id)));
+        let new_call = call_id.is_none_or(|id| {
+            let entry = (operation.to_owned(), id);
+            let new = state.seen.insert(entry.clone());
+            if new {
+                state.seen_order.push_back(entry);
+                if state.seen_order.len() > SEEN_CAPACITY {
+                    if let Some(oldest) = state.seen_order.pop_front() {
+                        state.seen.remove(&oldest);
+                    }
+                }
+            }
+            new
+        });
         if new_call {
             *state.calls.entry(operation.to_owned()).or_default() += 1;
+            if state.down {
+                state
+                    .arrivals_while_down
+                    .push((std::time::Instant::now(), operation.to_owned()));
+            }
         }
+        injected_fault(&mut state, authorization.is_some())
+    };
+    if let Some(Fault::Slow(hold)) = injected {
+        std::thread::sleep(hold);
     }
     let stall = {
         let mut state = lock(state);
@@ -486,10 +559,27 @@ fn serve(host: &str, state: &Mutex<State>, mut request: tiny_http::Request) {
             action();
         }
     }
-    let reply = respond(host, state, &method, &path, authorization.as_deref(), &body);
+    let reply = match injected {
+        Some(Fault::Down | Fault::Unavailable) => error(
+            503,
+            "ServiceUnavailable",
+            "The service is unavailable.",
+            None,
+        ),
+        Some(Fault::Throttled) => {
+            let mut throttled = error(429, "Throttled", "Request was not processed.", None);
+            throttled.headers.push(("Retry-After", "1".to_owned()));
+            throttled
+        }
+        Some(Fault::Slow(_)) | None => {
+            respond(host, state, &method, &path, authorization.as_deref(), &body)
+        }
+    };
     {
         let mut state = lock(state);
-        state.log.push(format!("{method} {path} {}", reply.status));
+        if state.keep_log {
+            state.log.push(format!("{method} {path} {}", reply.status));
+        }
         if reply.status == 429 {
             *state.calls.entry("throttled".to_owned()).or_default() += 1;
         }
@@ -503,6 +593,48 @@ fn serve(host: &str, state: &Mutex<State>, mut request: tiny_http::Request) {
         response = response.with_header(header(name, &value));
     }
     let _ = request.respond(response);
+}
+
+enum Fault {
+    Down,
+    Unavailable,
+    Throttled,
+    Slow(std::time::Duration),
+}
+
+/// The fault, if any, this request meets: the vault is down, or (for authenticated
+/// requests, outside a burst already under way) the chaos draws.
+fn injected_fault(state: &mut State, authenticated: bool) -> Option<Fault> {
+    if state.down {
+        return Some(Fault::Down);
+    }
+    if !authenticated || state.fail_next > 0 {
+        return None;
+    }
+    let chaos = state.chaos.as_mut()?;
+    let mut draw = |one_in: u32| {
+        // xorshift64*: the same faults in the same order on every run.
+        chaos.seed ^= chaos.seed >> 12;
+        chaos.seed ^= chaos.seed << 25;
+        chaos.seed ^= chaos.seed >> 27;
+        let value = chaos.seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32;
+        one_in > 0 && value % u64::from(one_in) == 0
+    };
+    let (burst_one_in, throttle_one_in, slow_one_in) =
+        (chaos.burst_one_in, chaos.throttle_one_in, chaos.slow_one_in);
+    let (burst, throttle, slow) = (draw(burst_one_in), draw(throttle_one_in), draw(slow_one_in));
+    let (burst_len, slow_for) = (chaos.burst_len, chaos.slow_for);
+    if burst {
+        // This answer is the burst's first; `respond` answers the rest.
+        state.fail_next = burst_len.saturating_sub(1);
+        Some(Fault::Unavailable)
+    } else if throttle {
+        Some(Fault::Throttled)
+    } else if slow {
+        Some(Fault::Slow(slow_for))
+    } else {
+        None
+    }
 }
 
 fn header(name: &str, value: &str) -> tiny_http::Header {
@@ -785,6 +917,23 @@ pub fn quick_options(doubles: &[&KeyVaultDouble]) -> cmk_envelope::azure::KeyVau
         ..ClientOptions::default()
     };
     cmk_envelope::azure::KeyVaultOptions::default().client_options(client)
+}
+
+/// The key `name` of `vault`, as a wrapper that connects on first use (through the
+/// transport `options` carry) with the double's token.
+pub fn lazy_key(
+    vault: &KeyVaultDouble,
+    name: &str,
+    options: cmk_envelope::azure::KeyVaultOptions,
+) -> Arc<dyn cmk_envelope::KeyWrapper> {
+    Arc::new(
+        cmk_envelope::azure::KeyVaultWrapper::connect_lazily(
+            &vault.key_url(name),
+            cmk_envelope::azure::loopback::FixedTokenCredential::new(TOKEN),
+            options,
+        )
+        .expect("client"),
+    )
 }
 
 /// Expected call counts, `(operation, n)`, as [`KeyVaultDouble::all_calls`] reports them

@@ -371,6 +371,11 @@ pub struct EncryptArgs {
     /// CMKE_PKCS11_PIN or CMKE_PKCS11_PIN_FILE).
     #[arg(long)]
     pub key: String,
+    /// One more key to seal under (repeatable, at most 7): the object gets a slot under
+    /// each, for example a CMK in a vault of another region, and opens with any of them;
+    /// when the first key's service fails transiently, opening fails over to the next.
+    #[arg(long = "also-key", value_name = "KEY")]
+    pub also_keys: Vec<String>,
     /// Associated data: authenticated, not stored; needed again to decrypt.
     #[arg(long, default_value = "")]
     pub aad: String,

@@ -1,6 +1,8 @@
 //! `cmke --stats`: the library's metrics (feature `metrics`) kept by a recorder of cmke's
 //! own, printed when the command ends: key-service calls by backend, key, operation and
-//! outcome, the data-key cache's events, and the objects sealed and opened.
+//! outcome, the data-key cache's events, the objects sealed and opened, back-off pauses
+//! after a 429, waits for the key-operation budget, slots passed over by failover and lazy
+//! re-wraps: every counter the library has.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -22,14 +22,18 @@ pub async fn encrypt(sources: &KeySources, args: EncryptArgs) -> Result<ExitCode
     let provider = sources.provider;
     let EncryptArgs {
         key,
+        also_keys,
         aad,
         segment_size,
         output,
         input,
     } = args;
     let wrapper = sources.named_key(&key).await?;
-    let envelope = Envelope::builder()
-        .seal_with(wrapper)
+    let mut builder = Envelope::builder().seal_with(wrapper);
+    for also in &also_keys {
+        builder = builder.also_seal_with(sources.named_key(also).await?);
+    }
+    let envelope = builder
         .provider(provider)
         .segment_size(segment_size)
         .build()?;
