@@ -205,7 +205,10 @@ impl KeyVaultWrapper {
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_some_and(|(at, error)| {
-                error.is_transient() && at.elapsed() < RECHECK_AFTER_TRANSIENT_FAILURE
+                // A failure of the check after this version's, not of one before it.
+                *at > current.checked_at
+                    && error.is_transient()
+                    && at.elapsed() < RECHECK_AFTER_TRANSIENT_FAILURE
             });
         (failing_transiently && age < self.refresh_interval.saturating_mul(2)).then_some(current)
     }

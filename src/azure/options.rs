@@ -57,7 +57,9 @@ impl Default for KeyVaultOptions {
 impl KeyVaultOptions {
     /// How long a successful key check stands before `get key` runs again (default five
     /// minutes). A disabled or deleted key stops *new* wraps within this time; unwrapping
-    /// always asks the vault.
+    /// always asks the vault. While the vault fails transiently (429, 5xx, timeouts), the
+    /// version checked last keeps wrapping for up to twice this time since its check, the
+    /// vault asked again at most every 5 s: seals go on through a short outage.
     #[must_use]
     pub fn refresh_interval(mut self, interval: Duration) -> Self {
         self.refresh_interval = interval;

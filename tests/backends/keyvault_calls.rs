@@ -306,3 +306,46 @@ fn callers_waiting_on_a_failing_key_check_share_its_failure() {
     // One check (its tries share one request id), not one per caller.
     assert_eq!(vault.calls("get"), 1, "{:?}", vault.all_calls());
 }
+
+#[test]
+fn a_transient_outage_at_a_refresh_keeps_sealing_under_the_version_checked_before() {
+    use std::time::Duration;
+    let vault = KeyVaultDouble::start("contoso");
+    vault.create_key("orders", 2048);
+    // Long enough that the failed check's retries (under a second) stay within the grace.
+    let refresh = Duration::from_secs(1);
+    let writer = Envelope::builder()
+        .seal_with(lazily(
+            &vault.key_url("orders"),
+            quick_options(&[&vault]).refresh_interval(refresh),
+        ))
+        .build()
+        .expect("envelope");
+    block_on(writer.seal(b"before", b"")).expect("seal");
+    std::thread::sleep(refresh);
+
+    // Down at the refresh: one failed check, then the version checked before wraps on.
+    vault.set_down(true);
+    vault.reset_calls();
+    for i in 0..20 {
+        let sealed = block_on(writer.seal(format!("during {i}").as_bytes(), b""))
+            .expect("sealed through the outage");
+        assert!(slot_kid(&sealed).starts_with(&vault.key_url("orders")));
+    }
+    assert_eq!(vault.calls("get"), 1, "{:?}", vault.all_calls());
+
+    // Twice the refresh interval after the last good check, sealing stops.
+    std::thread::sleep(refresh);
+    let error = block_on(writer.seal(b"too late", b"")).expect_err("stale too long");
+    assert!(error.is_transient(), "{error}");
+
+    // Back up: the next check succeeds.
+    vault.set_down(false);
+    block_on(writer.seal(b"after", b"")).expect("seal");
+
+    // A revocation is not transient: it stops sealing at the next check, without grace.
+    std::thread::sleep(refresh);
+    vault.set_access(keyvault_double::Access::RevokedRbac);
+    let error = block_on(writer.seal(b"revoked", b"")).expect_err("revoked");
+    assert!(matches!(error, Error::AccessDenied { .. }), "{error}");
+}
