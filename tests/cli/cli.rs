@@ -566,3 +566,60 @@ fn encrypt_with_also_key_seals_one_slot_per_key() {
         .stdout("");
     assert!(!out.exists());
 }
+
+#[test]
+fn cmke_log_prints_a_span_per_file_with_its_key_service_calls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ring, sealed) = keyring_and_sealed(dir.path(), "PLAINTEXT-MARKER-51c2");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    for name in ["a.cmke", "b.cmke"] {
+        std::fs::write(data.join(name), &sealed).expect("write");
+    }
+    cmke(&ring).args(["key", "rotate", "k"]).assert().success();
+    let output = cmke(&ring)
+        .env("CMKE_LOG", "info")
+        .arg("rewrap")
+        .arg(&data)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for name in ["a.cmke", "b.cmke"] {
+        let closed = stderr.lines().find(|l| {
+            l.contains("cmke.file{path=")
+                && l.contains(name)
+                && l.contains("outcome=\"rewrapped\"")
+                && l.contains("close")
+        });
+        assert!(closed.is_some(), "no closed span of {name}:\n{stderr}");
+        assert!(
+            stderr.lines().any(|l| l.contains(name)
+                && l.contains("cmke.key_service{")
+                && l.contains("operation=\"unwrap\"")),
+            "no key-service call under {name}:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("PLAINTEXT-MARKER-51c2"), "{stderr}");
+
+    // Not a level: a usage error, before anything is done.
+    cmke(&ring)
+        .env("CMKE_LOG", "loud")
+        .arg("inventory")
+        .arg(&data)
+        .assert()
+        .failure()
+        .stdout("")
+        .stderr(predicates::str::contains("CMKE_LOG=loud: not a level"));
+    // Unset: nothing of it.
+    let quiet = cmke(&ring)
+        .env_remove("CMKE_LOG")
+        .arg("verify")
+        .arg(&data)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("cmke.file"));
+}

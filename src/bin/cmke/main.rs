@@ -50,6 +50,10 @@ fn main() -> ExitCode {
             };
         }
     };
+    if let Err(why) = cli::trace::start() {
+        eprintln!("cmke: usage: {why}");
+        return ExitCode::from(EXIT_USAGE_OR_IO);
+    }
     // Several threads: bulk commands unwrap (RSA) and copy files in parallel.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

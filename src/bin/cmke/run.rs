@@ -27,9 +27,21 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Key(key) => crate::keys::command::key_command(&sources, key).await,
         Command::Branch(branch) => crate::branch::command::branch_command(&sources, branch).await,
-        Command::Encrypt(args) => crate::object::commands::encrypt(&sources, args).await,
-        Command::Decrypt(args) => crate::object::commands::decrypt(&sources, args).await,
-        Command::Inspect(args) => crate::object::commands::inspect(&sources, args).await,
+        Command::Encrypt(args) => {
+            let span = crate::cli::trace::file_span(&args.input);
+            let run = crate::object::commands::encrypt(&sources, args);
+            tracing::Instrument::instrument(run, span).await
+        }
+        Command::Decrypt(args) => {
+            let span = crate::cli::trace::file_span(&args.input);
+            let run = crate::object::commands::decrypt(&sources, args);
+            tracing::Instrument::instrument(run, span).await
+        }
+        Command::Inspect(args) => {
+            let span = crate::cli::trace::file_span(&args.input);
+            let run = crate::object::commands::inspect(&sources, args);
+            tracing::Instrument::instrument(run, span).await
+        }
         Command::Rewrap(args) => crate::bulk::commands::rewrap(&sources, args).await,
         Command::Inventory(args) => crate::bulk::commands::inventory(&sources, args).await,
         Command::Verify(args) => crate::bulk::commands::verify(&sources, args).await,

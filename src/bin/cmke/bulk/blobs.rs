@@ -87,8 +87,15 @@ pub async fn run(
                     Err(e) => (None, Outcome::Failed(e)),
                     Ok(entry) => {
                         report.bar.inc_length(1);
-                        let outcome = one(&container, &pool, &job, &entry).await;
-                        (Some(container.blob_url(&entry.name)), outcome)
+                        let url = container.blob_url(&entry.name);
+                        let span = crate::cli::trace::file_span(std::path::Path::new(&url));
+                        let outcome = tracing::Instrument::instrument(
+                            one(&container, &pool, &job, &entry),
+                            span.clone(),
+                        )
+                        .await;
+                        span.record("outcome", outcome.label());
+                        (Some(url), outcome)
                     }
                 }
             }

@@ -154,8 +154,10 @@ where
         };
         let path = found.path().to_path_buf();
         let (report, job) = (Arc::clone(&report), work(found));
+        let span = crate::cli::trace::file_span(&path);
         tasks.spawn(async move {
-            let outcome = job.await;
+            let outcome = tracing::Instrument::instrument(job, span.clone()).await;
+            span.record("outcome", outcome.label());
             report.file(&path, &outcome);
             drop(permit);
             outcome

@@ -39,6 +39,29 @@ pub(crate) enum Outcome {
     Failed(Error),
 }
 
+impl Outcome {
+    /// A short name of what happened, for the file's span.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Outcome::Rewrapped { .. } => "rewrapped",
+            Outcome::WouldRewrap { .. } => "would_rewrap",
+            Outcome::Current => "current",
+            Outcome::Verified { .. } => "verified",
+            Outcome::NotCmke => "not_cmke",
+            Outcome::AttachedSkipped => "attached_skipped",
+            Outcome::DetachedBody => "detached_body",
+            Outcome::SymlinkSkipped => "symlink_skipped",
+            Outcome::TempLeftAlone(_) => "temp_left_alone",
+            Outcome::StaleTempSkipped => "stale_temp_skipped",
+            Outcome::StaleTempRemoved => "stale_temp_removed",
+            Outcome::Refused(_) => "refused",
+            Outcome::Changed => "changed",
+            Outcome::HeaderOnly => "header_only",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
 /// Counts for the summary, and the worst exit code.
 #[derive(Default)]
 pub struct Summary {

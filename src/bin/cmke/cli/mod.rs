@@ -11,3 +11,4 @@ pub mod io_error;
 pub mod shard;
 pub mod size;
 pub mod stats;
+pub mod trace;
