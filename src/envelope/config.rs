@@ -64,6 +64,7 @@ pub struct EnvelopeBuilder {
     pub(super) extra_sealers: Vec<Arc<dyn KeyWrapper>>,
     pub(super) failover_cooldown: std::time::Duration,
     pub(super) failover_state: Option<crate::wrap::FailoverState>,
+    pub(super) slot_order: crate::wrap::SlotOrder,
     pub(super) openers: Vec<Arc<dyn KeyWrapper>>,
     pub(super) provider: Provider,
     pub(super) rewrap_policy: RewrapPolicy,
@@ -96,6 +97,28 @@ impl EnvelopeBuilder {
     /// slots are under that service still asks it. `Duration::ZERO`: never passed over.
     pub fn failover_cooldown(mut self, cooldown: std::time::Duration) -> Self {
         self.failover_cooldown = cooldown;
+        self
+    }
+
+    /// The order in which opening tries an object's slots: as written in its header (the
+    /// default: the writer's first key first), or in the order of this envelope's own keys
+    /// ([`SlotOrder::Preferred`](crate::wrap::SlotOrder::Preferred): `seal_with`, then
+    /// `also_seal_with`, then `open_with`, as added), so that a reader in another region
+    /// asks its own vault first.
+    ///
+    /// ```
+    /// # async fn demo(west: std::sync::Arc<dyn cmk_envelope::KeyWrapper>, east: std::sync::Arc<dyn cmk_envelope::KeyWrapper>) -> cmk_envelope::Result<()> {
+    /// use cmk_envelope::{wrap::SlotOrder, Envelope};
+    /// // Objects written in the east with slots [east, west]; this reader runs in the west.
+    /// let reader = Envelope::builder()
+    ///     .open_with(west)
+    ///     .open_with(east)
+    ///     .slot_order(SlotOrder::Preferred)
+    ///     .build()?;
+    /// # let _ = reader; Ok(()) }
+    /// ```
+    pub fn slot_order(mut self, order: crate::wrap::SlotOrder) -> Self {
+        self.slot_order = order;
         self
     }
 
@@ -189,6 +212,7 @@ impl EnvelopeBuilder {
         }
         let mut resolver = KeyResolver::new();
         resolver.set_failover_cooldown(self.failover_cooldown);
+        resolver.set_slot_order(self.slot_order);
         if let Some(state) = self.failover_state {
             resolver.set_failover_state(state);
         }

@@ -29,6 +29,7 @@ impl Envelope {
             extra_sealers: Vec::new(),
             failover_cooldown: std::time::Duration::from_secs(30),
             failover_state: None,
+            slot_order: crate::wrap::SlotOrder::default(),
             openers: Vec::new(),
             provider: Provider::default(),
             rewrap_policy: RewrapPolicy::default(),

@@ -14,3 +14,4 @@ pub use key_ops_limit::KeyOpsLimit;
 pub(crate) use key_wrapper::{KeyFacts, KeyWrapper, SlotContext, Unwrapped};
 pub(crate) use resolver::KeyResolver;
 pub(crate) use resolver::Recovered;
+pub use resolver::SlotOrder;

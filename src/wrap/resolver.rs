@@ -20,9 +20,25 @@ pub struct KeyResolver {
     /// How long a key service (a wrapper's domain) that failed transiently is passed over
     /// when the object has a slot elsewhere.
     cooldown: Duration,
+    /// Which slot is tried first.
+    order: SlotOrder,
     /// When each domain last failed transiently: shared by every clone of this resolver
     /// (every clone of its envelope), and by envelopes given the same state.
     failed: FailoverState,
+}
+
+/// The order in which opening tries an object's slots
+/// ([`EnvelopeBuilder::slot_order`](crate::EnvelopeBuilder::slot_order)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlotOrder {
+    /// As written in the object's header: the writer's first key first.
+    #[default]
+    AsWritten,
+    /// In the order of the envelope's own keys: a slot that the first key added holds
+    /// first, then the second's, and so on; slots no key claims by its kid alone last, as
+    /// written.
+    Preferred,
 }
 
 impl std::fmt::Debug for KeyResolver {
@@ -74,6 +90,29 @@ impl KeyResolver {
         self.cooldown = cooldown;
     }
 
+    /// Tries slots in `order`.
+    pub(crate) fn set_slot_order(&mut self, order: SlotOrder) {
+        self.order = order;
+    }
+
+    /// The indices of `slots` in the order they are tried.
+    fn slot_indices(&self, slots: &[KeySlot]) -> Vec<usize> {
+        let mut indices: Vec<usize> = (0..slots.len()).collect();
+        if self.order == SlotOrder::Preferred {
+            let rank = |index: &usize| {
+                slots.get(*index).map_or(usize::MAX, |slot| {
+                    self.wrappers
+                        .iter()
+                        .position(|w| w.key_facts().recognizes(slot.kid()) == Some(true))
+                        .unwrap_or(usize::MAX)
+                })
+            };
+            // Stable: slots of one key, and unclaimed ones, keep their written order.
+            indices.sort_by_key(rank);
+        }
+        indices
+    }
+
     /// Shares `state` (with other envelopes).
     pub(crate) fn set_failover_state(&mut self, state: FailoverState) {
         self.failed = state;
@@ -116,7 +155,11 @@ impl KeyResolver {
         &'a self,
         slots: &'a [KeySlot],
     ) -> Option<(&'a KeySlot, &'a Arc<dyn KeyWrapper>)> {
-        for slot in slots {
+        for slot in self
+            .slot_indices(slots)
+            .into_iter()
+            .filter_map(|i| slots.get(i))
+        {
             if !self.offers(slot) {
                 continue;
             }
@@ -166,8 +209,9 @@ impl KeyResolver {
     }
 
     /// Unwraps the first slot that some wrapper claims and that `accept` approves (the
-    /// commitment check; a rejected data key counts as a failed unwrap). Slots are tried in wire order; a slot that fails does not stop the
-    /// next from being tried.
+    /// commitment check; a rejected data key counts as a failed unwrap). Slots are tried in
+    /// the resolver's [`SlotOrder`]; a slot that fails does not stop the next from being
+    /// tried.
     ///
     /// The error, when every slot fails: a key problem (access denied, disabled, not found,
     /// throttled, backend) if any claimed slot had one, so that revocation is reported as
@@ -183,7 +227,10 @@ impl KeyResolver {
         let mut claimed = false;
         let mut passed_over: Option<(String, String)> = None;
         let can_fail_over = !self.cooldown.is_zero() && self.can_fail_over(slots);
-        for (slot_index, slot) in slots.iter().enumerate() {
+        for slot_index in self.slot_indices(slots) {
+            let Some(slot) = slots.get(slot_index) else {
+                continue;
+            };
             if !self.offers(slot) {
                 continue;
             }

@@ -492,3 +492,97 @@ fn stats_count_the_back_off_pause_after_a_429() {
         "{stderr}"
     );
 }
+
+/// `cmke` with two vaults (two regions) allowed.
+fn cmke_two(east: &KeyVaultDouble, west: &KeyVaultDouble, dir: &std::path::Path) -> Command {
+    let mut cmd = support::cmke(&dir.join("home"), &dir.join("no-keyring-here"));
+    cmd.args(["--allow-vault", &east.vault_url()])
+        .args(["--allow-vault", &west.vault_url()])
+        .env(
+            "CMKE_INSECURE_LOOPBACK_VAULT",
+            format!(
+                "{}={},{}={}",
+                east.host(),
+                east.port(),
+                west.host(),
+                west.port()
+            ),
+        )
+        .env("CMKE_INSECURE_LOOPBACK_TOKEN", TOKEN)
+        .timeout(std::time::Duration::from_secs(60));
+    cmd
+}
+
+#[test]
+fn also_key_prefer_key_and_failover_between_two_vaults() {
+    let (east, west) = (
+        KeyVaultDouble::start("orders-east"),
+        KeyVaultDouble::start("orders-west"),
+    );
+    east.create_key("orders", 2048);
+    west.create_key("orders", 2048);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    for i in 0..4 {
+        let sealed = data.join(format!("{i}.cmke"));
+        cmke_two(&east, &west, dir.path())
+            .args(["encrypt", "--key", &east.key_url("orders")])
+            .args(["--also-key", &west.key_url("orders"), "-o"])
+            .arg(&sealed)
+            .arg("-")
+            .write_stdin(format!("object {i}"))
+            .assert()
+            .success();
+    }
+    let (east_unwraps, west_unwraps) = (east.calls("unwrapKey"), west.calls("unwrapKey"));
+
+    // As written: the east slot opens every object.
+    cmke_two(&east, &west, dir.path())
+        .args(["verify", "--quiet"])
+        .arg(&data)
+        .assert()
+        .success();
+    assert_eq!(east.calls("unwrapKey") - east_unwraps, 4);
+    assert_eq!(west.calls("unwrapKey") - west_unwraps, 0);
+
+    // A reader in the west prefers its own vault: the east one is not asked.
+    cmke_two(&east, &west, dir.path())
+        .args(["--prefer-key", &west.key_url("orders")])
+        .args(["verify", "--quiet"])
+        .arg(&data)
+        .assert()
+        .success();
+    assert_eq!(east.calls("unwrapKey") - east_unwraps, 4);
+    assert_eq!(west.calls("unwrapKey") - west_unwraps, 4);
+
+    // East down: every object opens through west, and east is asked once in the run.
+    east.set_down(true);
+    cmke_two(&east, &west, dir.path())
+        .args(["verify", "--quiet", "--jobs", "1"])
+        .arg(&data)
+        .assert()
+        .success();
+    assert_eq!(
+        east.arrivals_while_down().len(),
+        1,
+        "{:?}",
+        east.all_calls()
+    );
+    assert_eq!(west.calls("unwrapKey") - west_unwraps, 8);
+
+    // With no cool-down, every object asks east first.
+    cmke_two(&east, &west, dir.path())
+        .args([
+            "--failover-cooldown",
+            "0",
+            "verify",
+            "--quiet",
+            "--jobs",
+            "1",
+        ])
+        .arg(&data)
+        .assert()
+        .success();
+    assert_eq!(east.arrivals_while_down().len(), 5);
+}

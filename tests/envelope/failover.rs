@@ -174,3 +174,45 @@ async fn envelopes_sharing_a_failover_state_pass_the_failed_service_over_togethe
     alone.open(&sealed, b"").await.expect("fails over");
     assert_eq!(east_key.calls(), 2);
 }
+
+#[tokio::test]
+async fn a_reader_may_prefer_its_own_keys_order_over_the_written_one() {
+    let (east, west) = (
+        support::temp_keyring(Provider::default()),
+        support::temp_keyring(Provider::default()),
+    );
+    let (east_key, west_key) = (Service::new(east.key.clone()), west_service(&west));
+    let writer = Envelope::builder()
+        .seal_with(east_key.clone())
+        .also_seal_with(west_key.clone())
+        .build()
+        .expect("envelope");
+    let sealed = writer.seal(b"two regions", b"").await.expect("seal");
+
+    // As written: east first.
+    let as_written = Envelope::builder()
+        .open_with(west_key.clone())
+        .open_with(east_key.clone())
+        .build()
+        .expect("envelope");
+    as_written.open(&sealed, b"").await.expect("open");
+    assert_eq!((east_key.calls(), west_key.calls()), (1, 0));
+
+    // Preferred: this reader's first key, west, first; east is never asked.
+    let in_the_west = Envelope::builder()
+        .open_with(west_key.clone())
+        .open_with(east_key.clone())
+        .slot_order(cmk_envelope::wrap::SlotOrder::Preferred)
+        .build()
+        .expect("envelope");
+    for _ in 0..5 {
+        let opened = in_the_west.open(&sealed, b"").await.expect("open");
+        assert_eq!(opened.plaintext(), b"two regions");
+    }
+    assert_eq!((east_key.calls(), west_key.calls()), (1, 5));
+
+    // West down: the preferred reader fails over to east.
+    west_key.down.store(true, Ordering::SeqCst);
+    in_the_west.open(&sealed, b"").await.expect("open");
+    assert_eq!((east_key.calls(), west_key.calls()), (2, 6));
+}

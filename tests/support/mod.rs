@@ -40,6 +40,8 @@ pub fn cmke(home: &Path, keyring: &Path) -> Command {
         "CMKE_PKCS11_PIN_FILE",
         "CMKE_INSECURE_LOOPBACK_VAULT",
         "CMKE_INSECURE_LOOPBACK_TOKEN",
+        "CMKE_FAILOVER_COOLDOWN",
+        "CMKE_LOG",
     ] {
         cmd.env_remove(variable);
     }

@@ -78,6 +78,24 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "N", env = "CMKE_MAX_KEY_OPS")]
     pub max_key_ops: Option<std::num::NonZeroU32>,
 
+    /// Objects with slots under several keys (`encrypt --also-key`): try the slots under
+    /// these keys first, in the order given (for example your region's vault key), then
+    /// the rest as written. Repeatable; the key's service must still be one this run may
+    /// use [default: as written in each object].
+    #[arg(long, global = true, value_name = "KEY")]
+    pub prefer_key: Vec<String>,
+
+    /// How long a key service that failed transiently (429, 5xx, timeout) is passed over
+    /// for objects that have a slot under another key, in seconds (0: never passed over).
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        default_value_t = 30,
+        env = "CMKE_FAILOVER_COOLDOWN"
+    )]
+    pub failover_cooldown: u64,
+
     /// The branch key store: a directory (DIR/{name}/{version}.cmke and DIR/{name}/current)
     /// or the https:// URL of an Azure Blob Storage container,
     /// ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX] (requests carry a token of

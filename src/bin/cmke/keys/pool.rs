@@ -263,15 +263,37 @@ impl KeyPool {
             .provider(self.sources.provider)
             .lazy_rewrap(self.lazy_rewrap)
             .kid_allowlist(allowlist.clone())
-            .failover_state(self.failover.clone());
+            .failover_state(self.failover.clone())
+            .failover_cooldown(self.sources.failover_cooldown);
+        // The keyring's keys, the connected services' and the branch keys, each ranked by
+        // the operator's --prefer-key (unranked last, in this order).
+        let preferred = &self.sources.preferred_keys;
+        let rank = |key: &str| {
+            preferred
+                .iter()
+                .position(|p| p == key)
+                .unwrap_or(usize::MAX)
+        };
+        let mut openers: Vec<(usize, Vec<Arc<dyn KeyWrapper>>)> = Vec::new();
         if let Some(keyring) = &keyring {
-            builder = builder.open_with_all(keyring.openers()?);
+            let local = preferred
+                .iter()
+                .position(|p| p.starts_with("local:"))
+                .unwrap_or(usize::MAX);
+            openers.push((local, keyring.openers()?));
         }
-        for (_, wrapper) in connected {
-            builder = builder.open_with(wrapper);
+        for (key, wrapper) in connected {
+            openers.push((rank(&key), vec![wrapper]));
         }
-        for (_, wrapper) in branches {
-            builder = builder.open_with(wrapper);
+        for (key, wrapper) in branches {
+            openers.push((rank(&key), vec![wrapper as Arc<dyn KeyWrapper>]));
+        }
+        if !preferred.is_empty() {
+            openers.sort_by_key(|(rank, _)| *rank);
+            builder = builder.slot_order(cmk_envelope::wrap::SlotOrder::Preferred);
+        }
+        for (_, wrappers) in openers {
+            builder = builder.open_with_all(wrappers);
         }
         let envelope = Arc::new(builder.build()?);
         Ok(Arc::clone(

@@ -42,6 +42,10 @@ pub struct KeySources {
     pub max_key_ops: Option<KeyOpsLimit>,
     /// The branch key store the operator named, if any (a directory).
     pub branch_store: Option<String>,
+    /// `--prefer-key`, as [`key_of`] names keys: their slots are tried first.
+    pub preferred_keys: Vec<String>,
+    /// `--failover-cooldown`.
+    pub failover_cooldown: std::time::Duration,
 }
 
 impl KeySources {
@@ -90,6 +94,8 @@ impl KeySources {
                 .map_err(|why| UsageError::new(format!("max_memory in cmke.toml: {why}")))?,
             allowlist,
             branch_store: cli.branch_store.clone().or(file.branch_store),
+            preferred_keys: cli.prefer_key.iter().map(|k| named_key_of(k)).collect(),
+            failover_cooldown: std::time::Duration::from_secs(cli.failover_cooldown),
             max_key_ops: Some(
                 cli.max_key_ops
                     .or(file.max_key_ops)
@@ -220,6 +226,16 @@ pub fn remote_keys_in(header: &Header) -> Vec<String> {
 /// `pkcs11:token=…;object=…`; another kid as it is.
 pub fn key_of(kid: &str) -> String {
     Kid::parse(kid).key()
+}
+
+/// A key as the operator names it (`orders` in the keyring, a key URL, `pkcs11:…`,
+/// `branch:NAME`), as [`key_of`] names the key of a kid.
+pub fn named_key_of(key: &str) -> String {
+    if key.contains(':') {
+        key_of(key)
+    } else {
+        key_of(&format!("local:{key}"))
+    }
 }
 
 fn provider(choice: ProviderChoice) -> Result<Provider> {
