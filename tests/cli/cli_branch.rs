@@ -278,3 +278,63 @@ fn a_branch_key_over_a_vault_cmk_makes_one_unwrap_per_run_and_stops_when_disable
         .assert()
         .code(3);
 }
+
+#[test]
+fn branch_records_sealed_under_a_second_cmk() {
+    let site = Site::new();
+    site.cmke()
+        .args(["key", "create", "cmk-west"])
+        .assert()
+        .success();
+    site.cmke()
+        .args([
+            "branch",
+            "create",
+            "regions",
+            "--cmk",
+            "cmk",
+            "--also-cmk",
+            "cmk-west",
+        ])
+        .assert()
+        .success();
+    let record_kids = |site: &Site| -> Vec<String> {
+        let version = std::fs::read_to_string(site.path("branches/regions/current"))
+            .expect("current")
+            .trim()
+            .to_owned();
+        let record =
+            std::fs::read(site.path(&format!("branches/regions/{version}.cmke"))).expect("record");
+        let (header, _) = Header::parse_prefix(&record).expect("header");
+        header
+            .slots()
+            .iter()
+            .map(|s: &KeySlot| s.kid().to_owned())
+            .collect()
+    };
+    let kids = record_kids(&site);
+    assert_eq!(kids.len(), 2, "{kids:?}");
+    assert!(kids[0].starts_with("local:cmk/") && kids[1].starts_with("local:cmk-west/"));
+    let sealed = site.encrypt("branch:regions", "two", b"under a branch key of two CMKs");
+    site.decrypts_to(&sealed, b"under a branch key of two CMKs");
+
+    // A rotation with both CMKs named keeps both slots; --also-cmk needs --cmk.
+    site.cmke()
+        .args(["branch", "rotate", "regions", "--also-cmk", "cmk-west"])
+        .assert()
+        .failure();
+    site.cmke()
+        .args([
+            "branch",
+            "rotate",
+            "regions",
+            "--cmk",
+            "cmk",
+            "--also-cmk",
+            "cmk-west",
+        ])
+        .assert()
+        .success();
+    assert_eq!(record_kids(&site).len(), 2);
+    site.decrypts_to(&sealed, b"under a branch key of two CMKs");
+}

@@ -18,9 +18,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Rewrap(RewrapArgs { to: Some(key), .. }) => sources.allow_named_key(key)?,
-        Command::Branch(BranchCommand::Create { cmk, .. })
-        | Command::Branch(BranchCommand::Rotate { cmk: Some(cmk), .. }) => {
-            sources.allow_named_key(cmk)?;
+        Command::Branch(BranchCommand::Create { cmk, also_cmks, .. })
+        | Command::Branch(BranchCommand::Rotate {
+            cmk: Some(cmk),
+            also_cmks,
+            ..
+        }) => {
+            for key in std::iter::once(cmk).chain(also_cmks) {
+                sources.allow_named_key(key)?;
+            }
         }
         _ => {}
     }

@@ -222,22 +222,39 @@ pub async fn rewrap_store(sources: &KeySources, location: &str) -> Result<ExitCo
 
 pub async fn branch_command(sources: &KeySources, command: BranchCommand) -> Result<ExitCode> {
     match command {
-        BranchCommand::Create { name, cmk } => {
+        BranchCommand::Create {
+            name,
+            cmk,
+            also_cmks,
+        } => {
             let cmk = operator_cmk(sources, &cmk).await?;
             let store = sources.branch_store(true)?;
-            let wrapper = BranchWrapper::create(store, &name, cmk).await?;
+            let mut wrapper = BranchWrapper::new(store, &name, cmk)?.provider(sources.provider);
+            for also in &also_cmks {
+                wrapper = wrapper.also_seal_records_with(operator_cmk(sources, also).await?);
+            }
+            let wrapper = wrapper.create_first_version().await?;
             println!("{}", wrapper.current_kid().await?);
         }
-        BranchCommand::Rotate { name, cmk } => {
+        BranchCommand::Rotate {
+            name,
+            cmk,
+            also_cmks,
+        } => {
             let wrapper = match cmk {
-                Some(cmk) => Arc::new(
-                    BranchWrapper::new(
+                Some(cmk) => {
+                    let mut wrapper = BranchWrapper::new(
                         sources.branch_store(false)?,
                         &name,
                         operator_cmk(sources, &cmk).await?,
                     )?
-                    .provider(sources.provider),
-                ),
+                    .provider(sources.provider);
+                    for also in &also_cmks {
+                        wrapper =
+                            wrapper.also_seal_records_with(operator_cmk(sources, also).await?);
+                    }
+                    Arc::new(wrapper)
+                }
                 None => sources.branch_key(&name).await?,
             };
             println!("{}", wrapper.rotate().await?);

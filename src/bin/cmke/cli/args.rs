@@ -358,6 +358,11 @@ pub enum BranchCommand {
         /// pkcs11: URI.
         #[arg(long)]
         cmk: String,
+        /// One more CMK every record is also sealed under (repeatable), for example a key
+        /// in a vault of another region: records open with it when the first's service
+        /// fails.
+        #[arg(long = "also-cmk", value_name = "KEY")]
+        also_cmks: Vec<String>,
     },
     /// Add a new version and make it current; old versions stay. The new record is
     /// wrapped by the current version of the CMK of the current record (or --cmk). When
@@ -370,6 +375,9 @@ pub enum BranchCommand {
         /// Wrap the new record with this CMK instead (same vault or keyring).
         #[arg(long)]
         cmk: Option<String>,
+        /// One more CMK the new record is also sealed under (repeatable; needs --cmk).
+        #[arg(long = "also-cmk", value_name = "KEY", requires = "cmk")]
+        also_cmks: Vec<String>,
     },
     /// List branch keys: current version, versions, and the CMK version of each record.
     #[command(after_help = "Example:\n  cmke --branch-store ./branches branch list --json")]
