@@ -17,13 +17,21 @@ use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
 fn cmke(vault: &KeyVaultDouble, dir: &std::path::Path) -> Command {
+    cmke_with(&[vault], dir)
+}
+
+/// `cmke` with these vaults allowed (the operator allows the vaults the envelopes name),
+/// reached on loopback.
+fn cmke_with(vaults: &[&KeyVaultDouble], dir: &std::path::Path) -> Command {
     let mut cmd = support::cmke(&dir.join("home"), &dir.join("no-keyring-here"));
-    // The operator allows the vault that the envelopes name.
-    cmd.args(["--allow-vault", &vault.vault_url()])
-        .env(
-            "CMKE_INSECURE_LOOPBACK_VAULT",
-            format!("{}={}", vault.host(), vault.port()),
-        )
+    for vault in vaults {
+        cmd.args(["--allow-vault", &vault.vault_url()]);
+    }
+    let routes: Vec<String> = vaults
+        .iter()
+        .map(|v| format!("{}={}", v.host(), v.port()))
+        .collect();
+    cmd.env("CMKE_INSECURE_LOOPBACK_VAULT", routes.join(","))
         .env("CMKE_INSECURE_LOOPBACK_TOKEN", TOKEN)
         .timeout(std::time::Duration::from_secs(60));
     cmd
@@ -493,26 +501,6 @@ fn stats_count_the_back_off_pause_after_a_429() {
     );
 }
 
-/// `cmke` with two vaults (two regions) allowed.
-fn cmke_two(east: &KeyVaultDouble, west: &KeyVaultDouble, dir: &std::path::Path) -> Command {
-    let mut cmd = support::cmke(&dir.join("home"), &dir.join("no-keyring-here"));
-    cmd.args(["--allow-vault", &east.vault_url()])
-        .args(["--allow-vault", &west.vault_url()])
-        .env(
-            "CMKE_INSECURE_LOOPBACK_VAULT",
-            format!(
-                "{}={},{}={}",
-                east.host(),
-                east.port(),
-                west.host(),
-                west.port()
-            ),
-        )
-        .env("CMKE_INSECURE_LOOPBACK_TOKEN", TOKEN)
-        .timeout(std::time::Duration::from_secs(60));
-    cmd
-}
-
 #[test]
 fn also_key_prefer_key_and_failover_between_two_vaults() {
     let (east, west) = (
@@ -526,7 +514,7 @@ fn also_key_prefer_key_and_failover_between_two_vaults() {
     std::fs::create_dir(&data).expect("mkdir");
     for i in 0..4 {
         let sealed = data.join(format!("{i}.cmke"));
-        cmke_two(&east, &west, dir.path())
+        cmke_with(&[&east, &west], dir.path())
             .args(["encrypt", "--key", &east.key_url("orders")])
             .args(["--also-key", &west.key_url("orders"), "-o"])
             .arg(&sealed)
@@ -538,7 +526,7 @@ fn also_key_prefer_key_and_failover_between_two_vaults() {
     let (east_unwraps, west_unwraps) = (east.calls("unwrapKey"), west.calls("unwrapKey"));
 
     // As written: the east slot opens every object.
-    cmke_two(&east, &west, dir.path())
+    cmke_with(&[&east, &west], dir.path())
         .args(["verify", "--quiet"])
         .arg(&data)
         .assert()
@@ -547,7 +535,7 @@ fn also_key_prefer_key_and_failover_between_two_vaults() {
     assert_eq!(west.calls("unwrapKey") - west_unwraps, 0);
 
     // A reader in the west prefers its own vault: the east one is not asked.
-    cmke_two(&east, &west, dir.path())
+    cmke_with(&[&east, &west], dir.path())
         .args(["--prefer-key", &west.key_url("orders")])
         .args(["verify", "--quiet"])
         .arg(&data)
@@ -558,7 +546,7 @@ fn also_key_prefer_key_and_failover_between_two_vaults() {
 
     // East down: every object opens through west, and east is asked once in the run.
     east.set_down(true);
-    cmke_two(&east, &west, dir.path())
+    cmke_with(&[&east, &west], dir.path())
         .args(["verify", "--quiet", "--jobs", "1"])
         .arg(&data)
         .assert()
@@ -572,7 +560,7 @@ fn also_key_prefer_key_and_failover_between_two_vaults() {
     assert_eq!(west.calls("unwrapKey") - west_unwraps, 8);
 
     // With no cool-down, every object asks east first.
-    cmke_two(&east, &west, dir.path())
+    cmke_with(&[&east, &west], dir.path())
         .args([
             "--failover-cooldown",
             "0",
