@@ -85,6 +85,9 @@ impl FailoverState {
 
     fn health(&self, domain: &str) -> (Health, Arc<async_lock::Mutex<()>>) {
         let mut services = self.services.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(service) = services.get(domain) {
+            return (service.health, Arc::clone(&service.probe));
+        }
         let service = services.entry(domain.to_owned()).or_default();
         (service.health, Arc::clone(&service.probe))
     }
@@ -118,8 +121,15 @@ impl FailoverState {
             Outcome::Answered => Health::Answering,
             Outcome::NoCall => return,
         };
+        // Every open notes its call: a look-up, with no allocation once the service is
+        // known.
         let mut services = self.services.lock().unwrap_or_else(PoisonError::into_inner);
-        services.entry(domain.to_owned()).or_default().health = health;
+        match services.get_mut(domain) {
+            Some(service) => service.health = health,
+            None => {
+                services.entry(domain.to_owned()).or_default().health = health;
+            }
+        }
     }
 }
 
