@@ -15,11 +15,7 @@ use support::down_service::Service;
 
 #[tokio::test]
 async fn a_down_service_costs_one_call_per_cool_down_and_the_other_slot_opens() {
-    let (east, west) = (
-        support::temp_keyring(Provider::default()),
-        support::temp_keyring(Provider::default()),
-    );
-    let (east_key, west_key) = (Service::new(east.key.clone()), west_service(&west));
+    let (_keyrings, east_key, west_key) = two_regions();
     let envelope = Envelope::builder()
         .seal_with(east_key.clone())
         .also_seal_with(west_key.clone())
@@ -89,11 +85,7 @@ async fn an_object_with_no_other_slot_still_asks_its_service() {
 
 #[tokio::test]
 async fn every_slot_down_is_a_transient_error_naming_the_cool_down() {
-    let (east, west) = (
-        support::temp_keyring(Provider::default()),
-        support::temp_keyring(Provider::default()),
-    );
-    let (east_key, west_key) = (Service::new(east.key.clone()), west_service(&west));
+    let (_keyrings, east_key, west_key) = two_regions();
     let envelope = Envelope::builder()
         .seal_with(east_key.clone())
         .also_seal_with(west_key.clone())
@@ -114,6 +106,17 @@ async fn every_slot_down_is_a_transient_error_naming_the_cool_down() {
     };
     assert!(detail.contains("cool-down"), "{detail}");
     assert_eq!((east_key.calls(), west_key.calls()), (1, 1));
+}
+
+/// Two keyrings (kept alive by the first value) and a key service in each: east holds
+/// `local:orders`, west `local:billing`.
+fn two_regions() -> ([support::TempKeyring; 2], Arc<Service>, Arc<Service>) {
+    let (east, west) = (
+        support::temp_keyring(Provider::default()),
+        support::temp_keyring(Provider::default()),
+    );
+    let (east_key, west_key) = (Service::new(east.key.clone()), west_service(&west));
+    ([east, west], east_key, west_key)
 }
 
 /// The west keyring's own key (`local:billing`): a kid no east key answers to, as two
@@ -141,11 +144,7 @@ fn at_most_eight_slots() {
 
 #[tokio::test]
 async fn envelopes_sharing_a_failover_state_pass_the_failed_service_over_together() {
-    let (east, west) = (
-        support::temp_keyring(Provider::default()),
-        support::temp_keyring(Provider::default()),
-    );
-    let (east_key, west_key) = (Service::new(east.key.clone()), west_service(&west));
+    let (_keyrings, east_key, west_key) = two_regions();
     let state = cmk_envelope::wrap::FailoverState::new();
     let build = || {
         Envelope::builder()
@@ -177,11 +176,7 @@ async fn envelopes_sharing_a_failover_state_pass_the_failed_service_over_togethe
 
 #[tokio::test]
 async fn a_reader_may_prefer_its_own_keys_order_over_the_written_one() {
-    let (east, west) = (
-        support::temp_keyring(Provider::default()),
-        support::temp_keyring(Provider::default()),
-    );
-    let (east_key, west_key) = (Service::new(east.key.clone()), west_service(&west));
+    let (_keyrings, east_key, west_key) = two_regions();
     let writer = Envelope::builder()
         .seal_with(east_key.clone())
         .also_seal_with(west_key.clone())
